@@ -1,0 +1,138 @@
+"""Every error talkinghead raises, in one place.
+
+    TalkingHeadError                  base; ``exit_code`` is what the CLI exits with
+    ├── InputError                    2  bad request: names the field, the value and the limit
+    ├── ConfigError                   2  bad configuration (unknown provider, bad config file)
+    ├── RoutingError                  3  nothing may run this request
+    │   ├── NoRouteError              3  no configured route accepts the request
+    │   └── BudgetExceeded            3  the quote is over a limit
+    ├── ProviderError                 4  the backend said no, or could not be reached
+    │   ├── AuthenticationError       4  bad or missing credentials (names the env var)
+    │   ├── BillingError              4  no balance / payment refused / rejected task
+    │   ├── RateLimitError            4  429 or a concurrency limit; ``retry_after`` seconds
+    │   ├── ServerError               4  5xx or a malformed answer
+    │   ├── ContentPolicyError        4  the backend refused the content
+    │   ├── ProviderTimeout           4  the backend did not answer in time
+    │   ├── SubmitOutcomeUnknown      4  a create call was sent and no answer came back:
+    │   │                                it may have been charged, so it is never resent
+    │   └── NetworkBlocked            4  the network guard stopped a real request
+    ├── JobFailed                     4  the job ran and ended failed or cancelled
+    ├── JobTimeout                    4  the job did not finish within the wait timeout
+    └── DownloadError                 4  the result could not be fetched
+
+``ProviderError.retryable`` tells the router whether another route may be tried; an
+``InputError`` never is, since every route would refuse it the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TalkingHeadError(Exception):
+    exit_code = 1
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else self.__class__.__name__
+
+
+class InputError(TalkingHeadError, ValueError):
+    """A request that cannot be run as given. Raised before any network call or reservation."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, message: str, *, value: Any = None, limit: Any = None) -> None:
+        self.field = field
+        self.value = value
+        self.limit = limit
+        self.detail = message
+        super().__init__(f"{field}: {message}")
+
+
+class ConfigError(TalkingHeadError):
+    exit_code = 2
+
+
+class RoutingError(TalkingHeadError):
+    exit_code = 3
+
+
+class NoRouteError(RoutingError):
+    pass
+
+
+class BudgetExceeded(RoutingError):
+    def __init__(self, message: str, *, needed: float = 0.0, available: float = 0.0) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(message)
+
+
+class ProviderError(TalkingHeadError):
+    exit_code = 4
+    retryable = False  # whether the router may fall back to another route
+
+    def __init__(self, message: str, *, provider: str | None = None, status_code: int | None = None) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        prefix = f"{provider}: " if provider and not message.startswith(f"{provider}:") else ""
+        super().__init__(prefix + message)
+
+
+class AuthenticationError(ProviderError):
+    def __init__(self, message: str, *, provider: str | None = None, env_var: str | None = None,
+                 status_code: int | None = None) -> None:
+        self.env_var = env_var
+        if env_var and env_var not in message:
+            message = f"{message} (set {env_var})"
+        super().__init__(message, provider=provider, status_code=status_code)
+
+
+class BillingError(ProviderError):
+    retryable = True  # another provider's account may still have balance
+
+
+class RateLimitError(ProviderError):
+    retryable = True
+
+    def __init__(self, message: str, *, provider: str | None = None, status_code: int | None = None,
+                 retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider, status_code=status_code)
+
+
+class ServerError(ProviderError):
+    retryable = True
+
+
+class ContentPolicyError(ProviderError):
+    pass
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+
+
+class SubmitOutcomeUnknown(ProviderError):
+    """The create request may have reached the backend; resending it could charge twice."""
+
+
+class NetworkBlocked(ProviderError):
+    pass
+
+
+class JobFailed(TalkingHeadError):
+    exit_code = 4
+
+    def __init__(self, message: str, *, job_id: str | None = None, provider: str | None = None) -> None:
+        self.job_id = job_id
+        self.provider = provider
+        super().__init__(message)
+
+
+class JobTimeout(JobFailed):
+    pass
+
+
+class DownloadError(TalkingHeadError):
+    exit_code = 4

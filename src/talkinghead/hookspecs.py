@@ -1,0 +1,20 @@
+"""The plugin seam. A plugin is a module with functions marked ``@hookimpl``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pluggy import HookimplMarker, HookspecMarker
+
+hookspec = HookspecMarker("talkinghead")
+hookimpl = HookimplMarker("talkinghead")
+
+
+@hookspec
+def register_providers(register: Callable[[type], None]) -> None:
+    """Register provider classes (subclasses of ``talkinghead.Provider``)."""
+
+
+@hookspec
+def register_tts(register: Callable[[type], None]) -> None:
+    """Register text-to-speech engine classes, used when a route has no native text input."""

@@ -1,0 +1,224 @@
+"""Shared HTTP for providers: timeouts, retry policy, error mapping, downloads, network guard.
+
+Retry policy, the rule that protects money: a read (``idempotent=True``) is retried on
+connection errors, timeouts, 429 and 5xx. A create call (``idempotent=False``) is retried
+only when it provably never reached the server (connect error) or the server refused it
+outright (429, 503); if it may have been received (read timeout, connection reset after
+sending) ``SubmitOutcomeUnknown`` is raised and nothing is resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from .errors import (
+    AuthenticationError,
+    BillingError,
+    DownloadError,
+    InputError,
+    NetworkBlocked,
+    ProviderError,
+    ProviderTimeout,
+    RateLimitError,
+    ServerError,
+    SubmitOutcomeUnknown,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CREATE_RETRY_STATUSES = frozenset({429, 503})  # refused before any work was accepted
+MAX_RETRY_AFTER = 60.0
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class NetworkGuard:
+    """While enabled, provider HTTP may only reach loopback (or hosts a test allows)."""
+
+    def __init__(self) -> None:
+        self.enabled = os.environ.get("TALKINGHEAD_BLOCK_NETWORK", "") not in ("", "0")
+        self.allowed_hosts: set[str] = set(LOOPBACK)
+
+    def check(self, provider: str, url: httpx.URL) -> None:
+        if self.enabled and url.host not in self.allowed_hosts:
+            raise NetworkBlocked(
+                f"real HTTP request to {url.scheme}://{url.host} blocked by the talkinghead "
+                "network guard (use a cassette, the mock provider, or the allow_network marker)",
+                provider=provider)
+
+
+guard = NetworkGuard()
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Checks the network guard on every request, then hands it to the real transport."""
+
+    def __init__(self, provider: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.provider = provider
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        guard.check(self.provider, request.url)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def async_client(provider: str, *, base_url: str = "", headers: dict[str, str] | None = None,
+                 timeout: httpx.Timeout | float | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The httpx client every provider should use: guarded, with sane timeouts."""
+    from . import __version__
+
+    base_headers = {"User-Agent": f"talkinghead/{__version__}"}
+    base_headers.update(headers or {})
+    return httpx.AsyncClient(base_url=base_url, headers=base_headers,
+                             timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+                             transport=GuardedTransport(provider, transport),
+                             follow_redirects=False)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta or HTTP date), capped."""
+    raw = response.headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def _backoff(attempt: int, base: float) -> float:
+    return min(base * (2 ** attempt), 8.0) * (0.5 + random.random() / 2)
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, *, provider: str,
+               idempotent: bool = True, attempts: int = 4, backoff: float = 0.5,
+               **kwargs) -> httpx.Response:
+    """Send with the retry policy above. Returns the last response, whatever its status."""
+    for attempt in range(attempts):
+        last = attempt == attempts - 1
+        try:
+            response = await client.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never left this machine: safe to retry even a create call.
+            if last:
+                raise ProviderTimeout(f"cannot reach {_where(client, url)}: {type(exc).__name__}",
+                                      provider=provider) from None
+        except httpx.TransportError as exc:
+            if not idempotent:
+                raise SubmitOutcomeUnknown(
+                    f"{method} {_path(url)} was sent but no answer came back ({type(exc).__name__}); "
+                    "the task may exist and be billed, so it was not resent", provider=provider) from None
+            if last:
+                kind = ProviderTimeout if isinstance(exc, httpx.TimeoutException) else ServerError
+                raise kind(f"{method} {_path(url)} failed: {type(exc).__name__}", provider=provider) from None
+        else:
+            retry_on = RETRY_STATUSES if idempotent else CREATE_RETRY_STATUSES
+            if response.status_code not in retry_on or last:
+                return response
+            wait = retry_after(response)
+            await response.aclose()
+            await asyncio.sleep(wait if wait is not None else _backoff(attempt, backoff))
+            continue
+        await asyncio.sleep(_backoff(attempt, backoff))
+    raise AssertionError("unreachable")
+
+
+def _path(url: str) -> str:
+    return urlsplit(str(url)).path or str(url)
+
+
+def _where(client: httpx.AsyncClient, url: str) -> str:
+    full = client.base_url.join(url) if client.base_url else httpx.URL(url)
+    return f"{full.scheme}://{full.host}"
+
+
+def error_for_status(response: httpx.Response, message: str, *, provider: str,
+                     env_var: str | None = None) -> ProviderError | InputError:
+    """The typed error for an HTTP error status; providers use it after reading the message."""
+    code = response.status_code
+    if code in (401, 403):
+        return AuthenticationError(f"authentication failed ({code}): {message}", provider=provider,
+                                   env_var=env_var, status_code=code)
+    if code == 402:
+        return BillingError(f"payment required: {message}", provider=provider, status_code=code)
+    if code in (400, 422):
+        return InputError("request", f"{provider} rejected the request: {message}", value=code)
+    if code == 429:
+        return RateLimitError(f"rate limited: {message}", provider=provider, status_code=code,
+                              retry_after=retry_after(response))
+    if code >= 500:
+        return ServerError(f"server error {code}: {message}", provider=provider, status_code=code)
+    return ProviderError(f"HTTP {code}: {message}", provider=provider, status_code=code)
+
+
+async def download(url: str, dest: Path, *, provider: str = "download",
+                   client: httpx.AsyncClient | None = None) -> Path:
+    """Fetch a result to ``dest``: streamed to a temporary file beside it, then renamed into
+    place, so a crash never leaves a half-written video under the final name."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            parts = urlsplit(url)
+            if parts.scheme == "file":
+                with open(unquote(parts.path), "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            elif parts.scheme in ("http", "https"):
+                await _fetch(url, out, provider, client)
+            else:
+                raise DownloadError(f"cannot download {parts.scheme or 'a relative'} URL")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"download of the result failed: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None) -> None:
+    own = client is None
+    client = client or async_client(provider, timeout=httpx.Timeout(60.0, connect=10.0))
+    try:
+        for attempt in range(3):
+            try:
+                async with client.stream("GET", url, follow_redirects=True) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < 2:
+                        await asyncio.sleep(retry_after(response) or _backoff(attempt, 0.5))
+                        continue
+                    if response.status_code != 200:
+                        # 403 on a signed URL usually means it expired.
+                        raise DownloadError(f"download of the result failed: HTTP {response.status_code} "
+                                            f"from {response.url.host}")
+                    out.seek(0)
+                    out.truncate()
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        out.write(chunk)
+                    return
+            except httpx.TransportError as exc:
+                if attempt == 2:
+                    raise DownloadError(f"download of the result failed: {type(exc).__name__}") from None
+                await asyncio.sleep(_backoff(attempt, 0.5))
+    finally:
+        if own:
+            await client.aclose()

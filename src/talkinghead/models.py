@@ -1,0 +1,235 @@
+"""The nouns of talkinghead (see docs/concepts.md): request, route, quote, job, update, result."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import InputError
+
+Mode = Literal["std", "pro"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+MODES: tuple[str, ...] = ("std", "pro")
+ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
+PROMPT_MAX_CHARS = 2500
+
+MB = 1024 * 1024
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_job_id() -> str:
+    # Sortable by creation time, unguessable enough to double as a webhook path part.
+    return f"j{int(utcnow().timestamp() * 1000):x}{secrets.token_hex(6)}"
+
+
+class AvatarRequest(BaseModel):
+    """What the user wants: a face, and audio or text for it to speak.
+
+    ``image`` and ``audio`` take a local path, an http(s) URL, a data URI or base64 text.
+    Exactly one of ``audio`` and ``text`` is given. Bad values raise ``InputError``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image: str | Path
+    audio: str | Path | None = None
+    text: str | None = None
+    prompt: str | None = Field(default=None, max_length=PROMPT_MAX_CHARS)
+    mode: Mode = "std"
+    aspect_ratio: AspectRatio = "16:9"
+    voice: str | None = None
+
+    def __init__(self, **data: Any) -> None:
+        # A typed InputError naming field, value and limit, rather than pydantic's report.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise input_error_from(exc) from None
+
+    @model_validator(mode="after")
+    def _audio_xor_text(self) -> AvatarRequest:
+        if (self.audio is None) == (self.text is None):
+            which = "both were given" if self.audio is not None else "neither was given"
+            raise ValueError(f"give exactly one of audio and text; {which}")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("text is empty")
+        return self
+
+    def digest(self) -> str:
+        """Stable hash of the request, used to spot a request already done (batch, resume)."""
+        raw = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def input_error_from(exc: ValidationError) -> InputError:
+    err = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in err["loc"]) or "request"
+    value, ctx = err.get("input"), err.get("ctx") or {}
+    if err["type"] == "string_too_long":
+        limit = ctx.get("max_length")
+        return InputError(field, f"{len(value)} characters is longer than the {limit} maximum",
+                          value=len(value), limit=limit)
+    if err["type"] == "literal_error":
+        return InputError(field, f"{value!r} is not one of {ctx.get('expected')}", value=value,
+                          limit=ctx.get("expected"))
+    if err["type"] == "value_error" and not err["loc"]:
+        msg = str(ctx.get("error", err["msg"]))
+        return InputError("text" if "text is empty" in msg else "audio", msg)
+    shown = repr(value) if not isinstance(value, (str, bytes)) or len(value) < 80 else f"<{len(value)} chars>"
+    return InputError(field, f"{err['msg'].lower()} (got {shown})", value=value)
+
+
+class Limits(BaseModel):
+    """What a route accepts. Shared defaults are Kling Avatar's published limits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_formats: tuple[str, ...] = ("jpeg", "png")
+    image_max_bytes: int = 10 * MB
+    image_min_side: int | None = None
+    image_aspect_range: tuple[float, float] | None = None  # width/height, inclusive
+    audio_formats: tuple[str, ...] = ("mp3", "wav", "m4a", "aac")
+    audio_max_bytes: int = 5 * MB
+    audio_min_seconds: float = 2.0
+    audio_max_seconds: float = 300.0
+    prompt_max_chars: int = PROMPT_MAX_CHARS
+    text_max_chars: int | None = None
+
+
+class Route(BaseModel):
+    """One provider serving one model, with its own prices and limits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str
+    modes: tuple[Mode, ...] = ("std", "pro")
+    price_per_second: dict[str, float]  # USD per second of output, by mode
+    aspect_ratios: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1")
+    native_text: bool = False  # accepts text without the core synthesizing audio first
+    limits: Limits = Limits()
+    price_source: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class Quote(BaseModel):
+    """A route's cost estimate for one request: seconds x price for the mode."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str
+    mode: Mode
+    seconds: float
+    price_per_second: float
+    cost_usd: float
+    upper_bound: bool = False  # duration unknown before the run (URL audio, text): max is quoted
+    currency: Literal["USD"] = "USD"
+
+    @property
+    def route_id(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class JobStatus(str, enum.Enum):
+    CREATED = "created"        # journaled, create call not yet answered
+    QUEUED = "queued"          # accepted by the backend
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"        # create sent, no answer: may exist and be billed; never resent
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobUpdate(BaseModel):
+    """One observation of a job: from a poll, a stream line or a webhook."""
+
+    status: JobStatus
+    task_id: str | None = None
+    progress: float | None = Field(default=None, ge=0, le=100)
+    message: str | None = None
+    output_url: str | None = None
+    duration_s: float | None = None  # output length as the backend reports it (for billing)
+    error: str | None = None
+    error_kind: str | None = None  # "content_policy", "billing", ... when the backend says
+
+
+class Job(BaseModel):
+    """One submitted request: local id, route, provider task id, status, costs."""
+
+    id: str = Field(default_factory=new_job_id)
+    provider: str
+    model: str
+    mode: Mode = "std"
+    status: JobStatus = JobStatus.CREATED
+    task_id: str | None = None
+    quote: Quote | None = None
+    request_digest: str | None = None
+    input_summary: dict[str, Any] = Field(default_factory=dict)
+    webhook_url: str | None = None
+    progress: float | None = None
+    output_url: str | None = None
+    output_path: str | None = None
+    duration_s: float | None = None
+    reserved_usd: float = 0.0
+    settled_usd: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def route_id(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+    def apply(self, update: JobUpdate) -> bool:
+        """Fold an update in; returns whether anything changed. Terminal states are final."""
+        if self.status.terminal:
+            return False
+        before = self.model_dump()
+        if update.task_id and not self.task_id:
+            self.task_id = update.task_id
+        self.status = update.status
+        if update.progress is not None:
+            # Progress never goes backwards, whatever order updates arrive in.
+            self.progress = max(self.progress or 0.0, update.progress)
+        if update.status is JobStatus.COMPLETED:
+            self.progress = 100.0
+        for name in ("output_url", "duration_s", "error", "error_kind"):
+            value = getattr(update, name)
+            if value is not None:
+                setattr(self, name, value)
+        changed = self.model_dump() != before
+        if changed:
+            self.updated_at = utcnow()
+        return changed
+
+
+class VideoResult(BaseModel):
+    """A finished video: where it is and what it cost."""
+
+    job_id: str
+    provider: str
+    model: str
+    url: str | None
+    path: Path | None
+    duration_s: float | None
+    cost_usd: float
+    status: JobStatus = JobStatus.COMPLETED

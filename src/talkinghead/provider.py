@@ -1,0 +1,132 @@
+"""The provider interface: what a backend plugin implements.
+
+A provider is a thin translation of one HTTP protocol. It declares its routes and implements
+``submit``, ``poll`` and ``cancel`` (plus ``stream`` and ``parse_webhook`` where the backend
+has them). The core owns everything else: validation of the shared rules, quoting, the await
+loop, retries policy, downloads, the journal and logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import InputError
+from .models import Job, JobUpdate, Quote, Route
+
+if TYPE_CHECKING:
+    from .media import PreparedRequest
+
+
+class Provider:
+    """Base class for backends. Subclass it and register the class from a plugin:
+
+    >>> @hookimpl
+    ... def register_providers(register):
+    ...     register(MyProvider)
+
+    The class is instantiated with ``config``: this provider's table from the user's config
+    file (``[providers.<name>]``) merged with keyword arguments given to the client.
+    """
+
+    name: ClassVar[str]
+    #: environment variables holding credentials; all must be set for ``configured``
+    env_vars: ClassVar[tuple[str, ...]] = ()
+    #: whether webhooks are signed and verified by ``parse_webhook``; if not, the core
+    #: confirms each webhook by polling the task with our own credentials
+    signs_webhooks: ClassVar[bool] = False
+    #: polling cadence for the default ``stream``: first interval, factor, ceiling (seconds)
+    poll_interval: ClassVar[tuple[float, float, float]] = (1.0, 1.5, 10.0)
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config: dict[str, Any] = dict(config or {})
+
+    def __repr__(self) -> str:  # never show config: it may hold keys
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # -- declaration ---------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def secret(self, env_var: str, key: str | None = None) -> str | None:
+        """A credential from config (``key``) or the environment."""
+        value = self.config.get(key or env_var.lower()) or os.environ.get(env_var)
+        return value or None
+
+    def configured(self) -> bool:
+        """Whether credentials are present (not whether they are valid: that costs a call)."""
+        return all(self.secret(v) for v in self.env_vars)
+
+    def secrets(self) -> list[str]:
+        """Every credential value this provider holds, so logs and errors can scrub them."""
+        return [s for v in self.env_vars if (s := self.secret(v))]
+
+    def route(self, model: str | None = None) -> Route:
+        routes = self.routes()
+        for r in routes:
+            if model is None or r.model == model:
+                return r
+        raise InputError("model", f"{model!r} is not served by {self.name}",
+                         value=model, limit=[r.model for r in routes])
+
+    # -- before any money: no network ----------------------------------------------------
+
+    def validate(self, prepared: PreparedRequest, route: Route) -> None:
+        """Raise ``InputError`` if this route cannot take the request. Override to add rules;
+        call ``super().validate`` to keep the route's declared limits."""
+        from .media import check_route
+
+        check_route(prepared, route)
+
+    def estimate(self, prepared: PreparedRequest, route: Route) -> Quote:
+        """Seconds of audio x the route's price for the mode. Without a known duration (URL
+        audio, text) the longest allowed clip is quoted, so a reservation is never short."""
+        mode = prepared.request.mode
+        price = float(route.price_per_second[mode])
+        seconds = prepared.seconds
+        upper = seconds is None
+        if seconds is None:
+            seconds = route.limits.audio_max_seconds
+        return Quote(provider=route.provider, model=route.model, mode=mode, seconds=round(seconds, 3),
+                     price_per_second=price, cost_usd=round(seconds * price, 4), upper_bound=upper)
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
+        """Upload what the backend needs and create the task. Returns an update carrying the
+        backend's ``task_id``. Must not resend the create call if it may have been received:
+        raise ``SubmitOutcomeUnknown`` instead."""
+        raise NotImplementedError
+
+    async def poll(self, job: Job) -> JobUpdate:
+        """One status read of ``job.task_id``."""
+        raise NotImplementedError
+
+    async def stream(self, job: Job) -> AsyncIterator[JobUpdate]:
+        """Updates until a terminal one. Default: ``poll`` with backoff; override where the
+        backend streams natively."""
+        delay, factor, ceiling = self.poll_interval
+        while True:
+            update = await self.poll(job)
+            yield update
+            if update.status.terminal:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * factor, ceiling)
+
+    async def cancel(self, job: Job) -> None:
+        raise NotImplementedError
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
+        """Turn a backend callback into an update carrying ``task_id``. Raise ``InputError``
+        on a body that is not this backend's."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections. Called by the client on close."""
+
+
+__all__ = ["Provider"]
