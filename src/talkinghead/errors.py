@@ -124,9 +124,11 @@ class NetworkBlocked(ProviderError):
 class JobFailed(TalkingHeadError):
     exit_code = 4
 
-    def __init__(self, message: str, *, job_id: str | None = None, provider: str | None = None) -> None:
+    def __init__(self, message: str, *, job_id: str | None = None, provider: str | None = None,
+                 kind: str | None = None) -> None:
         self.job_id = job_id
         self.provider = provider
+        self.kind = kind  # the backend's failure kind when it says: "content_policy", ...
         super().__init__(message)
 
 

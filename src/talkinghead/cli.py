@@ -1,0 +1,174 @@
+"""The ``talkinghead`` command. Heavy modules load inside commands, so ``--help`` stays fast.
+
+Exit codes: 0 success, 2 invalid input, 3 budget exceeded or no usable route,
+4 provider or job failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+MODES = ("std", "pro")
+ASPECTS = ("16:9", "9:16", "1:1")
+
+
+def _fail(message: str, code: int) -> None:
+    from .log import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """One readable line and an exit code for every known failure; never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import TalkingHeadError
+
+        try:
+            return fn(*args, **kwargs)
+        except TalkingHeadError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+    return wrapper
+
+
+def _setup_logging(verbose: int) -> None:
+    from . import log
+
+    level = os.environ.get("TALKINGHEAD_LOG_LEVEL") or ("debug" if verbose > 1 else "info" if verbose else "warning")
+    log.configure(level=level, force=True)
+
+
+def _request(image: str, audio: str | None, text: str | None, **kw: Any):
+    from .errors import InputError
+    from .models import AvatarRequest
+
+    if (audio is None) == (text is None):
+        raise InputError("audio", "give exactly one of --audio and --text")
+    return AvatarRequest(image=image, audio=audio, text=text, **{k: v for k, v in kw.items() if v is not None})
+
+
+def _client(**kw: Any):
+    from .client import AsyncClient
+
+    return AsyncClient(**kw)
+
+
+def request_options(fn):
+    fn = click.option("--image", required=True, metavar="PATH|URL", help="Face photo: jpg/png path, http(s) URL or data URI.")(fn)
+    fn = click.option("--audio", metavar="PATH|URL", help="Speech: mp3/wav/m4a/aac, 2-300 s.")(fn)
+    fn = click.option("--text", metavar="TEXT", help="Text to speak instead of --audio.")(fn)
+    fn = click.option("--mode", type=click.Choice(MODES), default="std", show_default=True, help="Quality mode.")(fn)
+    fn = click.option("--provider", metavar="NAME", help="Use this provider (default: cheapest usable).")(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="Log job steps to stderr (-vv for debug).")
+@click.version_option(package_name="talkinghead")
+def main(verbose: int) -> None:
+    """Talking-head videos from one face photo and audio or text, on any backend.
+
+    \b
+    Quick start (offline, no account):
+      talkinghead generate --provider mock --image face.jpg --audio hello.mp3 -o out.mp4
+    """
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@handle_errors
+def providers(as_json: bool) -> None:
+    """List installed providers, their routes and prices, and whether credentials are set."""
+    client = _client()
+    rows = [{"provider": p.name, "model": r.model, "route": r.id, "modes": list(r.modes),
+             "price_per_second": r.price_per_second, "aspect_ratios": list(r.aspect_ratios),
+             "native_text": r.native_text, "configured": p.configured(),
+             "credentials": list(p.env_vars)} for p, r in client.routes()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no providers installed (see TALKINGHEAD_PLUGINS)", err=True)
+    for row in rows:
+        prices = "  ".join(f"{m} ${row['price_per_second'][m]:.4f}/s" for m in row["modes"])
+        ready = "ready" if row["configured"] else f"needs {', '.join(row['credentials'])}"
+        click.echo(f"{row['route']:<28} {prices:<34} {ready}")
+
+
+@main.command()
+@request_options
+@handle_errors
+def estimate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None,
+             as_json: bool) -> None:
+    """Quote what a request would cost on each usable route, cheapest first. No network."""
+    request = _request(image, audio, text, mode=mode)
+    quotes = asyncio.run(_client().estimate(request, provider=provider))
+    if as_json:
+        click.echo(json.dumps([q.model_dump(mode="json") | {"route": q.route_id} for q in quotes], indent=2))
+        return
+    for q in quotes:
+        bound = " (upper bound: duration unknown)" if q.upper_bound else ""
+        click.echo(f"{q.route_id:<28} {q.mode}  {q.seconds:7.2f} s x ${q.price_per_second:.4f}/s = "
+                   f"${q.cost_usd:.4f}{bound}")
+
+
+@main.command()
+@request_options
+@click.option("--prompt", metavar="TEXT", help="Action/emotion prompt (<= 2500 characters).")
+@click.option("--aspect-ratio", type=click.Choice(ASPECTS), default="16:9", show_default=True)
+@click.option("--voice", metavar="NAME", help="Voice for --text.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("talkinghead.mp4"),
+              show_default=True, help="Where to write the MP4.")
+@click.option("--webhook", metavar="URL", help="Ask the backend to POST here when the job ends.")
+@click.option("--max-cost", type=float, metavar="USD", help="Refuse routes quoting more than this.")
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the job.")
+@handle_errors
+def generate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None, as_json: bool,
+             prompt: str | None, aspect_ratio: str, voice: str | None, output: Path, webhook: str | None,
+             max_cost: float | None, timeout: float) -> None:
+    """Make a talking-head MP4: validate, quote, submit, follow, download."""
+    request = _request(image, audio, text, mode=mode, prompt=prompt, aspect_ratio=aspect_ratio, voice=voice)
+    result = asyncio.run(_generate(request, provider, output, webhook, max_cost, timeout))
+    if as_json:
+        click.echo(json.dumps({"job_id": result.job_id, "provider": result.provider, "model": result.model,
+                               "status": result.status.value, "cost_usd": result.cost_usd,
+                               "duration_s": result.duration_s, "output": str(result.path),
+                               "url": result.url}))
+    else:
+        click.echo(str(result.path))
+
+
+async def _generate(request, provider, output, webhook, max_cost, timeout):
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as bar:
+        task = bar.add_task("validating", total=100)
+
+        def on_update(job, update):
+            bar.update(task, completed=job.progress or 0,
+                       description=f"{job.provider} {job.status.value}")
+
+        async with _client() as client:
+            return await client.run(request, provider=provider, output=output, webhook_url=webhook,
+                                    max_cost_usd=max_cost, timeout=timeout, on_update=on_update)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

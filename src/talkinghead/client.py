@@ -1,0 +1,347 @@
+"""The clients: ``AsyncClient`` (async-first) and ``Client`` (sync, for scripts and threads).
+
+The flow of a job, and where money is protected:
+validate (media + route limits, no network) -> quote -> journal + reserve -> provider.submit
+-> follow (stream or poll) -> settle -> download. A create call whose outcome is unknown
+leaves the job ``unknown`` and reserved: it is never resubmitted automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import log, media, plugins, routing
+from .config import Settings
+from .errors import (
+    ConfigError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown,
+)
+from .http import download as http_download
+from .ledger import Ledger, MemoryLedger, settled_cost
+from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult
+from .provider import Provider
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
+UpdateCallback = Callable[[Job, JobUpdate], Any]
+
+
+class AsyncClient:
+    """Submit requests to providers and follow them to a video.
+
+    ``providers``: provider instances to use instead of the installed plugins (tests, apps
+    with their own). ``config``: extra per-provider config, e.g. ``{"mock": {"latency": 1}}``.
+    """
+
+    def __init__(self, providers: Iterable[Provider] | None = None, *, settings: Settings | None = None,
+                 ledger: Ledger | None = None, config: Mapping[str, Mapping[str, Any]] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.settings = settings or Settings.load()
+        if providers is None:
+            providers = []
+            for name, cls in plugins.get_provider_classes().items():
+                cfg = {**self.settings.provider_config(name), **dict((config or {}).get(name, {}))}
+                providers.append(cls(cfg))
+        self.providers: dict[str, Provider] = {p.name: p for p in providers}
+        for p in self.providers.values():
+            for secret in p.secrets():
+                log.add_secret(secret)
+        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self.timeout = timeout
+        self._log = log.get_logger()
+
+    # -- what is available ---------------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none installed"
+            raise ConfigError(f"unknown provider {name!r} (available: {known})") from None
+
+    def routes(self) -> list[tuple[Provider, Route]]:
+        """Every route of every provider, with the user's price overrides applied."""
+        out = []
+        for p in self.providers.values():
+            override = self.settings.prices.get(p.name)
+            for r in p.routes():
+                if override:
+                    r = r.model_copy(update={"price_per_second": {**r.price_per_second, **override}})
+                out.append((p, r))
+        return out
+
+    # -- before any money ----------------------------------------------------------------
+
+    async def prepare(self, request: AvatarRequest) -> media.PreparedRequest:
+        # Probing reads and may decode files: keep it off the event loop.
+        return await asyncio.to_thread(media.prepare, request)
+
+    async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
+                          max_cost_usd: float | None) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
+        if provider is not None:
+            self.provider(provider)
+        prepared = await self.prepare(request)
+        found = routing.candidates(self.routes(), prepared, provider=provider, model=model,
+                                   max_cost_usd=max_cost_usd)
+        return prepared, found
+
+    async def estimate(self, request: AvatarRequest, *, provider: str | None = None,
+                       model: str | None = None) -> list[Quote]:
+        """Quotes from every route that can take the request, cheapest first. No network."""
+        _, found = await self._candidates(request, provider, model, None)
+        return [c.quote for c in found]
+
+    # -- submit and follow ---------------------------------------------------------------
+
+    async def submit(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
+                     webhook_url: str | None = None, max_cost_usd: float | None = None) -> Job:
+        """Validate, quote, journal and reserve, then create the task on the cheapest usable
+        route, falling back to the next on a provider-side failure before acceptance."""
+        prepared, found = await self._candidates(request, provider, model, max_cost_usd)
+        last_error: ProviderError | None = None
+        for cand in found:
+            try:
+                return await self._submit_to(cand, prepared, webhook_url)
+            except ProviderError as exc:
+                if not exc.retryable or provider is not None:
+                    raise
+                last_error = exc
+                self._log.warning("route.fallback", route=cand.route.id, error=str(exc))
+        assert last_error is not None
+        raise last_error
+
+    async def _submit_to(self, cand: routing.Candidate, prepared: media.PreparedRequest,
+                         webhook_url: str | None) -> Job:
+        request = prepared.request
+        job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
+                  quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
+                  reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared))
+        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
+        bound.info("job.validated", seconds=prepared.seconds)
+        bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
+        self.ledger.open(job)  # journaled and reserved before the create call is sent
+        try:
+            update = await cand.provider.submit(job, prepared)
+        except SubmitOutcomeUnknown as exc:
+            job.status, job.error = JobStatus.UNKNOWN, str(exc)
+            self.ledger.record(job)  # stays reserved: it may have been charged
+            bound.error("job.unknown", error=str(exc))
+            raise
+        except (ProviderError, InputError) as exc:
+            job.status, job.error = JobStatus.FAILED, str(exc)
+            self.ledger.close(job, 0.0)
+            bound.error("job.failed", error=str(exc), stage="submit")
+            raise
+        job.apply(update)
+        self.ledger.record(job)
+        bound.info("job.submitted", task_id=job.task_id, status=job.status.value)
+        if job.status.terminal:
+            self._finish(job)
+        return job
+
+    async def stream(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
+        """Updates for ``job`` until it ends; ``job`` is updated in place and journaled."""
+        if job.status.terminal:
+            return
+        if not job.task_id:
+            raise JobFailed(f"job {job.id} has no task id (status {job.status.value}); it cannot be "
+                            "followed", job_id=job.id, provider=job.provider)
+        provider = self.provider(job.provider)
+        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        updates = provider.stream(job)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                try:
+                    update = await asyncio.wait_for(anext(updates), remaining)
+                except StopAsyncIteration:
+                    return
+                if job.apply(update):
+                    self.ledger.record(job)
+                    bound.info("job.progress", status=job.status.value, progress=job.progress)
+                yield update
+                if job.status.terminal:
+                    self._finish(job)
+                    return
+        except TimeoutError:
+            bound.warning("job.timeout", status=job.status.value)
+            raise JobTimeout(f"job {job.id} did not finish within {timeout or self.timeout:g} s "
+                             f"(last status {job.status.value}); it may still complete",
+                             job_id=job.id, provider=job.provider) from None
+        finally:
+            await updates.aclose()
+
+    def _finish(self, job: Job) -> None:
+        cost = settled_cost(job)
+        self.ledger.close(job, cost)
+        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
+        if job.status is JobStatus.COMPLETED:
+            bound.info("job.completed", cost_usd=cost, output_url=job.output_url)
+        else:
+            bound.error("job.failed", status=job.status.value, error=job.error)
+
+    async def wait(self, job: Job, *, timeout: float | None = None,
+                   on_update: UpdateCallback | None = None) -> Job:
+        """Follow ``job`` to its end. Raises ``JobFailed`` if it failed or was cancelled."""
+        async for update in self.stream(job, timeout=timeout):
+            if on_update is not None:
+                on_update(job, update)
+        if job.status is not JobStatus.COMPLETED:
+            raise JobFailed(f"job {job.id} {job.status.value}: {job.error or 'no reason given'}",
+                            job_id=job.id, provider=job.provider, kind=job.error_kind)
+        return job
+
+    async def cancel(self, job: Job) -> Job:
+        if job.task_id and not job.status.terminal:
+            await self.provider(job.provider).cancel(job)
+            job.apply(JobUpdate(status=JobStatus.CANCELLED, message="cancelled by the user"))
+            self._finish(job)
+        return job
+
+    async def download(self, job: Job, dest: str | Path | None = None) -> Path:
+        """Fetch the result of a completed job (streamed to a temp file, then renamed)."""
+        if job.status is not JobStatus.COMPLETED or not job.output_url:
+            raise JobFailed(f"job {job.id} has no result to download (status {job.status.value})",
+                            job_id=job.id, provider=job.provider)
+        dest = Path(dest) if dest else self.settings.output_dir / f"{job.id}.mp4"
+        path = await http_download(job.output_url, dest, provider=job.provider)
+        job.output_path = str(path.resolve())
+        self.ledger.record(job)
+        return path
+
+    async def run(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
+                  output: str | Path | None = None, webhook_url: str | None = None,
+                  max_cost_usd: float | None = None, timeout: float | None = None,
+                  on_update: UpdateCallback | None = None) -> VideoResult:
+        """Submit, wait and download: the whole job in one call."""
+        job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
+                                max_cost_usd=max_cost_usd)
+        if on_update is not None:
+            on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
+        await self.wait(job, timeout=timeout, on_update=on_update)
+        path = await self.download(job, output)
+        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=job.output_url,
+                           path=path, duration_s=job.duration_s, cost_usd=job.settled_usd or 0.0)
+
+    async def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> Job | None:
+        """Apply a backend's callback to its job. Unsigned callbacks are only a hint: the task
+        is re-read with our own credentials and that is what is recorded."""
+        prov = self.provider(provider)
+        update = await prov.parse_webhook(headers, body)
+        job = next((j for j in self.ledger.jobs() if j.provider == provider and j.task_id == update.task_id), None)
+        if job is None:
+            return None
+        if not prov.signs_webhooks:
+            update = await prov.poll(job)
+        if job.apply(update):
+            self.ledger.record(job)
+            if job.status.terminal:
+                self._finish(job)
+        return job
+
+    async def aclose(self) -> None:
+        for p in self.providers.values():
+            await p.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _summary(prepared: media.PreparedRequest) -> dict[str, Any]:
+    """What the journal keeps of the inputs: never their content, never a secret."""
+    def one(m: media.MediaFile | None) -> dict[str, Any] | None:
+        if m is None:
+            return None
+        where = str(m.path) if m.path else (m.url.split("?")[0] if m.url else f"<{m.size} bytes>")
+        return {"source": where, "format": m.format, "size": m.size, "width": m.width,
+                "height": m.height, "duration_s": m.duration_s}
+    req = prepared.request
+    return {"image": one(prepared.image), "audio": one(prepared.audio),
+            "text_chars": len(req.text) if req.text else None, "prompt_chars": len(req.prompt or ""),
+            "mode": req.mode, "aspect_ratio": req.aspect_ratio}
+
+
+class Client:
+    """The sync client: the same methods as ``AsyncClient``, usable from plain scripts, worker
+    threads and notebooks. It runs its own event loop on a private thread."""
+
+    def __init__(self, providers: Iterable[Provider] | None = None, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="talkinghead-loop", daemon=True)
+        self._thread.start()
+        self._async = self._call(_make_async(providers, kwargs))
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return self._async.providers
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._async.ledger
+
+    def routes(self) -> list[tuple[Provider, Route]]:
+        return self._async.routes()
+
+    def estimate(self, request: AvatarRequest, **kw: Any) -> list[Quote]:
+        return self._call(self._async.estimate(request, **kw))
+
+    def submit(self, request: AvatarRequest, **kw: Any) -> Job:
+        return self._call(self._async.submit(request, **kw))
+
+    def wait(self, job: Job, **kw: Any) -> Job:
+        return self._call(self._async.wait(job, **kw))
+
+    def stream(self, job: Job, **kw: Any) -> Iterator[JobUpdate]:
+        agen = self._async.stream(job, **kw)
+        try:
+            while True:
+                try:
+                    yield self._call(anext(agen))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._call(agen.aclose())
+
+    def cancel(self, job: Job) -> Job:
+        return self._call(self._async.cancel(job))
+
+    def download(self, job: Job, dest: str | Path | None = None) -> Path:
+        return self._call(self._async.download(job, dest))
+
+    def run(self, request: AvatarRequest, **kw: Any) -> VideoResult:
+        return self._call(self._async.run(request, **kw))
+
+    def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> Job | None:
+        return self._call(self._async.handle_webhook(provider, headers, body))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            with contextlib.suppress(Exception):
+                self._call(self._async.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _make_async(providers: Iterable[Provider] | None, kwargs: dict[str, Any]) -> AsyncClient:
+    return AsyncClient(providers, **kwargs)

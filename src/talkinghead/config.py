@@ -1,0 +1,60 @@
+"""Where talkinghead keeps its files, and the user's config file.
+
+``TALKINGHEAD_HOME`` (default: the platform's user data dir) holds ``config.toml``, the job
+journal and downloaded results. The config file is optional::
+
+    [providers.inferencesh]
+    app = "klingai/avatar@abc123"
+
+    [providers.mock]
+    latency = 2.0
+
+    [prices.inferencesh]          # override a route's bundled price table (USD/s)
+    std = 0.05
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def home() -> Path:
+    env = os.environ.get("TALKINGHEAD_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("talkinghead", appauthor=False)
+
+
+@dataclass
+class Settings:
+    home: Path
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        root = home()
+        path = path or Path(os.environ.get("TALKINGHEAD_CONFIG", root / "config.toml"))
+        data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"config file {path}: {exc}") from None
+        return cls(home=root, providers=dict(data.get("providers", {})),
+                   prices=dict(data.get("prices", {})))
+
+    def provider_config(self, name: str) -> dict[str, Any]:
+        return dict(self.providers.get(name, {}))
+
+    @property
+    def output_dir(self) -> Path:
+        return self.home / "outputs"

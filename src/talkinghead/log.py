@@ -1,0 +1,85 @@
+"""Logging with structlog: readable on a terminal, JSON lines with TALKINGHEAD_LOG_FORMAT=json.
+
+A redaction processor runs last before rendering, so no API key or Authorization header can
+reach a log line, whatever a provider or a user passes in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_secrets: set[str] = set()
+# Shapes of credentials even when we were not told the value.
+_PATTERNS = [
+    re.compile(r"(?i)\b(bearer|key|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=:-]{12,}"),
+    re.compile(r"\binf_[A-Za-z0-9_-]{8,}"),
+    re.compile(r"(?i)([?&](x-amz-signature|x-signature|signature|sig|token)=)[^&\s\"']+"),
+]
+_SENSITIVE_KEYS = re.compile(r"(?i)(authorization|api[_-]?key|secret|password|token)")
+_configured = False
+
+
+def add_secret(value: str | None) -> None:
+    """Remember a credential value so it is scrubbed from every log line and error."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for value in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(value, "[REDACTED]")
+    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", text)
+    text = _PATTERNS[1].sub("[REDACTED]", text)
+    return _PATTERNS[2].sub(lambda m: f"{m.group(1)}[REDACTED]", text)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: "[REDACTED]" if isinstance(k, str) and _SENSITIVE_KEYS.search(k) and v
+                else _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v) for v in value)
+    return value
+
+
+def redaction_processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return _scrub(event_dict)
+
+
+def configure(fmt: str | None = None, level: str | None = None, stream: Any = None,
+              force: bool = False) -> None:
+    """Set up structlog for talkinghead. Leaves an app's own structlog setup alone unless
+    ``force``; the CLI forces it."""
+    global _configured
+    if (_configured or structlog.is_configured()) and not force:
+        return
+    fmt = (fmt or os.environ.get("TALKINGHEAD_LOG_FORMAT", "console")).lower()
+    level = (level or os.environ.get("TALKINGHEAD_LOG_LEVEL", "info")).upper()
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redaction_processor,
+    ]
+    processors.append(structlog.processors.JSONRenderer() if fmt == "json"
+                      else structlog.dev.ConsoleRenderer(colors=False))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    _configured = True
+
+
+def get_logger(**context: Any) -> Any:
+    configure()
+    return structlog.get_logger("talkinghead").bind(**context)
