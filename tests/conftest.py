@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+pytest_plugins = ["pytester"]
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

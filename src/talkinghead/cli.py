@@ -45,7 +45,7 @@ def handle_errors(fn):
 def _setup_logging(verbose: int) -> None:
     from . import log
 
-    level = os.environ.get("TALKINGHEAD_LOG_LEVEL") or ("debug" if verbose > 1 else "info" if verbose else "warning")
+    level = os.environ.get("TALKINGHEAD_LOG_LEVEL") or ("debug" if verbose > 1 else "info" if verbose else "critical")
     log.configure(level=level, force=True)
 
 
