@@ -25,6 +25,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .errors import InputError
 from .models import MB, AvatarRequest, Limits, Route
+from .tts import Speech
 
 SHARED = Limits()  # the rules every route shares; a route may only narrow them
 
@@ -92,6 +93,7 @@ class PreparedRequest:
     request: AvatarRequest
     image: MediaFile
     audio: MediaFile | None
+    speech: Speech | None = None  # set when the audio was synthesized from request.text
 
     @property
     def seconds(self) -> float | None:

@@ -118,6 +118,9 @@ class Route(BaseModel):
     aspect_ratios: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1")
     native_text: bool = False  # accepts text without the core synthesizing audio first
     limits: Limits = Limits()
+    # The router's first preference when no provider is named: cloud routes, then the local
+    # renderer (the default with no credentials), then test doubles.
+    kind: Literal["cloud", "local", "test"] = "cloud"
     price_source: str = ""
 
     @property

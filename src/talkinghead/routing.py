@@ -16,6 +16,9 @@ from .models import Quote, Route
 from .provider import Provider
 
 
+KIND_ORDER = {"cloud": 0, "local": 1, "test": 2}
+
+
 @dataclass(frozen=True)
 class Candidate:
     provider: Provider
@@ -26,7 +29,7 @@ class Candidate:
 def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
                provider: str | None = None, model: str | None = None,
                max_cost_usd: float | None = None, can_synthesize: bool = False) -> list[Candidate]:
-    """Routes able to run ``prepared``, cheapest first. With one provider named, its own
+    """Routes able to run ``prepared``: cloud before local before test routes, then cheapest. With one provider named, its own
     ``InputError`` is raised as is (the user asked for it); otherwise a ``NoRouteError`` (or
     ``BudgetExceeded`` when price was the only obstacle) lists why each route was left out."""
     found: list[Candidate] = []
@@ -62,5 +65,5 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
         if over_budget and all("maximum" in r for r in reasons):
             raise BudgetExceeded(f"every route costs more than allowed: {detail}")
         raise NoRouteError(f"no usable route: {detail}")
-    found.sort(key=lambda c: (c.quote.cost_usd, c.route.id))
+    found.sort(key=lambda c: (KIND_ORDER[c.route.kind], c.quote.cost_usd, c.route.id))
     return found

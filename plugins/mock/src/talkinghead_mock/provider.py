@@ -176,7 +176,7 @@ class MockProvider(Provider):
         return [Route(
             provider=self.name, model=MODEL, modes=("std", "pro"),
             price_per_second={"std": self.price_std, "pro": self.price_pro},
-            aspect_ratios=ASPECT_RATIOS, native_text=True,
+            aspect_ratios=ASPECT_RATIOS, native_text=True, kind="test",
             price_source="mock: config price_std/price_pro or TALKINGHEAD_MOCK_PRICE_STD/_PRO",
         )]
 

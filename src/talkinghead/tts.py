@@ -1,0 +1,80 @@
+"""Text-to-speech: the seam for engines, and the synthesis the core does for text requests.
+
+When a request has ``text`` and the chosen route takes audio only, the core synthesizes the
+speech locally (free, before any quote), checks it by the same audio rules as an upload, and
+submits that. Engines come from plugins through the ``register_tts`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Phoneme:
+    symbol: str      # the engine's phoneme symbol
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Synthesized audio, with phoneme timings when the engine gives them (for visemes)."""
+
+    path: Path
+    duration_s: float
+    engine: str
+    voice: str | None = None
+    phonemes: tuple[Phoneme, ...] = field(default=(), repr=False)
+
+
+class TTSEngine:
+    """Base class for text-to-speech engines. Register the class from a plugin:
+
+    >>> @hookimpl
+    ... def register_tts(register):
+    ...     register(MyEngine)
+    """
+
+    name: ClassVar[str]
+    #: engines are tried in ascending priority; the first available one is the default
+    priority: ClassVar[int] = 100
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config = dict(config or {})
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def available(self) -> bool:
+        """Whether the engine can run here (its library or binary is present)."""
+        return True
+
+    def voices(self) -> list[str]:
+        return []
+
+    def synthesize(self, text: str, out: Path, *, voice: str | None = None,
+                   rate: int | None = None) -> Speech:
+        """Write speech for ``text`` to ``out`` (WAV) and describe it."""
+        raise NotImplementedError
+
+
+def default_engine(name: str | None = None) -> TTSEngine | None:
+    """The named engine, or the first available installed one; None when there is none."""
+    from .errors import ConfigError
+    from .plugins import get_tts_classes
+
+    classes = get_tts_classes()
+    if name is not None:
+        if name not in classes:
+            raise ConfigError(f"unknown text-to-speech engine {name!r} "
+                              f"(available: {', '.join(sorted(classes)) or 'none installed'})")
+        return classes[name]()
+    for cls in sorted(classes.values(), key=lambda c: (c.priority, c.name)):
+        engine = cls()
+        if engine.available():
+            return engine
+    return None
