@@ -48,7 +48,8 @@ async def test_async_run_and_ledger_settles(face, speech, tmp_path):
     assert job.status is JobStatus.COMPLETED and job.output_path == str(result.path.resolve())
     assert job.reserved_usd == pytest.approx(job.quote.cost_usd)
     assert job.settled_usd == pytest.approx(AUDIO_S * 0.02, abs=0.002)
-    assert client.ledger.totals() == (pytest.approx(job.settled_usd), 0.0)
+    assert client.ledger.totals()["spent_usd"] == pytest.approx(job.settled_usd)
+    assert client.ledger.totals()["reserved_usd"] == 0.0
 
 
 async def test_stream_progress_is_monotonic_and_ends_terminal(face, speech):
@@ -84,7 +85,7 @@ async def test_failure_at_submit_is_typed_and_releases_reservation(face, speech,
         await client.submit(AvatarRequest(image=face, audio=speech), provider="mock")
     (job,) = client.ledger.jobs()
     assert job.status is JobStatus.FAILED and job.settled_usd == 0.0
-    assert client.ledger.totals() == (0.0, 0.0)
+    assert (client.ledger.totals()["spent_usd"], client.ledger.totals()["reserved_usd"]) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("kind", ["server_error", "content_policy"])
@@ -93,7 +94,7 @@ async def test_failure_mid_run(face, speech, kind):
     with pytest.raises(JobFailed) as info:
         await client.run(AvatarRequest(image=face, audio=speech))
     assert info.value.kind == kind and info.value.exit_code == 4
-    assert client.ledger.totals() == (0.0, 0.0)
+    assert (client.ledger.totals()["spent_usd"], client.ledger.totals()["reserved_usd"]) == (0.0, 0.0)
 
 
 async def test_job_that_never_finishes_times_out(face, speech):

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from . import log, media, plugins, routing
+from . import log, media, plugins, routing, tts
 from .config import Settings
 from .errors import (
-    ConfigError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown,
+    ConfigError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
 )
 from .http import download as http_download
-from .ledger import Ledger, MemoryLedger, settled_cost
-from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult
+from .ledger import BudgetLimits, Ledger, SQLiteLedger, settled_cost
+from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 
-T = TypeVar("T")
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
 UpdateCallback = Callable[[Job, JobUpdate], Any]
 
@@ -36,11 +36,15 @@ class AsyncClient:
 
     ``providers``: provider instances to use instead of the installed plugins (tests, apps
     with their own). ``config``: extra per-provider config, e.g. ``{"mock": {"latency": 1}}``.
+    ``ledger``: the journal (default: SQLite under ``TALKINGHEAD_HOME``). ``budget_usd``: a
+    limit on what this client's jobs may commit, on top of the configured limits.
+    ``policy``/``priority``: how routes are ordered when no provider is named.
     """
 
     def __init__(self, providers: Iterable[Provider] | None = None, *, settings: Settings | None = None,
                  ledger: Ledger | None = None, config: Mapping[str, Mapping[str, Any]] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, budget_usd: float | None = None,
+                 policy: str | None = None, priority: Iterable[str] | None = None) -> None:
         self.settings = settings or Settings.load()
         if providers is None:
             providers = []
@@ -51,7 +55,16 @@ class AsyncClient:
         for p in self.providers.values():
             for secret in p.secrets():
                 log.add_secret(secret)
-        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self.routing = routing.RoutingConfig.from_settings(self.settings.routing)
+        if policy is not None:
+            self.routing = routing.RoutingConfig.from_settings({**self.settings.routing, "policy": policy})
+        if priority is not None:
+            self.routing.priority = list(priority)
+        self.ledger: Ledger = ledger if ledger is not None else SQLiteLedger(
+            self.settings.database, budget_limits(self.settings.budget))
+        if budget_usd is not None:
+            self.ledger.limits.session_usd = budget_usd
+        self.session = new_job_id()  # groups this client's jobs for a per-run budget
         self.timeout = timeout
         self._log = log.get_logger()
 
@@ -77,41 +90,76 @@ class AsyncClient:
 
     # -- before any money ----------------------------------------------------------------
 
-    async def prepare(self, request: AvatarRequest) -> media.PreparedRequest:
-        # Probing reads and may decode files: keep it off the event loop.
-        return await asyncio.to_thread(media.prepare, request)
+    async def prepare(self, request: AvatarRequest, *, synthesize: bool = True) -> media.PreparedRequest:
+        """Probe and check the media (off the event loop: it reads and decodes files). A text
+        request gets speech from the local TTS engine when one is installed, so routes that
+        take audio only can run it and the quote is exact."""
+        prepared = await asyncio.to_thread(media.prepare, request)
+        if request.text is not None and synthesize:
+            engine = tts.default_engine()
+            if engine is not None:
+                prepared = await asyncio.to_thread(self._speak, engine, prepared)
+        return prepared
+
+    def _speak(self, engine: tts.TTSEngine, prepared: media.PreparedRequest) -> media.PreparedRequest:
+        request = prepared.request
+        folder = self.settings.home / "speech"
+        folder.mkdir(parents=True, exist_ok=True)
+        speech = engine.synthesize(request.text or "", folder / f"{request.digest()}.wav", voice=request.voice)
+        audio = media.inspect_audio(speech.path, field="text")  # the same rules as uploaded audio
+        return dataclasses.replace(prepared, audio=audio, speech=speech)
 
     async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
-                          max_cost_usd: float | None) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
+                          max_cost_usd: float | None, **constraints: Any
+                          ) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
         if provider is not None:
             self.provider(provider)
-        prepared = await self.prepare(request)
-        found = routing.candidates(self.routes(), prepared, provider=provider, model=model,
-                                   max_cost_usd=max_cost_usd)
+        pairs = [(p, r) for p, r in self.routes() if provider is None or p.name == provider]
+        needs_speech = any(not r.native_text for _, r in pairs)
+        prepared = await self.prepare(request, synthesize=needs_speech)
+        found = routing.candidates(
+            pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
+            can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
+            policy=self.routing.policy, priority=self.routing.priority,
+            medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None,
+            **constraints)
         return prepared, found
 
     async def estimate(self, request: AvatarRequest, *, provider: str | None = None,
-                       model: str | None = None) -> list[Quote]:
-        """Quotes from every route that can take the request, cheapest first. No network."""
-        _, found = await self._candidates(request, provider, model, None)
+                       model: str | None = None, **constraints: Any) -> list[Quote]:
+        """Quotes from every route that can take the request, in routing order. No network."""
+        _, found = await self._candidates(request, provider, model, None, **constraints)
         return [c.quote for c in found]
 
     # -- submit and follow ---------------------------------------------------------------
 
     async def submit(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
-                     webhook_url: str | None = None, max_cost_usd: float | None = None) -> Job:
-        """Validate, quote, journal and reserve, then create the task on the cheapest usable
-        route, falling back to the next on a provider-side failure before acceptance."""
-        prepared, found = await self._candidates(request, provider, model, max_cost_usd)
+                     webhook_url: str | None = None, max_cost_usd: float | None = None,
+                     include: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Job:
+        """Validate, quote, journal and reserve, then create the task on the best route,
+        falling back to the next when a route fails on the provider's side before accepting
+        the job. An ``InputError`` goes straight back: every route would refuse it."""
+        prepared, found = await self._candidates(
+            request, provider, model, max_cost_usd,
+            include=list(include) if include is not None else None, exclude=list(exclude))
         last_error: ProviderError | None = None
         for cand in found:
             try:
-                return await self._submit_to(cand, prepared, webhook_url)
+                job = await self._submit_to(cand, prepared, webhook_url)
             except ProviderError as exc:
-                if not exc.retryable or provider is not None:
+                if not exc.retryable:
+                    raise
+                cfg = self.routing
+                if self.ledger.route_failed(cand.route.id, threshold=cfg.failure_threshold,
+                                            window_s=cfg.failure_window_s, cooldown_s=cfg.cooldown_s):
+                    self._log.warning("route.cooldown", route=cand.route.id, seconds=cfg.cooldown_s)
+                if provider is not None:
                     raise
                 last_error = exc
                 self._log.warning("route.fallback", route=cand.route.id, error=str(exc))
+                continue
+            self.ledger.route_succeeded(cand.route.id)
+            return job
         assert last_error is not None
         raise last_error
 
@@ -124,7 +172,7 @@ class AsyncClient:
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
-        self.ledger.open(job)  # journaled and reserved before the create call is sent
+        self.ledger.open(job, session=self.session)  # journaled and reserved before the create
         try:
             update = await cand.provider.submit(job, prepared)
         except SubmitOutcomeUnknown as exc:
@@ -132,13 +180,13 @@ class AsyncClient:
             self.ledger.record(job)  # stays reserved: it may have been charged
             bound.error("job.unknown", error=str(exc))
             raise
-        except (ProviderError, InputError) as exc:
+        except (TalkingHeadError, OSError) as exc:
             job.status, job.error = JobStatus.FAILED, str(exc)
             self.ledger.close(job, 0.0)
             bound.error("job.failed", error=str(exc), stage="submit")
             raise
         job.apply(update)
-        self.ledger.record(job)
+        self.ledger.record(job)  # the task id, the moment it is known
         bound.info("job.submitted", task_id=job.task_id, status=job.status.value)
         if job.status.terminal:
             self._finish(job)
@@ -153,7 +201,8 @@ class AsyncClient:
                             "followed", job_id=job.id, provider=job.provider)
         provider = self.provider(job.provider)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
-        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        limit = timeout if timeout is not None else self.timeout
+        deadline = time.monotonic() + limit
         updates = provider.stream(job)
         try:
             while True:
@@ -173,8 +222,8 @@ class AsyncClient:
                     return
         except TimeoutError:
             bound.warning("job.timeout", status=job.status.value)
-            raise JobTimeout(f"job {job.id} did not finish within {timeout or self.timeout:g} s "
-                             f"(last status {job.status.value}); it may still complete",
+            raise JobTimeout(f"job {job.id} did not finish within {limit:g} s (last status "
+                             f"{job.status.value}); it may still complete: talkinghead jobs resume",
                              job_id=job.id, provider=job.provider) from None
         finally:
             await updates.aclose()
@@ -226,17 +275,43 @@ class AsyncClient:
                                 max_cost_usd=max_cost_usd)
         if on_update is not None:
             on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
+        return await self.finish(job, output=output, timeout=timeout, on_update=on_update)
+
+    async def finish(self, job: Job, *, output: str | Path | None = None, timeout: float | None = None,
+                     on_update: UpdateCallback | None = None) -> VideoResult:
+        """Wait for a submitted (or resumed) job and download its result."""
         await self.wait(job, timeout=timeout, on_update=on_update)
-        path = await self.download(job, output)
+        path = Path(job.output_path) if job.output_path and output is None and Path(job.output_path).exists() \
+            else await self.download(job, output)
         return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=job.output_url,
                            path=path, duration_s=job.duration_s, cost_usd=job.settled_usd or 0.0)
+
+    async def resume(self, job: Job, *, output: str | Path | None = None,
+                     timeout: float | None = None, on_update: UpdateCallback | None = None) -> VideoResult:
+        """Finish a journaled job after a crash, never submitting it again. A job whose create
+        call was never answered is looked up by our job id where the backend allows it;
+        otherwise it becomes ``unknown`` for a person to resolve."""
+        if not job.task_id and not job.status.terminal:
+            found = await self.provider(job.provider).find_task(job)
+            if found is None:
+                job.status = JobStatus.UNKNOWN
+                job.error = ("the create call may or may not have reached the backend and it cannot be "
+                             "looked up; check the provider's dashboard, then: talkinghead jobs resolve")
+                self.ledger.record(job)
+                raise SubmitOutcomeUnknown(f"job {job.id}: {job.error}", provider=job.provider)
+            job.apply(found)
+            self.ledger.record(job)
+        if job.status is JobStatus.UNKNOWN:
+            raise SubmitOutcomeUnknown(f"job {job.id} has an unknown outcome and is never resubmitted "
+                                       "automatically: talkinghead jobs resolve", provider=job.provider)
+        return await self.finish(job, output=output or job.output_path, timeout=timeout, on_update=on_update)
 
     async def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> Job | None:
         """Apply a backend's callback to its job. Unsigned callbacks are only a hint: the task
         is re-read with our own credentials and that is what is recorded."""
         prov = self.provider(provider)
         update = await prov.parse_webhook(headers, body)
-        job = next((j for j in self.ledger.jobs() if j.provider == provider and j.task_id == update.task_id), None)
+        job = self.ledger.find(provider, update.task_id) if update.task_id else None
         if job is None:
             return None
         if not prov.signs_webhooks:
@@ -256,6 +331,14 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def budget_limits(data: Mapping[str, Any]) -> BudgetLimits:
+    try:
+        return BudgetLimits(total_usd=data.get("total_usd"), daily_usd=data.get("daily_usd"),
+                            per_provider=dict(data.get("providers", {})))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[budget] in the config file: {exc}") from None
 
 
 def _summary(prepared: media.PreparedRequest) -> dict[str, Any]:
@@ -324,6 +407,12 @@ class Client:
 
     def run(self, request: AvatarRequest, **kw: Any) -> VideoResult:
         return self._call(self._async.run(request, **kw))
+
+    def finish(self, job: Job, **kw: Any) -> VideoResult:
+        return self._call(self._async.finish(job, **kw))
+
+    def resume(self, job: Job, **kw: Any) -> VideoResult:
+        return self._call(self._async.resume(job, **kw))
 
     def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> Job | None:
         return self._call(self._async.handle_webhook(provider, headers, body))

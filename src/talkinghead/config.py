@@ -11,6 +11,18 @@ journal and downloaded results. The config file is optional::
 
     [prices.inferencesh]          # override a route's bundled price table (USD/s)
     std = 0.05
+
+    [budget]                      # spending limits, USD (env TALKINGHEAD_BUDGET_USD: total)
+    total_usd = 50
+    daily_usd = 10
+    providers = { inferencesh = 20 }
+
+    [routing]
+    policy = "cheapest"           # cheapest | fastest | priority
+    priority = ["inferencesh", "fal", "kling", "local"]
+    failure_threshold = 3         # provider-side failures within failure_window_s ...
+    failure_window_s = 300
+    cooldown_s = 120              # ... cool a route down for this long
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ class Settings:
     home: Path
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    routing: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -49,8 +63,15 @@ class Settings:
                 data = tomllib.loads(path.read_text())
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"config file {path}: {exc}") from None
-        return cls(home=root, providers=dict(data.get("providers", {})),
-                   prices=dict(data.get("prices", {})))
+        budget = dict(data.get("budget", {}))
+        env_total = os.environ.get("TALKINGHEAD_BUDGET_USD")
+        if env_total:
+            try:
+                budget["total_usd"] = float(env_total)
+            except ValueError:
+                raise ConfigError(f"TALKINGHEAD_BUDGET_USD={env_total!r} is not a number of USD") from None
+        return cls(home=root, providers=dict(data.get("providers", {})), prices=dict(data.get("prices", {})),
+                   budget=budget, routing=dict(data.get("routing", {})))
 
     def provider_config(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))
@@ -58,3 +79,7 @@ class Settings:
     @property
     def output_dir(self) -> Path:
         return self.home / "outputs"
+
+    @property
+    def database(self) -> Path:
+        return Path(os.environ.get("TALKINGHEAD_DB", self.home / "talkinghead.db"))

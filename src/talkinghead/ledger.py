@@ -1,83 +1,262 @@
-"""The job journal and budget reservations, behind one narrow interface.
+"""The job journal and budget reservations, in one SQLite database, behind a narrow interface.
 
 Order of writes, which is what keeps a paid job from being lost or submitted twice:
-``open`` (the job row and its reservation, together) before the create call is sent;
-``record`` the moment the provider's task id is known and after each status change;
-``close`` when the job ends, settling the reservation to the actual cost or releasing it.
+``open`` (the job row and its reservation, in one ``BEGIN IMMEDIATE`` transaction) before the
+create call is sent; ``record`` the moment the provider's task id is known and after each
+status change; ``close`` when the job ends, settling the reservation to the actual cost or
+releasing it. A job's *committed* cost is its settled cost once settled, else its
+reservation; every limit holds committed <= limit, across coroutines, threads and processes
+sharing the file (SQLite's write lock serialises the check-and-insert).
 
-``MemoryLedger`` lives for one process. A durable SQLite ledger with the same interface
-(issue #4) is what the CLI will use; a PostgreSQL one can serve a fleet of workers.
+The same database keeps route health (failures and cooldowns) for the router. ``Ledger`` is
+the interface a shared PostgreSQL implementation would provide for a fleet of workers.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import statistics
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from .errors import BudgetExceeded
-from .models import Job, JobStatus
+from .models import Job, JobStatus, utcnow
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    task_id TEXT,
+    request_digest TEXT,
+    session TEXT,
+    day TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    reserved_usd REAL NOT NULL DEFAULT 0,
+    settled_usd REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_digest ON jobs(request_digest);
+CREATE INDEX IF NOT EXISTS jobs_task ON jobs(provider, task_id);
+CREATE TABLE IF NOT EXISTS route_health (
+    route TEXT PRIMARY KEY,
+    failures TEXT NOT NULL DEFAULT '',
+    cooldown_until REAL NOT NULL DEFAULT 0
+);
+"""
+COMMITTED = "COALESCE(settled_usd, reserved_usd)"
+
+
+@dataclass
+class BudgetLimits:
+    """Spending limits in USD; None means no limit. ``session`` applies to one client's jobs
+    (a CLI invocation's ``--budget``, one batch run)."""
+
+    total_usd: float | None = None
+    daily_usd: float | None = None
+    per_provider: dict[str, float] = field(default_factory=dict)
+    session_usd: float | None = None
 
 
 class Ledger(Protocol):
-    def open(self, job: Job) -> None:
-        """Insert the job and reserve ``job.reserved_usd`` atomically; ``BudgetExceeded`` if
-        spent + reserved + this would pass a limit."""
+    limits: BudgetLimits
 
-    def record(self, job: Job) -> None:
-        """Persist the job's current state."""
+    def open(self, job: Job, session: str | None = None) -> None:
+        """Insert the job and reserve ``job.reserved_usd`` atomically, or ``BudgetExceeded``."""
+
+    def record(self, job: Job) -> None: ...
 
     def close(self, job: Job, cost_usd: float) -> None:
         """The job ended: settle to ``cost_usd`` (0 releases the reservation)."""
 
     def get(self, job_id: str) -> Job | None: ...
 
-    def jobs(self) -> list[Job]: ...
+    def jobs(self, *, status: str | None = None, limit: int | None = None) -> list[Job]: ...
+
+    def find(self, provider: str, task_id: str) -> Job | None: ...
+
+    def by_digest(self, digest: str) -> list[Job]: ...
+
+    def totals(self, session: str | None = None) -> dict[str, float]: ...
+
+    def route_failed(self, route: str, *, threshold: int, window_s: float, cooldown_s: float) -> float: ...
+
+    def route_succeeded(self, route: str) -> None: ...
+
+    def cooldowns(self) -> dict[str, float]: ...
+
+    def median_seconds(self) -> dict[str, float]: ...
 
 
-class MemoryLedger:
-    """A process-local ledger: thread-safe, with an optional total budget."""
+class SQLiteLedger:
+    """The embedded ledger: one SQLite file (WAL), safe across threads and processes."""
 
-    def __init__(self, budget_usd: float | None = None) -> None:
-        self.budget_usd = budget_usd
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+    def __init__(self, path: str | Path, limits: BudgetLimits | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.limits = limits or BudgetLimits()
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
 
-    def totals(self) -> tuple[float, float]:
-        """(spent, reserved) in USD."""
-        spent = sum(j.settled_usd or 0.0 for j in self._jobs.values())
-        reserved = sum(j.reserved_usd for j in self._jobs.values() if j.settled_usd is None)
-        return spent, reserved
+    def __repr__(self) -> str:
+        return f"<SQLiteLedger {str(self.path)!r}>"
 
-    def open(self, job: Job) -> None:
-        with self._lock:
-            if self.budget_usd is not None:
-                spent, reserved = self.totals()
-                available = self.budget_usd - spent - reserved
-                if job.reserved_usd > available + 1e-9:
-                    raise BudgetExceeded(
-                        f"budget: this job needs ${job.reserved_usd:.4f} but ${max(available, 0):.4f} "
-                        f"of the ${self.budget_usd:.2f} budget is left", needed=job.reserved_usd,
-                        available=available)
-            self._jobs[job.id] = job.model_copy(deep=True)
+    def _conn(self) -> sqlite3.Connection:
+        # One connection per thread and process: sqlite3 connections are not shareable.
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def open(self, job: Job, session: str | None = None) -> None:
+        day = job.created_at.strftime("%Y-%m-%d")
+        with self._tx(immediate=True) as db:  # takes the write lock before reading the sums
+            self._check_budget(db, job, day, session)
+            db.execute(
+                "INSERT INTO jobs (id, provider, model, status, task_id, request_digest, session, day,"
+                " created_at, updated_at, reserved_usd, settled_usd, data)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (job.id, job.provider, job.model, job.status.value, job.task_id, job.request_digest,
+                 session, day, job.created_at.isoformat(), job.updated_at.isoformat(), job.reserved_usd,
+                 job.settled_usd, job.model_dump_json()))
+
+    def _check_budget(self, db: sqlite3.Connection, job: Job, day: str, session: str | None) -> None:
+        lim = self.limits
+        scopes = [("total", lim.total_usd, "1=1", ()),
+                  ("daily", lim.daily_usd, "day = ?", (day,)),
+                  (f"{job.provider}", lim.per_provider.get(job.provider), "provider = ?", (job.provider,)),
+                  ("session", lim.session_usd if session else None, "session = ?", (session,))]
+        for name, limit, where, args in scopes:
+            if limit is None:
+                continue
+            (committed,) = db.execute(f"SELECT COALESCE(SUM({COMMITTED}), 0) FROM jobs WHERE {where}", args).fetchone()
+            left = limit - committed
+            if job.reserved_usd > left + 1e-9:
+                label = {"total": "total", "daily": "daily", "session": "this run's"}.get(name, f"{name} provider")
+                raise BudgetExceeded(
+                    f"budget: the quote of ${job.reserved_usd:.4f} ({job.route_id}, {job.mode}) is over "
+                    f"the ${max(left, 0):.4f} left of the ${limit:.2f} {label} budget",
+                    needed=job.reserved_usd, available=left)
 
     def record(self, job: Job) -> None:
-        with self._lock:
-            self._jobs[job.id] = job.model_copy(deep=True)
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status=?, task_id=?, updated_at=?, data=? WHERE id=?",
+                       (job.status.value, job.task_id, job.updated_at.isoformat(), job.model_dump_json(), job.id))
 
     def close(self, job: Job, cost_usd: float) -> None:
-        with self._lock:
-            job.settled_usd = round(cost_usd, 6)
-            self._jobs[job.id] = job.model_copy(deep=True)
+        job.settled_usd = round(cost_usd, 6)
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status=?, task_id=?, updated_at=?, settled_usd=?, data=? WHERE id=?",
+                       (job.status.value, job.task_id, job.updated_at.isoformat(), job.settled_usd,
+                        job.model_dump_json(), job.id))
+
+    def _select(self, where: str = "1=1", args: tuple = (), limit: int | None = None) -> list[Job]:
+        if limit:  # the newest ``limit`` jobs, still listed oldest first
+            sql = f"SELECT data FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {int(limit)}"
+            rows = list(self._conn().execute(sql, args))[::-1]
+        else:
+            rows = list(self._conn().execute(f"SELECT data FROM jobs WHERE {where} ORDER BY created_at, id", args))
+        return [Job.model_validate_json(row[0]) for row in rows]
 
     def get(self, job_id: str) -> Job | None:
-        job = self._jobs.get(job_id)
-        return job.model_copy(deep=True) if job else None
+        found = self._select("id = ?", (job_id,))
+        if not found:  # a unique prefix is enough, as with git
+            found = self._select("id LIKE ?", (job_id + "%",)) if len(job_id) >= 6 else []
+        return found[0] if len(found) == 1 else None
 
-    def jobs(self) -> list[Job]:
-        return [j.model_copy(deep=True) for j in self._jobs.values()]
+    def jobs(self, *, status: str | None = None, limit: int | None = None) -> list[Job]:
+        return self._select("status = ?", (status,), limit) if status else self._select(limit=limit)
 
     def unfinished(self) -> list[Job]:
-        return [j for j in self.jobs() if not j.status.terminal]
+        terminal = tuple(s.value for s in JobStatus if s.terminal)
+        return self._select(f"status NOT IN ({','.join('?' * len(terminal))})", terminal)
+
+    def find(self, provider: str, task_id: str) -> Job | None:
+        found = self._select("provider = ? AND task_id = ?", (provider, task_id))
+        return found[0] if found else None
+
+    def by_digest(self, digest: str) -> list[Job]:
+        return self._select("request_digest = ?", (digest,))
+
+    def totals(self, session: str | None = None) -> dict[str, float]:
+        where, args = ("session = ?", (session,)) if session else ("1=1", ())
+        today = utcnow().strftime("%Y-%m-%d")
+        spent, reserved, spent_today = self._conn().execute(
+            f"SELECT COALESCE(SUM(settled_usd), 0),"
+            f" COALESCE(SUM(CASE WHEN settled_usd IS NULL THEN reserved_usd ELSE 0 END), 0),"
+            f" COALESCE(SUM(CASE WHEN day = ? THEN {COMMITTED} ELSE 0 END), 0) FROM jobs WHERE {where}",
+            (today, *args)).fetchone()
+        return {"spent_usd": round(spent, 6), "reserved_usd": round(reserved, 6),
+                "today_usd": round(spent_today, 6)}
+
+    def by_provider(self) -> dict[str, dict[str, float]]:
+        rows = self._conn().execute(
+            "SELECT provider, COALESCE(SUM(settled_usd), 0),"
+            " COALESCE(SUM(CASE WHEN settled_usd IS NULL THEN reserved_usd ELSE 0 END), 0), COUNT(*)"
+            " FROM jobs GROUP BY provider ORDER BY provider").fetchall()
+        return {p: {"spent_usd": round(s, 6), "reserved_usd": round(r, 6), "jobs": n} for p, s, r, n in rows}
+
+    # -- route health, for the router ----------------------------------------------------
+
+    def route_failed(self, route: str, *, threshold: int, window_s: float, cooldown_s: float) -> float:
+        """Count a provider-side failure; returns the cooldown end (epoch s) or 0."""
+        now = time.time()
+        with self._tx(immediate=True) as db:
+            row = db.execute("SELECT failures FROM route_health WHERE route = ?", (route,)).fetchone()
+            recent = [float(t) for t in (row[0].split(",") if row and row[0] else []) if now - float(t) < window_s]
+            recent.append(now)
+            until = now + cooldown_s if len(recent) >= threshold else 0.0
+            db.execute("INSERT INTO route_health (route, failures, cooldown_until) VALUES (?,?,?)"
+                       " ON CONFLICT(route) DO UPDATE SET failures = excluded.failures,"
+                       " cooldown_until = MAX(route_health.cooldown_until, excluded.cooldown_until)",
+                       (route, ",".join(f"{t:.3f}" for t in recent), until))
+        return until
+
+    def route_succeeded(self, route: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM route_health WHERE route = ?", (route,))
+
+    def cooldowns(self) -> dict[str, float]:
+        """Routes cooling down now -> when the cooldown ends (epoch seconds)."""
+        rows = self._conn().execute("SELECT route, cooldown_until FROM route_health WHERE cooldown_until > ?",
+                                    (time.time(),))
+        return dict(rows.fetchall())
+
+    def median_seconds(self) -> dict[str, float]:
+        """Median submit-to-completion time of completed jobs, per route (for ``fastest``)."""
+        rows = self._conn().execute(
+            "SELECT provider || '/' || model, (julianday(updated_at) - julianday(created_at)) * 86400"
+            " FROM jobs WHERE status = 'completed'").fetchall()
+        per: dict[str, list[float]] = {}
+        for route, seconds in rows:
+            per.setdefault(route, []).append(seconds)
+        return {route: statistics.median(values) for route, values in per.items()}
 
 
 def settled_cost(job: Job) -> float:

@@ -120,6 +120,12 @@ class Provider:
     async def cancel(self, job: Job) -> None:
         raise NotImplementedError
 
+    async def find_task(self, job: Job) -> JobUpdate | None:
+        """Look up the task a create call made for ``job`` when its answer was lost (e.g. by an
+        external id set to ``job.id``). None means the backend offers no way to tell; the job
+        then becomes ``unknown`` rather than risk a second charge."""
+        return None
+
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
         """Turn a backend callback into an update carrying ``task_id``. Raise ``InputError``
         on a body that is not this backend's."""

@@ -1,22 +1,48 @@
 """Choosing routes: which provider/model pairs can take a request, and in what order.
 
 A candidate is a route whose provider has credentials, whose modes, aspect ratios and limits
-accept the request, and whose quote fits ``max_cost_usd``. Candidates come back cheapest
-first. Why each other route was left out is kept, so "no route" errors can say.
+accept the request, that is not cooling down, and whose quote fits ``max_cost_usd``. The
+policy orders them: ``cheapest`` (default), ``fastest`` (median completion time seen in the
+journal) or ``priority`` (the user's order). Without a named provider, cloud routes come
+before the local renderer, and test doubles last. Why each other route was left out is kept,
+so a "no route" error can say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from .errors import BudgetExceeded, InputError, NoRouteError
+from .errors import BudgetExceeded, ConfigError, InputError, NoRouteError
 from .media import PreparedRequest
 from .models import Quote, Route
 from .provider import Provider
 
-
+Policy = Literal["cheapest", "fastest", "priority"]
+POLICIES: tuple[str, ...] = ("cheapest", "fastest", "priority")
 KIND_ORDER = {"cloud": 0, "local": 1, "test": 2}
+
+
+@dataclass
+class RoutingConfig:
+    policy: Policy = "cheapest"
+    priority: list[str] = field(default_factory=list)  # provider names or route ids, first = best
+    failure_threshold: int = 3      # provider-side failures within the window ...
+    failure_window_s: float = 300.0
+    cooldown_s: float = 120.0       # ... put the route to rest this long
+
+    @classmethod
+    def from_settings(cls, data: Mapping[str, Any]) -> RoutingConfig:
+        try:
+            cfg = cls(**dict(data))
+        except TypeError as exc:
+            raise ConfigError(f"[routing] in the config file: {exc}") from None
+        if cfg.policy not in POLICIES:
+            raise ConfigError(f"routing policy {cfg.policy!r} is not one of {', '.join(POLICIES)}")
+        return cfg
 
 
 @dataclass(frozen=True)
@@ -27,22 +53,31 @@ class Candidate:
 
 
 def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
-               provider: str | None = None, model: str | None = None,
-               max_cost_usd: float | None = None, can_synthesize: bool = False) -> list[Candidate]:
-    """Routes able to run ``prepared``: cloud before local before test routes, then cheapest. With one provider named, its own
+               provider: str | None = None, model: str | None = None, max_cost_usd: float | None = None,
+               can_synthesize: bool = False, include: Sequence[str] | None = None,
+               exclude: Sequence[str] = (), cooldowns: Mapping[str, float] | None = None,
+               policy: Policy = "cheapest", priority: Sequence[str] = (),
+               medians: Mapping[str, float] | None = None) -> list[Candidate]:
+    """Routes able to run ``prepared``, best first. With one provider named, its own
     ``InputError`` is raised as is (the user asked for it); otherwise a ``NoRouteError`` (or
     ``BudgetExceeded`` when price was the only obstacle) lists why each route was left out."""
     found: list[Candidate] = []
     reasons: list[str] = []
     over_budget = False
     pairs = [(p, r) for p, r in pairs
-             if (provider is None or p.name == provider) and (model is None or r.model == model)]
+             if (provider is None or p.name == provider) and (model is None or r.model == model)
+             and (include is None or p.name in include) and p.name not in exclude]
     if not pairs:
         what = " ".join(x for x in (provider and f"provider {provider!r}", model and f"model {model!r}") if x)
         raise NoRouteError(f"no installed route matches {what or 'the request'}")
+    now = time.time()
     for prov, route in pairs:
         if not prov.configured():
             reasons.append(f"{route.id}: credentials not configured (set {', '.join(prov.env_vars)})")
+            continue
+        until = (cooldowns or {}).get(route.id, 0.0)
+        if provider is None and until > now:
+            reasons.append(f"{route.id}: cooling down for {until - now:.0f} s after repeated failures")
             continue
         if prepared.request.text is not None and not route.native_text and not can_synthesize:
             reasons.append(f"{route.id}: takes audio only and no text-to-speech engine is installed")
@@ -57,7 +92,7 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
         quote = prov.estimate(prepared, route)
         if max_cost_usd is not None and quote.cost_usd > max_cost_usd + 1e-9:
             over_budget = True
-            reasons.append(f"{route.id}: ${quote.cost_usd:.4f} is over the ${max_cost_usd:.4f} maximum")
+            reasons.append(f"{route.id}: the quote ${quote.cost_usd:.4f} is over the ${max_cost_usd:.4f} maximum")
             continue
         found.append(Candidate(prov, route, quote))
     if not found:
@@ -65,5 +100,22 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
         if over_budget and all("maximum" in r for r in reasons):
             raise BudgetExceeded(f"every route costs more than allowed: {detail}")
         raise NoRouteError(f"no usable route: {detail}")
-    found.sort(key=lambda c: (KIND_ORDER[c.route.kind], c.quote.cost_usd, c.route.id))
+    found.sort(key=_order(policy, priority, medians or {}))
     return found
+
+
+def _order(policy: Policy, priority: Sequence[str], medians: Mapping[str, float]):
+    def rank(c: Candidate) -> int:
+        for i, name in enumerate(priority):
+            if name in (c.route.id, c.route.provider):
+                return i
+        return len(priority)
+
+    def key(c: Candidate) -> tuple:
+        kind, cost = KIND_ORDER[c.route.kind], c.quote.cost_usd
+        if policy == "fastest":  # routes never seen complete go after measured ones
+            return (kind, medians.get(c.route.id, math.inf), cost, c.route.id)
+        if policy == "priority":  # the user's order wins even over kind
+            return (rank(c), kind, cost, c.route.id)
+        return (kind, cost, c.route.id)
+    return key
