@@ -7,39 +7,18 @@ Exit codes: 0 success, 2 invalid input, 3 budget exceeded or no usable route,
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .cli_support import handle_errors, make_client, progress_bar
+
 MODES = ("std", "pro")
 ASPECTS = ("16:9", "9:16", "1:1")
-
-
-def _fail(message: str, code: int) -> None:
-    from .log import redact
-
-    click.echo(f"error: {redact(message)}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(fn):
-    """One readable line and an exit code for every known failure; never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .errors import TalkingHeadError
-
-        try:
-            return fn(*args, **kwargs)
-        except TalkingHeadError as exc:
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-    return wrapper
+POLICIES = ("cheapest", "fastest", "priority")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -56,12 +35,6 @@ def _request(image: str, audio: str | None, text: str | None, **kw: Any):
     if (audio is None) == (text is None):
         raise InputError("audio", "give exactly one of --audio and --text")
     return AvatarRequest(image=image, audio=audio, text=text, **{k: v for k, v in kw.items() if v is not None})
-
-
-def _client(**kw: Any):
-    from .client import AsyncClient
-
-    return AsyncClient(**kw)
 
 
 def request_options(fn):
@@ -92,11 +65,14 @@ def main(verbose: int) -> None:
 @handle_errors
 def providers(as_json: bool) -> None:
     """List installed providers, their routes and prices, and whether credentials are set."""
-    client = _client()
-    rows = [{"provider": p.name, "model": r.model, "route": r.id, "modes": list(r.modes),
+    import time
+
+    client = make_client()
+    cooling = client.ledger.cooldowns()
+    rows = [{"provider": p.name, "model": r.model, "route": r.id, "kind": r.kind, "modes": list(r.modes),
              "price_per_second": r.price_per_second, "aspect_ratios": list(r.aspect_ratios),
-             "native_text": r.native_text, "configured": p.configured(),
-             "credentials": list(p.env_vars)} for p, r in client.routes()]
+             "native_text": r.native_text, "configured": p.configured(), "credentials": list(p.env_vars),
+             "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in client.routes()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -105,6 +81,8 @@ def providers(as_json: bool) -> None:
     for row in rows:
         prices = "  ".join(f"{m} ${row['price_per_second'][m]:.4f}/s" for m in row["modes"])
         ready = "ready" if row["configured"] else f"needs {', '.join(row['credentials'])}"
+        if row["cooldown_s"]:
+            ready += f", cooling down {row['cooldown_s']:.0f} s"
         click.echo(f"{row['route']:<28} {prices:<34} {ready}")
 
 
@@ -115,7 +93,7 @@ def estimate(image: str, audio: str | None, text: str | None, mode: str, provide
              as_json: bool) -> None:
     """Quote what a request would cost on each usable route, cheapest first. No network."""
     request = _request(image, audio, text, mode=mode)
-    quotes = asyncio.run(_client().estimate(request, provider=provider))
+    quotes = asyncio.run(make_client().estimate(request, provider=provider))
     if as_json:
         click.echo(json.dumps([q.model_dump(mode="json") | {"route": q.route_id} for q in quotes], indent=2))
         return
@@ -134,14 +112,17 @@ def estimate(image: str, audio: str | None, text: str | None, mode: str, provide
               show_default=True, help="Where to write the MP4.")
 @click.option("--webhook", metavar="URL", help="Ask the backend to POST here when the job ends.")
 @click.option("--max-cost", type=float, metavar="USD", help="Refuse routes quoting more than this.")
+@click.option("--budget", "budget_usd", type=float, metavar="USD", help="Most this run may commit.")
+@click.option("--policy", type=click.Choice(POLICIES), help="Route order when no provider is named.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the job.")
 @handle_errors
 def generate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None, as_json: bool,
              prompt: str | None, aspect_ratio: str, voice: str | None, output: Path, webhook: str | None,
-             max_cost: float | None, timeout: float) -> None:
+             max_cost: float | None, budget_usd: float | None, policy: str | None, timeout: float) -> None:
     """Make a talking-head MP4: validate, quote, submit, follow, download."""
     request = _request(image, audio, text, mode=mode, prompt=prompt, aspect_ratio=aspect_ratio, voice=voice)
-    result = asyncio.run(_generate(request, provider, output, webhook, max_cost, timeout))
+    client = make_client(budget_usd=budget_usd, policy=policy)
+    result = asyncio.run(_generate(client, request, provider, output, webhook, max_cost, timeout))
     if as_json:
         click.echo(json.dumps({"job_id": result.job_id, "provider": result.provider, "model": result.model,
                                "status": result.status.value, "cost_usd": result.cost_usd,
@@ -151,24 +132,26 @@ def generate(image: str, audio: str | None, text: str | None, mode: str, provide
         click.echo(str(result.path))
 
 
-async def _generate(request, provider, output, webhook, max_cost, timeout):
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=True,
-                  disable=not console.is_terminal) as bar:
+async def _generate(client, request, provider, output, webhook, max_cost, timeout):
+    with progress_bar() as bar:
         task = bar.add_task("validating", total=100)
 
         def on_update(job, update):
-            bar.update(task, completed=job.progress or 0,
-                       description=f"{job.provider} {job.status.value}")
+            bar.update(task, completed=job.progress or 0, description=f"{job.provider} {job.status.value}")
 
-        async with _client() as client:
+        async with client:
             return await client.run(request, provider=provider, output=output, webhook_url=webhook,
                                     max_cost_usd=max_cost, timeout=timeout, on_update=on_update)
 
+
+def _register() -> None:
+    from .cli_jobs import batch, budget, jobs
+
+    for command in (jobs, budget, batch):
+        main.add_command(command)
+
+
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

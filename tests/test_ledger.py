@@ -1,0 +1,164 @@
+"""The ledger: reservations that never overspend, from coroutines, threads and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from talkinghead import AsyncClient, AvatarRequest, BudgetExceeded, Client, Job, JobStatus, Quote
+from talkinghead.ledger import BudgetLimits, SQLiteLedger
+from talkinghead.plugins import get_provider_classes
+
+MOCK = get_provider_classes()["mock"]
+COST = 0.0694  # 6.94 s x 0.01 USD/s
+
+
+def committed(ledger: SQLiteLedger) -> float:
+    t = ledger.totals()
+    return t["spent_usd"] + t["reserved_usd"]
+
+
+def job(cost: float, provider: str = "p") -> Job:
+    q = Quote(provider=provider, model="m", mode="std", seconds=cost, price_per_second=1.0, cost_usd=cost)
+    return Job(provider=provider, model="m", quote=q, reserved_usd=cost)
+
+
+async def test_200_concurrent_submissions_never_overspend(tmp_path, face, speech):
+    ledger = SQLiteLedger(tmp_path / "th.db", BudgetLimits(total_usd=1.0))
+    client = AsyncClient(providers=[MOCK()], ledger=ledger)
+    request = AvatarRequest(image=face, audio=speech)
+    outcomes = await asyncio.gather(*(client.submit(request) for _ in range(200)), return_exceptions=True)
+    accepted = [o for o in outcomes if isinstance(o, Job)]
+    rejected = [o for o in outcomes if isinstance(o, BudgetExceeded)]
+    assert len(accepted) + len(rejected) == 200
+    assert len(accepted) == int(1.0 // COST)
+    assert committed(ledger) <= 1.0 + 1e-9
+
+
+def test_8_threads_never_overspend(tmp_path, face, speech):
+    db = tmp_path / "th.db"
+    request = AvatarRequest(image=face, audio=speech)
+    results: list[object] = []
+
+    def worker():
+        with Client(providers=[MOCK()], ledger=SQLiteLedger(db, BudgetLimits(total_usd=1.5))) as client:
+            for _ in range(10):
+                try:
+                    results.append(client.submit(request))
+                except BudgetExceeded as exc:
+                    results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = sum(isinstance(r, Job) for r in results)
+    assert accepted == int(1.5 // COST) and len(results) == 80
+    assert committed(SQLiteLedger(db)) <= 1.5 + 1e-9
+
+
+PROCESS = '''
+import sys
+from talkinghead.errors import BudgetExceeded
+from talkinghead.ledger import BudgetLimits, SQLiteLedger
+from talkinghead.models import Job, Quote
+ledger = SQLiteLedger(sys.argv[1], BudgetLimits(total_usd=2.0))
+ok = no = 0
+for _ in range(25):
+    q = Quote(provider="p", model="m", mode="std", seconds=0.1, price_per_second=1.0, cost_usd=0.1)
+    try:
+        ledger.open(Job(provider="p", model="m", quote=q, reserved_usd=0.1))
+        ok += 1
+    except BudgetExceeded:
+        no += 1
+print(ok, no)
+'''
+
+
+def test_4_processes_on_one_database_never_overspend(tmp_path):
+    db = tmp_path / "th.db"
+    SQLiteLedger(db)  # create the schema once, as a first run would
+    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, str(db)], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    counts = [tuple(map(int, p.communicate(timeout=120)[0].split())) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(ok for ok, _ in counts) == 20 and sum(no for _, no in counts) == 80
+    assert committed(SQLiteLedger(db)) == pytest.approx(2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(costs=st.lists(st.floats(min_value=0.0, max_value=3.0, allow_nan=False), min_size=1, max_size=25),
+       actions=st.lists(st.tuples(st.sampled_from(["settle", "release", "partial"]), st.integers(0, 24)),
+                        max_size=25),
+       limit=st.floats(min_value=0.0, max_value=10.0))
+def test_property_spent_plus_reserved_within_limit(tmp_path_factory, costs, actions, limit):
+    ledger = SQLiteLedger(tmp_path_factory.mktemp("prop") / "th.db", BudgetLimits(total_usd=limit))
+    opened: list[Job] = []
+    steps = [("open", i) for i in range(len(costs))] + list(actions)
+    for kind, i in steps:
+        if kind == "open":
+            j = job(round(costs[i], 4))
+            try:
+                ledger.open(j)
+                opened.append(j)
+            except BudgetExceeded:
+                pass
+        elif opened and opened[i % len(opened)].settled_usd is None:
+            j = opened[i % len(opened)]
+            j.status = JobStatus.COMPLETED if kind != "release" else JobStatus.FAILED
+            # settling never above the reservation: output length is the audio's length
+            ledger.close(j, {"settle": j.reserved_usd, "release": 0.0, "partial": j.reserved_usd * 0.5}[kind])
+        assert committed(ledger) <= limit + 1e-6
+
+
+def test_limits_by_day_provider_and_session(tmp_path):
+    ledger = SQLiteLedger(tmp_path / "th.db", BudgetLimits(daily_usd=1.0, per_provider={"p": 0.5}, session_usd=0.7))
+    ledger.open(job(0.4), session="s1")
+    with pytest.raises(BudgetExceeded, match="p provider budget"):
+        ledger.open(job(0.2), session="s1")
+    ledger.open(job(0.2, provider="q"), session="s2")
+    with pytest.raises(BudgetExceeded, match="this run's budget"):
+        ledger.open(job(0.35, provider="q"), session="s1")
+    ledger.open(job(0.35, provider="q"), session="s3")
+    with pytest.raises(BudgetExceeded, match="daily budget"):
+        ledger.open(job(0.1, provider="q"), session="s4")
+
+
+def test_cli_budget_exits_3_naming_quote_and_budget(face, speech):
+    proc = subprocess.run([sys.executable, "-m", "talkinghead.cli", "generate", "--provider", "mock",
+                           "--image", str(face), "--audio", str(speech), "--budget", "0.01"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.strip() == ("error: budget: the quote of $0.0694 (mock/mock-avatar, std) is over the "
+                                   "$0.0100 left of the $0.01 this run's budget")
+
+
+def test_journal_write_order(tmp_path, face, speech):
+    """The job row exists before the create call, and the task id is written as soon as known."""
+    ledger = SQLiteLedger(tmp_path / "th.db")
+    seen = {}
+
+    class Spy(MOCK):
+        async def submit(self, job, prepared):
+            seen["before_create"] = ledger.get(job.id)
+            return await super().submit(job, prepared)
+
+        async def poll(self, job):
+            seen.setdefault("first_poll", ledger.get(job.id))
+            return await super().poll(job)
+
+    client = AsyncClient(providers=[Spy()], ledger=ledger)
+    asyncio.run(client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "v.mp4"))
+    before, first_poll = seen["before_create"], seen["first_poll"]
+    assert before.status is JobStatus.CREATED and before.task_id is None and before.reserved_usd > 0
+    assert first_poll.task_id and first_poll.status is JobStatus.QUEUED
+    final = ledger.get(before.id)
+    assert final.status is JobStatus.COMPLETED and Path(final.output_path).exists()
+    assert final.input_summary["image"]["format"] == "jpeg"

@@ -1,0 +1,141 @@
+"""The router: policies, filtering, fallback per error kind, no fallback on bad input, cooldowns."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from talkinghead import AsyncClient, AvatarRequest, InputError, NoRouteError, ServerError
+from talkinghead.ledger import SQLiteLedger
+from talkinghead.plugins import get_provider_classes
+from talkinghead.routing import RoutingConfig
+
+MOCK = get_provider_classes()["mock"]
+
+
+def provider(name: str, *, kind: str = "cloud", modes=("std", "pro"), aspects=("16:9", "9:16", "1:1"), **config):
+    """A mock-backed provider under its own name, posing as a cloud route."""
+    def routes(self):
+        return [r.model_copy(update={"provider": name, "kind": kind, "modes": modes, "aspect_ratios": aspects})
+                for r in MOCK.routes(self)]
+    return type(f"P_{name}", (MOCK,), {"name": name, "routes": routes})(config)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return SQLiteLedger(tmp_path / "th.db")
+
+
+def req(face, speech, **kw):
+    return AvatarRequest(image=face, audio=speech, **kw)
+
+
+async def test_cheapest_is_the_default(face, speech, ledger):
+    client = AsyncClient(providers=[provider("a", price_std=0.05), provider("b", price_std=0.02),
+                                    provider("c", price_std=0.03)], ledger=ledger)
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["b", "c", "a"]
+
+
+async def test_priority_follows_the_users_order(face, speech, ledger):
+    client = AsyncClient(providers=[provider("a", price_std=0.05), provider("b", price_std=0.02),
+                                    provider("local", kind="local", price_std=0.0)],
+                         ledger=ledger, policy="priority", priority=["local", "a"])
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["local", "a", "b"]
+
+
+async def test_fastest_uses_median_completion_time_from_the_journal(face, speech, ledger):
+    slow, quick = provider("slow", price_std=0.01, latency=0.4), provider("quick", price_std=0.09)
+    client = AsyncClient(providers=[slow, quick], ledger=ledger, policy="fastest")
+    for name in ("slow", "quick"):
+        await client.run(req(face, speech), provider=name)
+    medians = ledger.median_seconds()
+    assert medians["slow/mock-avatar"] > medians["quick/mock-avatar"]
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["quick", "slow"]
+
+
+async def test_cloud_before_local_before_test_doubles(face, speech, ledger):
+    client = AsyncClient(providers=[provider("local", kind="local", price_std=0.0),
+                                    provider("dear", price_std=0.5), MOCK({"price_std": 0.0})], ledger=ledger)
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["dear", "local", "mock"]
+
+
+async def test_mode_and_aspect_filtering(face, speech, ledger):
+    client = AsyncClient(providers=[provider("stdonly", modes=("std",)), provider("wide", aspects=("16:9",)),
+                                    provider("all")], ledger=ledger)
+    assert {q.provider for q in await client.estimate(req(face, speech, mode="pro"))} == {"wide", "all"}
+    assert {q.provider for q in await client.estimate(req(face, speech, aspect_ratio="9:16"))} == {"stdonly", "all"}
+    with pytest.raises(InputError, match="mode"):  # named provider: its own reason, as an input error
+        await client.estimate(req(face, speech, mode="pro"), provider="stdonly")
+
+
+async def test_include_and_exclude(face, speech, ledger):
+    client = AsyncClient(providers=[provider("a"), provider("b"), provider("c")], ledger=ledger)
+    job = await client.submit(req(face, speech), exclude=["a"], include=["a", "c"])
+    assert job.provider == "c"
+
+
+@pytest.mark.parametrize("kind", ["rate_limited", "server_error", "timeout", "billing"])
+async def test_falls_back_on_each_provider_side_error(face, speech, ledger, kind):
+    first, second = provider("first", price_std=0.01, fail=f"{kind}@submit"), provider("second", price_std=0.02)
+    client = AsyncClient(providers=[first, second], ledger=ledger)
+    job = await client.submit(req(face, speech))
+    assert job.provider == "second"
+    assert [c.method for c in first.calls] == ["submit"] and [c.method for c in second.calls] == ["submit"]
+    failed = [j for j in ledger.jobs() if j.provider == "first"]
+    assert len(failed) == 1 and failed[0].settled_usd == 0.0
+
+
+async def test_no_fallback_on_input_error(face, speech, ledger):
+    class Picky(MOCK):
+        name = "picky"
+
+        def routes(self):
+            return [r.model_copy(update={"provider": "picky", "kind": "cloud"}) for r in super().routes()]
+
+        async def submit(self, job, prepared):
+            self.calls.append("submit")
+            raise InputError("prompt", "the backend refused the prompt")
+
+    picky, other = Picky({"price_std": 0.001}), provider("other", price_std=0.5)
+    client = AsyncClient(providers=[picky, other], ledger=ledger)
+    with pytest.raises(InputError, match="refused the prompt"):
+        await client.submit(req(face, speech))
+    assert other.calls == []
+
+
+async def test_content_policy_does_not_fall_back(face, speech, ledger):
+    from talkinghead import ContentPolicyError
+    client = AsyncClient(providers=[provider("a", price_std=0.01, fail="content_policy"), provider("b")],
+                         ledger=ledger)
+    with pytest.raises(ContentPolicyError):
+        await client.submit(req(face, speech))
+
+
+async def test_cooldown_entry_and_expiry(face, speech, ledger, monkeypatch):
+    flaky = provider("flaky", price_std=0.01, fail={"kind": "server_error", "stage": "submit"})
+    steady = provider("steady", price_std=0.02)
+    client = AsyncClient(providers=[flaky, steady], ledger=ledger)
+    client.routing = RoutingConfig(failure_threshold=2, failure_window_s=60, cooldown_s=30)
+    for _ in range(2):
+        assert (await client.submit(req(face, speech))).provider == "steady"
+    assert "flaky/mock-avatar" in ledger.cooldowns()
+    await client.submit(req(face, speech))
+    assert len(flaky.calls) == 2  # cooling down: not even tried the third time
+    with pytest.raises(ServerError):  # named explicitly, it is still tried
+        await client.submit(req(face, speech), provider="flaky")
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 31)
+    assert ledger.cooldowns() == {}
+    with pytest.raises(NoRouteError, match="cooling"):
+        monkeypatch.setattr(time, "time", real_time)
+        await client.estimate(req(face, speech), exclude=["steady"])
+
+
+async def test_success_clears_failures(face, speech, ledger):
+    client = AsyncClient(providers=[provider("x", fail={"kind": "server_error", "times": 1})], ledger=ledger)
+    with pytest.raises(ServerError):
+        await client.submit(req(face, speech))
+    await client.submit(req(face, speech))
+    assert ledger.cooldowns() == {}
+    assert ledger._conn().execute("SELECT COUNT(*) FROM route_health").fetchone() == (0,)
