@@ -50,7 +50,7 @@ def prepared(image: Path | str | bytes = FACE, audio: Path | str | bytes | None 
 
 @pytest.fixture
 def provider(tmp_path, monkeypatch):
-    for var in ("LATENCY", "STEPS", "PRICE_STD", "PRICE_PRO", "FAIL"):
+    for var in ("LATENCY", "STEPS", "PRICE_STD", "PRICE_PRO", "FAIL", "STATE_DIR"):
         monkeypatch.delenv(f"TALKINGHEAD_MOCK_{var}", raising=False)
     return MockProvider({"output_dir": tmp_path})
 

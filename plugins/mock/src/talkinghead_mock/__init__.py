@@ -12,9 +12,9 @@ exactly the same.
 
 from talkinghead.hookspecs import hookimpl
 
-from .provider import FailSpec, MockCall, MockProvider, MockTask
+from .provider import FailSpec, MockCall, MockProvider, MockTask, read_calls
 
-__all__ = ["FailSpec", "MockCall", "MockProvider", "MockTask", "register_providers"]
+__all__ = ["FailSpec", "MockCall", "MockProvider", "MockTask", "read_calls", "register_providers"]
 
 
 @hookimpl

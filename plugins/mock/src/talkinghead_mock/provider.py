@@ -6,6 +6,10 @@ to the requested aspect ratio over the input audio. Everything is scripted and r
 task ids count up per instance (``mock-000001``, ...), each poll advances one step, and
 failures are injected on request. Every protocol call is recorded in ``provider.calls``.
 
+By default tasks live in the instance's memory. With ``state_dir`` set they are also kept on
+disk, so another instance (another process, after a crash) can follow them; see
+"Persistent state" below.
+
 Settings come from the ``config`` mapping (the ``[providers.mock]`` table or client keyword
 arguments) and fall back to environment variables, so the CLI can be scripted too:
 
@@ -17,16 +21,45 @@ arguments) and fall back to environment variables, so the CLI can be scripted to
     price_pro    TALKINGHEAD_MOCK_PRICE_PRO  0.02
     fail         TALKINGHEAD_MOCK_FAIL       none   ``kind[@stage][:after]``, see FailSpec
     size         -                           360    frame short side in pixels
-    output_dir   -                           a temp dir per instance, removed with it
+    output_dir   -                           a temp dir per instance, removed with it;
+                                                    ``state_dir/outputs`` with a state dir
     retry_after  -                           0.1    seconds, on injected rate limits
+    state_dir    TALKINGHEAD_MOCK_STATE_DIR  none   keep task state on disk (below)
+
+Persistent state. With ``state_dir`` every task is written to ``state_dir/tasks/<id>.json``
+(temp file + ``os.replace``, so never half written) whenever it changes, and ``poll``,
+``cancel`` and ``webhook_body`` load a task they do not hold from there. Bytes inputs are
+copied to ``state_dir/inputs/``; path inputs are kept by path (they must still exist when the
+task renders) and URL inputs by URL. Results go to ``state_dir/outputs/`` and stay there.
+Every ``submit``, ``poll`` and ``cancel`` is appended to ``state_dir/calls.jsonl``, one JSON
+line each (``method``, ``job_id``, ``task_id``, ``pid``, ``time``, and ``error`` on an
+injected submit failure), with a single ``O_APPEND`` write; ``read_calls`` reads it back.
+
+Task ids stay ``mock-NNNNNN`` and unique across processes sharing a state dir: each is
+reserved by creating its task file with ``O_EXCL``, taking the next free number. So ids are
+still deterministic for one instance on a fresh state dir, and always without one.
+
+Several processes may follow the same task; no lock is held across processes. Each poll
+re-reads the task file (under the task's in-process lock), takes its step and writes the
+whole task back. Two processes polling the same task at the same instant may both take the
+same step (the task then needs one poll more, never fewer) and may both render the final
+video, each to a temp name renamed into place, so the result is whole either way. A cancel
+also leaves a marker file (``tasks/<id>.cancel``) that no task write removes, so a poll
+racing it in another process cannot lose it. A task's ``steps`` and ``latency`` are those of
+the instance that submitted it (the backend's schedule, not the poller's), and its latency is
+measured in wall-clock time from submit, so a task resumed after a crash is due when it
+would have been. Submit-stage failure injection (``after``, ``times``) counts per instance.
+Nothing is fsync'ed: state survives a killed process, not a power cut.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -45,17 +78,21 @@ from talkinghead.errors import (
     RateLimitError,
     ServerError,
 )
-from talkinghead.models import ASPECT_RATIOS, Job, JobStatus, JobUpdate, Quote, Route
+from talkinghead.models import ASPECT_RATIOS, AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route
 from talkinghead.provider import Provider
 
 if TYPE_CHECKING:
-    from talkinghead.media import PreparedRequest
+    from talkinghead.media import MediaFile, PreparedRequest
 
 MODEL = "mock-avatar"
 TEXT_CHARS_PER_SECOND = 15  # a brisk speaking rate; text renders as silence this long
 URL_AUDIO_SECONDS = 5.0     # the mock cannot fetch URL audio, so it renders this much silence
 
 FAIL_KINDS = ("rate_limited", "server_error", "content_policy", "timeout", "billing")
+
+STATE_VERSION = 1                                   # of the task files in state_dir/tasks
+_TASK_FILE = re.compile(r"mock-(\d+)\.json")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")       # task ids we will look up on disk
 
 
 @dataclass(frozen=True)
@@ -130,6 +167,11 @@ class MockTask:
     cancelled: bool = False
     output_path: Path | None = None
     update: JobUpdate | None = None     # the latest answer; terminal ones are repeated
+    steps: int = 4                      # the schedule it was submitted with
+    latency: float = 0.0
+    submitted_unix: float = 0.0         # time.time() at submit, for other processes
+    etag: str | None = None             # of the state last written or read (state_dir only)
+    stored_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
 
@@ -149,11 +191,15 @@ class MockProvider(Provider):
         self.fail = FailSpec.parse(self._setting("fail", "TALKINGHEAD_MOCK_FAIL", None, None))
         self.size = self._setting("size", None, 360, int)
         self.retry_after = self._setting("retry_after", None, 0.1, float)
+        state_dir = self._setting("state_dir", "TALKINGHEAD_MOCK_STATE_DIR", None, None)
+        self.state_dir: Path | None = Path(state_dir).expanduser().absolute() if state_dir else None
         output_dir = self.config.get("output_dir")
-        self._output_dir = Path(output_dir) if output_dir else None
+        self._output_dir = (Path(output_dir) if output_dir
+                            else self.state_dir / "outputs" if self.state_dir else None)
         self.calls: list[MockCall] = []
         self.tasks: dict[str, MockTask] = {}
-        self._created = 0                      # tasks created: the task id counter
+        self._created = 0                      # the task id counter: the last number taken
+        self._made: set[Path] = set()          # state dirs known to exist
         self._attempts = 0                     # submit calls, failed ones included
         self._injected = {"submit": 0, "run": 0}
 
@@ -210,22 +256,29 @@ class MockProvider(Provider):
         attempt, self._attempts = self._attempts, self._attempts + 1
         if self.fail and self.fail.stage == "submit" and attempt >= self.fail.after:
             if self._inject("submit"):
+                self._log_call("submit", job, None, error=self.fail.kind)
                 raise self._error(self.fail.kind)
-        self._created += 1
-        task_id = call.task_id = f"mock-{self._created:06d}"
+        task_id = call.task_id = self._new_task_id()
         doomed = self.fail if self.fail and self.fail.stage == "run" and self._inject("run") else None
         update = JobUpdate(status=JobStatus.QUEUED, task_id=task_id, progress=0.0, message="queued")
-        self.tasks[task_id] = MockTask(task_id=task_id, job_id=job.id, prepared=prepared,
-                                       submitted_at=time.monotonic(), fail=doomed, update=update)
+        task = self.tasks[task_id] = MockTask(
+            task_id=task_id, job_id=job.id, prepared=prepared, submitted_at=time.monotonic(),
+            fail=doomed, steps=self.steps, latency=self.latency, submitted_unix=time.time())
+        self._finish(task, update)  # written to the state dir, if there is one
+        self._log_call("submit", job, task_id)
         return update
 
     async def poll(self, job: Job) -> JobUpdate:
         self._record("poll", job)
-        task = self.tasks.get(job.task_id or "")
-        if task is None:  # e.g. a job resumed in another process: mock tasks live in memory
+        self._log_call("poll", job, job.task_id)
+        task = self._task(job.task_id)
+        if task is None:  # e.g. a job resumed in another process without a shared state_dir
+            where = (f"in {self.state_dir}" if self.state_dir else
+                     "in this provider instance (tasks live in memory unless state_dir is set)")
             return JobUpdate(status=JobStatus.FAILED, task_id=job.task_id, error_kind="not_found",
-                             error=f"mock: no task {job.task_id!r} in this provider instance")
+                             error=f"mock: no task {job.task_id!r} {where}")
         async with task.lock:  # concurrent polls (stream + webhook check) take one step each
+            self._refresh(task)  # another process may have moved it on
             return await self._advance(task)
 
     async def _advance(self, task: MockTask) -> JobUpdate:
@@ -244,21 +297,29 @@ class MockProvider(Provider):
                 error=f"mock: injected {task.fail.kind} after {_polls(task.fail.after)}"))
 
         # Step k is not reached before k/steps of the latency has passed since submit.
-        due = task.submitted_at + self.latency * (task.step + 1) / self.steps
+        due = task.submitted_at + task.latency * (task.step + 1) / task.steps
         if (wait := due - time.monotonic()) > 0:
             await asyncio.sleep(wait)
-            if task.cancelled:  # cancelled while we waited
+            if self._cancel_requested(task):  # cancelled while we waited, maybe elsewhere
                 return self._cancelled(task)
         task.step += 1
-        if task.step < self.steps:
+        if task.step < task.steps:
             return self._running(task)
         return await self._complete(task)
 
     async def cancel(self, job: Job) -> None:
         self._record("cancel", job)
-        task = self.tasks.get(job.task_id or "")
-        if task is not None and not task.update.status.terminal:
-            task.cancelled = True  # seen by the next poll, as with a real backend
+        self._log_call("cancel", job, job.task_id)
+        task = self._task(job.task_id)
+        if task is None or task.update.status.terminal:
+            return
+        task.cancelled = True  # seen by the next poll, as with a real backend
+        if self.state_dir is not None:
+            self._cancel_marker(task.task_id).touch()  # survives any racing task write
+            if not task.lock.locked():  # else the poll holding it writes the flag
+                self._refresh(task)
+                if not task.update.status.terminal:
+                    self._save(task)
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
         """Parse a callback shaped like an inference.sh task: ``id``, ``status`` (the
@@ -291,7 +352,11 @@ class MockProvider(Provider):
     def webhook_body(self, task_id: str) -> bytes:
         """The callback a real backend would send for this task's current state, for tests
         of webhook handling: feed it to ``parse_webhook`` or POST it to the receiver."""
-        task = self.tasks[task_id]
+        task = self._task(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        if not task.lock.locked():
+            self._refresh(task)
         update = task.update
         output = None
         if update.output_url:
@@ -334,8 +399,8 @@ class MockProvider(Provider):
 
     def _running(self, task: MockTask) -> JobUpdate:
         return self._finish(task, JobUpdate(
-            status=JobStatus.RUNNING, task_id=task.task_id, message=f"step {task.step}/{self.steps}",
-            progress=round(100.0 * task.step / self.steps, 2)))
+            status=JobStatus.RUNNING, task_id=task.task_id, message=f"step {task.step}/{task.steps}",
+            progress=round(100.0 * task.step / task.steps, 2)))
 
     async def _complete(self, task: MockTask) -> JobUpdate:
         safe_job = re.sub(r"[^A-Za-z0-9_-]", "_", task.job_id)[:64]
@@ -363,7 +428,171 @@ class MockProvider(Provider):
 
     def _finish(self, task: MockTask, update: JobUpdate) -> JobUpdate:
         task.update = update  # what later polls (and webhook_body) report
+        self._save(task)
         return update
+
+    # -- persistent state (state_dir) ----------------------------------------------------
+
+    def _task(self, task_id: str | None) -> MockTask | None:
+        """The task in memory, else loaded from the state dir (and kept), else None."""
+        task = self.tasks.get(task_id or "")
+        if task is None and self.state_dir is not None and task_id:
+            data = self._read_state(task_id)
+            if data is not None:
+                task = self.tasks.setdefault(task_id, self._task_from(data))
+        return task
+
+    def _new_task_id(self) -> str:
+        if self.state_dir is None:
+            self._created += 1
+            return f"mock-{self._created:06d}"
+        tasks = self._state("tasks")
+        if self._created == 0:
+            self._created = _highest_task_number(tasks)
+        while True:  # reserve the next free number: creating its file is atomic across processes
+            self._created += 1
+            task_id = f"mock-{self._created:06d}"
+            try:
+                os.close(os.open(tasks / f"{task_id}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:  # another process took it: skip past everything taken
+                self._created = max(self._created, _highest_task_number(tasks))
+                continue
+            return task_id
+
+    def _state(self, *parts: str) -> Path:
+        """A directory under the state dir, created on first use."""
+        path = self.state_dir.joinpath(*parts)
+        if path not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add(path)
+        return path
+
+    def _cancel_marker(self, task_id: str) -> Path:
+        return self._state("tasks") / f"{task_id}.cancel"
+
+    def _cancel_requested(self, task: MockTask) -> bool:
+        if not task.cancelled and self.state_dir is not None:
+            task.cancelled = self._cancel_marker(task.task_id).exists()
+        return task.cancelled
+
+    def _save(self, task: MockTask) -> None:
+        """Write the whole task to ``state_dir/tasks/<id>.json``, atomically."""
+        if self.state_dir is None:
+            return
+        task.etag = secrets.token_hex(8)  # tells a poller whether someone else wrote since
+        if task.stored_inputs is None:  # once: inputs never change, bytes are copied out once
+            task.stored_inputs = self._inputs_state(task)
+        data = {
+            "version": STATE_VERSION, "etag": task.etag, "task_id": task.task_id,
+            "job_id": task.job_id, "status": task.update.status.value, "step": task.step,
+            "steps": task.steps, "polls": task.polls, "latency": task.latency,
+            "submitted_unix": task.submitted_unix, "cancelled": task.cancelled,
+            "fail": None if task.fail is None else {
+                "kind": task.fail.kind, "stage": task.fail.stage, "after": task.fail.after,
+                "times": task.fail.times},
+            "output_path": str(task.output_path) if task.output_path else None,
+            "update": task.update.model_dump(mode="json"),
+            "inputs": task.stored_inputs,
+        }
+        _atomic_write(self._state("tasks") / f"{task.task_id}.json",
+                      json.dumps(data, indent=1).encode())
+
+    def _inputs_state(self, task: MockTask) -> dict[str, Any]:
+        """What a later process needs to render: the request, and each input by path, URL
+        or (for bytes) a copy in ``state_dir/inputs``."""
+        prepared = task.prepared
+        request = prepared.request.model_dump(mode="json", exclude={"image", "audio"})
+        media = {}
+        for name, item in (("image", prepared.image), ("audio", prepared.audio)):
+            if item is None:
+                media[name] = None
+                continue
+            entry = {k: getattr(item, k) for k in (
+                "kind", "filename", "format", "content_type", "size", "width", "height",
+                "duration_s", "origin")}
+            if item.kind == "path":
+                entry["path"] = str(Path(item.path).absolute())
+            elif item.kind == "url":
+                entry["url"] = item.url
+            else:
+                suffix = f".{item.format}" if item.format else ".bin"
+                copy = self._state("inputs") / f"{task.task_id}-{name}{suffix}"
+                _atomic_write(copy, item.data or b"")
+                entry["path"] = str(copy)
+            media[name] = entry
+        return {"request": request, **media}
+
+    def _read_state(self, task_id: str) -> dict[str, Any] | None:
+        if not _SAFE_ID.fullmatch(task_id):
+            return None
+        try:
+            data = json.loads((self._state("tasks") / f"{task_id}.json").read_bytes())
+        except (FileNotFoundError, ValueError):  # none, or only reserved (empty) so far
+            return None
+        return data if isinstance(data, dict) and data.get("version") == STATE_VERSION else None
+
+    def _task_from(self, data: dict[str, Any]) -> MockTask:
+        from talkinghead.media import MediaFile, PreparedRequest
+
+        inputs = data["inputs"]
+
+        def media(name: str) -> MediaFile | None:
+            entry = inputs.get(name)
+            if entry is None:
+                return None
+            kind, extra = entry["kind"], {}
+            if kind == "url":
+                extra["url"] = entry["url"]
+            else:  # a path, or the copy of bytes: rendered from the file either way
+                kind, extra["path"] = "path", Path(entry["path"])
+            known = {k: entry.get(k) for k in ("format", "content_type", "size", "width",
+                                               "height", "duration_s")}
+            return MediaFile(name, kind, entry.get("filename") or name, origin=entry.get("origin") or "",
+                             **known, **extra)
+
+        image, audio = media("image"), media("audio")
+        request = AvatarRequest(**inputs["request"], image=image.url or str(image.path),
+                                audio=None if audio is None else audio.url or str(audio.path))
+        fail = data.get("fail")
+        age = max(0.0, time.time() - data["submitted_unix"])
+        task = MockTask(
+            task_id=data["task_id"], job_id=data["job_id"],
+            prepared=PreparedRequest(request, image, audio),
+            submitted_at=time.monotonic() - age, fail=FailSpec(**fail) if fail else None,
+            polls=data["polls"], step=data["step"], cancelled=data["cancelled"],
+            output_path=Path(data["output_path"]) if data.get("output_path") else None,
+            update=JobUpdate.model_validate(data["update"]), steps=data["steps"],
+            latency=data["latency"], submitted_unix=data["submitted_unix"], etag=data["etag"],
+            stored_inputs=inputs)
+        self._cancel_requested(task)
+        return task
+
+    def _refresh(self, task: MockTask) -> None:
+        """Adopt the task file if another process wrote it since we last did."""
+        if self.state_dir is None or task.update.status.terminal:
+            return
+        data = self._read_state(task.task_id)
+        if data is not None and data["etag"] != task.etag:
+            task.polls, task.step = data["polls"], data["step"]
+            task.cancelled = task.cancelled or data["cancelled"]
+            task.output_path = Path(data["output_path"]) if data.get("output_path") else None
+            task.update = JobUpdate.model_validate(data["update"])
+            task.etag = data["etag"]
+        self._cancel_requested(task)
+
+    def _log_call(self, method: str, job: Job, task_id: str | None, **extra: Any) -> None:
+        """Append one line to ``state_dir/calls.jsonl``: one O_APPEND write, so lines from
+        several processes never interleave."""
+        if self.state_dir is None:
+            return
+        line = json.dumps({"method": method, "job_id": job.id, "task_id": task_id,
+                           "pid": os.getpid(), "time": time.time(), **extra}) + "\n"
+        self._state()
+        fd = os.open(self.state_dir / "calls.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     def _inject(self, stage: str) -> bool:
         """Whether to inject one more failure at ``stage``, counting it if so."""
@@ -416,3 +645,35 @@ def _status(value: Any) -> JobStatus:
 
 def _polls(n: int) -> str:
     return f"{n} poll" if n == 1 else f"{n} polls"
+
+
+def read_calls(state_dir: str | os.PathLike[str], method: str | None = None) -> list[dict[str, Any]]:
+    """The calls logged in ``state_dir/calls.jsonl`` by every process that shared it, oldest
+    first: dicts with ``method`` (submit | poll | cancel), ``job_id``, ``task_id``, ``pid``,
+    ``time`` and, on an injected submit failure, ``error``. ``method`` keeps only those."""
+    try:
+        text = (Path(state_dir) / "calls.jsonl").read_text()
+    except FileNotFoundError:
+        return []
+    # Whatever follows the last newline is a line cut short by a killed writer: not a call.
+    calls = [json.loads(line) for line in text.split("\n")[:-1] if line]
+    return [c for c in calls if method is None or c["method"] == method]
+
+
+def _highest_task_number(tasks: Path) -> int:
+    return max((int(m[1]) for name in os.listdir(tasks) if (m := _TASK_FILE.fullmatch(name))),
+               default=0)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
