@@ -114,15 +114,17 @@ def estimate(image: str, audio: str | None, text: str | None, mode: str, provide
 @click.option("--max-cost", type=float, metavar="USD", help="Refuse routes quoting more than this.")
 @click.option("--budget", "budget_usd", type=float, metavar="USD", help="Most this run may commit.")
 @click.option("--policy", type=click.Choice(POLICIES), help="Route order when no provider is named.")
+@click.option("--check-face", is_flag=True, help="Refuse a photo without exactly one usable face, before paying.")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the job.")
 @handle_errors
 def generate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None, as_json: bool,
              prompt: str | None, aspect_ratio: str, voice: str | None, output: Path, webhook: str | None,
-             max_cost: float | None, budget_usd: float | None, policy: str | None, timeout: float) -> None:
+             max_cost: float | None, budget_usd: float | None, policy: str | None, check_face: bool,
+             timeout: float) -> None:
     """Make a talking-head MP4: validate, quote, submit, follow, download."""
     request = _request(image, audio, text, mode=mode, prompt=prompt, aspect_ratio=aspect_ratio, voice=voice)
     client = make_client(budget_usd=budget_usd, policy=policy)
-    result = asyncio.run(_generate(client, request, provider, output, webhook, max_cost, timeout))
+    result = asyncio.run(_generate(client, request, provider, output, webhook, max_cost, timeout, check_face))
     if as_json:
         click.echo(json.dumps({"job_id": result.job_id, "provider": result.provider, "model": result.model,
                                "status": result.status.value, "cost_usd": result.cost_usd,
@@ -132,7 +134,7 @@ def generate(image: str, audio: str | None, text: str | None, mode: str, provide
         click.echo(str(result.path))
 
 
-async def _generate(client, request, provider, output, webhook, max_cost, timeout):
+async def _generate(client, request, provider, output, webhook, max_cost, timeout, check_face):
     with progress_bar() as bar:
         task = bar.add_task("validating", total=100)
 
@@ -141,7 +143,8 @@ async def _generate(client, request, provider, output, webhook, max_cost, timeou
 
         async with client:
             return await client.run(request, provider=provider, output=output, webhook_url=webhook,
-                                    max_cost_usd=max_cost, timeout=timeout, on_update=on_update)
+                                    max_cost_usd=max_cost, timeout=timeout, on_update=on_update,
+                                    check_face=check_face)
 
 
 def _register() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from . import log, media, plugins, routing, tts
 from .config import Settings
 from .errors import (
-    ConfigError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
+    ConfigError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
 )
 from .http import download as http_download
 from .ledger import BudgetLimits, Ledger, SQLiteLedger, settled_cost
@@ -110,13 +110,15 @@ class AsyncClient:
         return dataclasses.replace(prepared, audio=audio, speech=speech)
 
     async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
-                          max_cost_usd: float | None, **constraints: Any
+                          max_cost_usd: float | None, check_face: bool = False, **constraints: Any
                           ) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
         if provider is not None:
             self.provider(provider)
         pairs = [(p, r) for p, r in self.routes() if provider is None or p.name == provider]
         needs_speech = any(not r.native_text for _, r in pairs)
         prepared = await self.prepare(request, synthesize=needs_speech)
+        if check_face:
+            await asyncio.to_thread(_check_face, prepared.image)
         found = routing.candidates(
             pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
             can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
@@ -135,12 +137,13 @@ class AsyncClient:
 
     async def submit(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
                      webhook_url: str | None = None, max_cost_usd: float | None = None,
-                     include: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Job:
+                     include: Iterable[str] | None = None, exclude: Iterable[str] = (),
+                     check_face: bool = False) -> Job:
         """Validate, quote, journal and reserve, then create the task on the best route,
         falling back to the next when a route fails on the provider's side before accepting
         the job. An ``InputError`` goes straight back: every route would refuse it."""
         prepared, found = await self._candidates(
-            request, provider, model, max_cost_usd,
+            request, provider, model, max_cost_usd, check_face,
             include=list(include) if include is not None else None, exclude=list(exclude))
         last_error: ProviderError | None = None
         for cand in found:
@@ -269,10 +272,10 @@ class AsyncClient:
     async def run(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
                   output: str | Path | None = None, webhook_url: str | None = None,
                   max_cost_usd: float | None = None, timeout: float | None = None,
-                  on_update: UpdateCallback | None = None) -> VideoResult:
+                  on_update: UpdateCallback | None = None, check_face: bool = False) -> VideoResult:
         """Submit, wait and download: the whole job in one call."""
         job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
-                                max_cost_usd=max_cost_usd)
+                                max_cost_usd=max_cost_usd, check_face=check_face)
         if on_update is not None:
             on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
         return await self.finish(job, output=output, timeout=timeout, on_update=on_update)
@@ -331,6 +334,13 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _check_face(image: media.MediaFile) -> None:
+    if image.kind == "url":
+        raise InputError("image", "--check-face needs the image itself; a URL is not fetched")
+    if not plugins.pm.hook.check_face(image=image):
+        raise ConfigError("checking the face needs a face detector: install talkinghead-local")
 
 
 def budget_limits(data: Mapping[str, Any]) -> BudgetLimits:

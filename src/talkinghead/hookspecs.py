@@ -18,3 +18,10 @@ def register_providers(register: Callable[[type], None]) -> None:
 @hookspec
 def register_tts(register: Callable[[type], None]) -> None:
     """Register text-to-speech engine classes, used when a route has no native text input."""
+
+
+@hookspec(firstresult=True)
+def check_face(image) -> bool | None:
+    """Check that ``image`` (a ``talkinghead.MediaFile``) shows exactly one usable face, raising
+    ``InputError`` if not; return True once checked. The opt-in pre-flight for paid routes
+    (``--check-face``): a video of a face the backend cannot animate is still billed."""
