@@ -16,6 +16,8 @@
     │   ├── SubmitOutcomeUnknown      4  a create call was sent and no answer came back:
     │   │                                it may have been charged, so it is never resent
     │   └── NetworkBlocked            4  the network guard stopped a real request
+    ├── WebhookRejected               4  a callback failed verification (bad signature, stale,
+    │                                    replayed); the receiver answers 401 and changes nothing
     ├── JobFailed                     4  the job ran and ended failed or cancelled
     ├── JobTimeout                    4  the job did not finish within the wait timeout
     └── DownloadError                 4  the result could not be fetched
@@ -119,6 +121,10 @@ class SubmitOutcomeUnknown(ProviderError):
 
 class NetworkBlocked(ProviderError):
     pass
+
+
+class WebhookRejected(TalkingHeadError):
+    exit_code = 4
 
 
 class JobFailed(TalkingHeadError):

@@ -172,6 +172,7 @@ class JobUpdate(BaseModel):
     duration_s: float | None = None  # output length as the backend reports it (for billing)
     error: str | None = None
     error_kind: str | None = None  # "content_policy", "billing", ... when the backend says
+    delivery_id: str | None = None  # a webhook delivery's own id, for replay protection
 
 
 class Job(BaseModel):
