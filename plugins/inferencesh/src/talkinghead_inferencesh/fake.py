@@ -1,0 +1,484 @@
+"""A loopback fake of the inference.sh API subset the plugin speaks, with switches for faults.
+
+A Starlette app (``FakeInferenceSh(...).app``) and ``serve()``, which runs it under uvicorn on
+127.0.0.1 and a free port in a background thread::
+
+    with serve(step_latency=0.05, failures={"create": [429, 200]}) as fake:
+        provider = InferenceShProvider({"api_key": "k", "base_url": fake.url})
+        ...
+        assert len(fake.requests_to("create")) == 2
+
+It speaks: ``POST /files`` + ``PUT`` to a presigned-looking upload URL on itself,
+``POST /apps/run``, ``GET /tasks/{id}``, ``GET /tasks/{id}/status``, the NDJSON
+``GET /tasks/{id}/stream``, ``POST /tasks/{id}/cancel``; it serves the output video at
+``/outputs/{id}.mp4`` and POSTs the finished task to a run's ``webhook``; ``POST /hooks/...``
+is a sink that accepts any webhook (point runs at ``fake.url + "/hooks/x"``). Every request is
+recorded (method, path, query, headers, JSON body, raw body) in ``fake.requests``.
+
+Tasks move through ``statuses`` one step per ``step_latency`` seconds of wall time, so a GET
+and the stream agree. Switches (see ``Switches``) cover: HTTP failures per endpoint as status
+sequences, Retry-After, 401 for a wrong key, 402, status 13 rejection, a task failing with
+status 11, streams that drop mid-line, send only heartbeats or carry malformed lines, v1
+wrapped or v2 bare envelopes, a slow create (client read timeout) and output shapes.
+
+Needs the ``[fake]`` extra (starlette, uvicorn). Run standalone with
+``python -m talkinghead_inferencesh.fake --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, fields
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .fake_model import ERRORS, ENDPOINTS, TERMINAL, FakeTask, Recorded, Switches, now_iso
+
+__all__ = ["ENDPOINTS", "FakeInferenceSh", "FakeTask", "Recorded", "Switches", "serve", "tiny_mp4"]
+
+class FakeInferenceSh:
+    """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
+
+    def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
+        self._video = video
+        self.url: str | None = None
+        self._background: set[asyncio.Task] = set()
+        self._counter = 0  # never reset: ids stay unique for the server's life
+        self.reset(**switches)
+        self.app = self._build_app()
+
+    # -- for tests -----------------------------------------------------------------------
+
+    def reset(self, **switches: Any) -> FakeInferenceSh:
+        """Forget every request, task and file, and go back to the default switches (so one
+        running server can serve many tests)."""
+        self.switches = Switches()
+        self._generation = getattr(self, "_generation", 0) + 1  # stale webhook deliveries are dropped
+        self.requests: list[Recorded] = []
+        self.tasks: dict[str, FakeTask] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.webhook_deliveries: list[dict[str, Any]] = []
+        self._stream_connections: dict[str, int] = {}
+        return self.configure(**switches)
+
+    def configure(self, **switches: Any) -> FakeInferenceSh:
+        known = {f.name for f in fields(Switches)}
+        for name, value in switches.items():
+            if name not in known:
+                raise TypeError(f"unknown fake switch {name!r} (known: {', '.join(sorted(known))})")
+            if name == "failures":
+                value = {k: list(v) for k, v in value.items()}
+                bad = set(value) - set(ENDPOINTS)
+                if bad:
+                    raise TypeError(f"unknown endpoint(s) {sorted(bad)} (known: {ENDPOINTS})")
+            if name == "statuses":
+                value = tuple(value)
+            setattr(self.switches, name, value)
+        return self
+
+    def requests_to(self, endpoint: str) -> list[Recorded]:
+        return [r for r in self.requests if r.endpoint == endpoint]
+
+    @property
+    def creates(self) -> list[Recorded]:
+        return self.requests_to("create")
+
+    def uploaded(self) -> dict[str, bytes]:
+        """Filename -> bytes of every completed upload."""
+        return {f["filename"]: f["data"] for f in self.files.values() if f.get("data") is not None}
+
+    @property
+    def video(self) -> bytes:
+        if self._video is None:
+            self._video = tiny_mp4()
+        return self._video
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _next_id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"01jfake{prefix}{self._counter:0{26 - 7 - len(prefix)}d}"
+
+    def _wrap(self, dto: Any, status: int = 200) -> Any:
+        mode = self.switches.envelope
+        if mode == "v1":
+            return {"success": True, "status": status, "data": dto}
+        if mode == "v3":
+            return {"data": dto, "messages": []}
+        return dto
+
+    def _ok(self, dto: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse(self._wrap(dto, status), status_code=status)
+
+    def _problem(self, status: int, detail: str | None = None) -> Response:
+        code, title, default = ERRORS.get(status, ("error", "Error", "error"))
+        headers = {}
+        if self.switches.retry_after is not None and status in (429, 503):
+            headers["Retry-After"] = f"{self.switches.retry_after:g}"
+        if self.switches.envelope == "v1":
+            body = {"success": False, "status": status, "error": {"code": code, "message": detail or default}}
+            return JSONResponse(body, status_code=status, headers=headers)
+        body = {"type": f"https://api.inference.sh/errors/{code}", "title": title, "status": status,
+                "detail": detail or default}
+        return Response(json.dumps(body), status_code=status, headers=headers,
+                        media_type="application/problem+json")
+
+    async def _record(self, request: Request, endpoint: str) -> Recorded:
+        body = await request.body()
+        parsed = None
+        if body and "json" in request.headers.get("content-type", ""):
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(body)
+        rec = Recorded(request.method, request.url.path, request.url.query,
+                       {k.lower(): v for k, v in request.headers.items()}, parsed, body, endpoint)
+        self.requests.append(rec)
+        return rec
+
+    def _injected(self, endpoint: str) -> Response | None:
+        queue = self.switches.failures.get(endpoint)
+        if queue:
+            status = queue.pop(0)
+            if status >= 300:
+                return self._problem(status)
+        return None
+
+    def _auth(self, rec: Recorded) -> Response | None:
+        auth = rec.header("authorization") or ""
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return self._problem(401)
+        if self.switches.api_key is not None and auth[7:] != self.switches.api_key:
+            return self._problem(401)
+        return None
+
+    async def _enter(self, request: Request, endpoint: str, *, auth: bool = True) -> Response | None:
+        rec = await self._record(request, endpoint)
+        return (self._auth(rec) if auth else None) or self._injected(endpoint)
+
+    def _task_dto(self, task: FakeTask, status: int | None = None, *, base: str) -> dict[str, Any]:
+        status = task.status() if status is None else status
+        return {
+            "id": task.id, "status": status, "error": task.error if status in (11, 13) else None,
+            "session_id": None, "app_id": "01jfakeapp0000000000000000", "function": "run",
+            "infra": "cloud", "input": task.input, "webhook": task.webhook,
+            "output": self._output(task, base) if status == 10 else None,
+            "logs": [], "events": [{"id": f"ev{s}", "task_id": task.id, "status": s}
+                                   for s in task.statuses if s <= status][-3:],
+            "created_at": task.created_at, "updated_at": now_iso(),
+        }
+
+    def _output(self, task: FakeTask, base: str) -> Any:
+        url = f"{base}/outputs/{task.id}.mp4"
+        form = self.switches.output_form
+        if form == "string":
+            video: Any = url
+        elif form == "url":
+            video = {"url": url}
+        else:
+            video = {"uri": url, "content_type": "video/mp4", "filename": f"{task.id}.mp4",
+                     "size": len(self.video)}
+        out: dict[str, Any] = {"video": video}
+        if self.switches.output_seconds is not None:
+            mode = task.input.get("mode", "std")
+            out["output_meta"] = {"outputs": [{"type": "video", "seconds": self.switches.output_seconds,
+                                               "extra": {"quality": mode, "model": "kling-avatar"}}]}
+        return out
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def create_files(self, request: Request) -> Response:
+        if (early := await self._enter(request, "files")) is not None:
+            return early
+        rec = self.requests[-1]
+        records = (rec.json or {}).get("files") if isinstance(rec.json, dict) else None
+        if not isinstance(records, list) or not records:
+            return self._problem(400, "files: a non-empty list is required")
+        base = _base(request)
+        out = []
+        for item in records:
+            fid = self._next_id("file")
+            name = str(item.get("filename") or fid)
+            self.files[fid] = {"filename": name, "content_type": item.get("content_type"),
+                               "size": item.get("size"), "data": None}
+            out.append({"id": fid, "uri": f"{base}/files/{fid}/{name}",
+                        "upload_url": f"{self.switches.upload_base or base}/upload/{fid}"
+                                      f"?X-Expires=900&X-Signature=fakesig{fid[-4:]}",
+                        "filename": name, "content_type": item.get("content_type"),
+                        "size": item.get("size"), "path": "", "created_at": now_iso()})
+        return self._ok(out)
+
+    async def upload(self, request: Request) -> Response:
+        if (early := await self._enter(request, "upload", auth=False)) is not None:
+            return early
+        rec = self.requests[-1]
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None:
+            return Response("no such upload", status_code=404)
+        if self.switches.strict_upload:
+            if rec.header("authorization"):
+                return Response("<Error>only one auth mechanism allowed</Error>", status_code=400)
+            if entry["size"] is not None and len(rec.body) != entry["size"]:
+                return Response(f"size {len(rec.body)} != declared {entry['size']}", status_code=400)
+            if entry["content_type"] and rec.header("content-type") != entry["content_type"]:
+                return Response("content type differs from the file record", status_code=403)
+        entry["data"] = rec.body
+        return Response(status_code=200)
+
+    async def serve_file(self, request: Request) -> Response:
+        await self._record(request, "download")
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None or entry["data"] is None:
+            return Response("not found", status_code=404)
+        return Response(entry["data"], media_type=entry["content_type"] or "application/octet-stream")
+
+    async def run(self, request: Request) -> Response:
+        if (early := await self._enter(request, "create")) is not None:
+            return early
+        rec = self.requests[-1]
+        if self.switches.create_delay:
+            await asyncio.sleep(self.switches.create_delay)
+        body = rec.json if isinstance(rec.json, dict) else {}
+        if not body.get("app"):
+            return self._problem(422, "app field is required")
+        inputs = body.get("input") if isinstance(body.get("input"), dict) else {}
+        s = self.switches
+        if s.reject:
+            statuses, error = (13,), "insufficient balance: add credits or a payment method"
+        else:
+            statuses = s.statuses if s.task_error is None else (*s.statuses[:-1], 11)
+            error = s.task_error
+        task = FakeTask(self._next_id("task"), body["app"], inputs, body.get("webhook"), statuses,
+                        s.step_latency, error)
+        self.tasks[task.id] = task
+        if task.webhook and s.send_webhooks and not s.reject:
+            self._spawn(self._deliver_webhook(task, _base(request)))
+        return self._ok(self._task_dto(task, statuses[0], base=_base(request)))
+
+    async def get_task(self, request: Request) -> Response:
+        if (early := await self._enter(request, "get")) is not None:
+            return early
+        task = self.tasks.get(request.path_params["tid"])
+        if task is None:
+            return self._problem(404)
+        return self._ok(self._task_dto(task, base=_base(request)))
+
+    async def task_status(self, request: Request) -> Response:
+        if (early := await self._enter(request, "status")) is not None:
+            return early
+        task = self.tasks.get(request.path_params["tid"])
+        if task is None:
+            return self._problem(404)
+        return self._ok({"id": task.id, "status": task.status(), "updated_at": now_iso()})
+
+    async def cancel(self, request: Request) -> Response:
+        if (early := await self._enter(request, "cancel")) is not None:
+            return early
+        task = self.tasks.get(request.path_params["tid"])
+        if task is None:
+            return self._problem(404)
+        if task.status() in TERMINAL:
+            return self._problem(409)
+        task.cancelled_at = time.monotonic()
+        return self._ok({"id": task.id, "status": 8, "cancelled": True})
+
+    async def output(self, request: Request) -> Response:
+        if (early := await self._enter(request, "output", auth=False)) is not None:
+            return early
+        if request.path_params["tid"] not in self.tasks:
+            return Response("not found", status_code=404)
+        return Response(self.video, media_type="video/mp4")
+
+    async def hook(self, request: Request) -> Response:
+        """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
+        if (early := await self._enter(request, "hook", auth=False)) is not None:
+            return early
+        return Response(status_code=204)
+
+    async def stream(self, request: Request) -> Response:
+        if (early := await self._enter(request, "stream")) is not None:
+            return early
+        task = self.tasks.get(request.path_params["tid"])
+        if task is None:
+            return self._problem(404)
+        index = self._stream_connections.get(task.id, 0)
+        self._stream_connections[task.id] = index + 1
+        return StreamingResponse(self._lines(task, index, _base(request)),
+                                 media_type="application/x-ndjson")
+
+    async def _lines(self, task: FakeTask, index: int, base: str) -> AsyncIterator[bytes]:
+        s = self.switches
+        quiet, drops = index < s.stream_quiet, index < s.stream_drops
+        start = last_beat = time.monotonic()
+        if s.stream_malformed:
+            yield b"this is not json\n"
+            yield b'{"data": {"id": "' + task.id.encode() + b'", "sta\n'
+            yield b"[1, 2, 3]\n"
+            yield b'{"unrelated": true}\n'
+        sent, last = 0, None
+        while time.monotonic() - start < s.stream_max_seconds:
+            now = time.monotonic()
+            status = task.status(now)
+            if not quiet and status != last:
+                if drops and sent >= s.stream_drop_after:
+                    yield b'{"data": {"id": "' + task.id.encode() + b'", "status": '
+                    raise _StreamDrop("dropped on purpose")
+                yield (json.dumps(self._stream_line(task, status, base)) + "\n").encode()
+                sent, last = sent + 1, status
+                if status in TERMINAL:
+                    return
+            await asyncio.sleep(max(0.001, min(s.heartbeat_interval, task.next_change(now))))
+            if time.monotonic() - last_beat >= s.heartbeat_interval:
+                yield b'{"type":"heartbeat"}\n'
+                last_beat = time.monotonic()
+
+    def _stream_line(self, task: FakeTask, status: int, base: str) -> dict[str, Any]:
+        dto = self._task_dto(task, status, base=base)
+        if not self.switches.stream_partial:
+            if self.switches.stream_omit_output:
+                dto["output"] = None
+            return dto
+        names = ["status", "updated_at"]
+        if status == 10 and not self.switches.stream_omit_output:
+            names.insert(1, "output")
+        if status in (11, 13):
+            names.insert(1, "error")
+        return {"data": {"id": task.id, **{k: dto[k] for k in names}}, "fields": names}
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        job = asyncio.get_running_loop().create_task(coro)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _deliver_webhook(self, task: FakeTask, base: str) -> None:
+        generation = self._generation
+        while task.status() not in TERMINAL:
+            await asyncio.sleep(max(0.005, task.ends_at - time.monotonic()) if task.cancelled_at is None
+                                else max(0.005, task.step_latency))
+        if generation != self._generation:
+            return  # the fake was reset meanwhile: this task belongs to a finished test
+        payload = self._wrap(self._task_dto(task, base=base))
+        delivery: dict[str, Any] = {"url": task.webhook, "task_id": task.id, "payload": payload}
+        if httpx.URL(str(task.webhook)).host not in ("127.0.0.1", "localhost", "::1"):
+            delivery["error"] = "skipped: the fake only calls loopback webhooks"
+            self.webhook_deliveries.append(delivery)
+            return
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.post(str(task.webhook), json=payload)
+            delivery["status_code"] = response.status_code
+        except Exception as exc:  # best effort, like the real platform
+            delivery["error"] = f"{type(exc).__name__}: {exc}"
+        self.webhook_deliveries.append(delivery)
+
+    def _build_app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/files", self.create_files, methods=["POST"]),
+            Route("/upload/{fid}", self.upload, methods=["PUT"]),
+            Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"]),
+            Route("/apps/run", self.run, methods=["POST"]),
+            Route("/tasks/{tid}", self.get_task, methods=["GET"]),
+            Route("/tasks/{tid}/status", self.task_status, methods=["GET"]),
+            Route("/tasks/{tid}/stream", self.stream, methods=["GET"]),
+            Route("/tasks/{tid}/cancel", self.cancel, methods=["POST"]),
+            Route("/outputs/{tid}.mp4", self.output, methods=["GET"]),
+            Route("/hooks/{name:path}", self.hook, methods=["POST"]),
+        ])
+
+    def __repr__(self) -> str:
+        return f"<FakeInferenceSh {self.url or '(not serving)'} {asdict(self.switches)}>"
+
+
+class _StreamDrop(Exception):
+    """Raised inside a streaming body: uvicorn then cuts the connection mid-response."""
+
+
+@contextlib.contextmanager
+def serve(fake: FakeInferenceSh | None = None, *, port: int = 0, **switches: Any) -> Iterator[FakeInferenceSh]:
+    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread; yields it with
+    ``fake.url`` set. Stops the server on exit, not waiting for open streams."""
+    import uvicorn
+
+    if fake is None:
+        fake = FakeInferenceSh(**switches)
+    elif switches:
+        fake.configure(**switches)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(fake.app, log_level="critical", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="fake-inferencesh")
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake inference.sh server did not start")
+        time.sleep(0.005)
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        fake.url = None
+
+
+def tiny_mp4(seconds: float = 1.0, size: int = 64) -> bytes:
+    """A small valid MP4 (H.264 where the encoder exists) made with PyAV, a core dependency."""
+    import io
+
+    import av
+    import numpy as np
+
+    codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), "mpeg4")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(max(1, int(seconds * 10))):
+            frame = np.full((size, size, 3), (i * 20) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the fake inference.sh API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--step-latency", type=float, default=0.5)
+    parser.add_argument("--envelope", choices=["v1", "v2", "v3"], default="v2")
+    args = parser.parse_args(argv)
+    with serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope) as fake:
+        print(f"fake inference.sh at {fake.url} (Ctrl-C to stop)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

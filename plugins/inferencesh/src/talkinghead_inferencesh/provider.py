@@ -1,0 +1,406 @@
+"""``InferenceShProvider``: Kling Avatar through inference.sh's ``klingai/avatar`` app.
+
+One HTTP protocol, translated (the notes: ``shared/protocols/inference-sh.md``):
+
+- local files and base64 inputs: ``POST /files`` then ``PUT upload_url`` (streamed from
+  disk, no Authorization on the PUT, §6); http(s) URLs are passed through unchanged;
+- create: ``POST /apps/run`` with ``{app, input, webhook?}`` (§3), sent through
+  ``talkinghead.http.send(idempotent=False)``: never resent once it may have arrived;
+- follow: ``GET /tasks/{id}/stream`` (NDJSON, §5), falling back to ``GET /tasks/{id}``;
+- ``POST /tasks/{id}/cancel`` (§8); webhooks are unsigned (§9), so the core confirms them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from talkinghead import http
+from talkinghead.errors import (
+    AuthenticationError,
+    BillingError,
+    InputError,
+    ProviderError,
+    ServerError,
+    SubmitOutcomeUnknown,
+)
+from talkinghead.models import Job, JobStatus, JobUpdate, Route
+from talkinghead.provider import Provider
+
+from . import protocol
+
+if TYPE_CHECKING:
+    from talkinghead.media import MediaFile, PreparedRequest
+
+ENV_KEY = "INFERENCE_API_KEY"
+ENV_BASE_URL = "INFERENCE_BASE_URL"
+DEFAULT_BASE_URL = "https://api.inference.sh"
+DEFAULT_APP = "klingai/avatar"
+PRICE_SOURCE = ("inference.sh app klingai/avatar, its own field description: std 0.056 and pro "
+                "0.112 USD per second of output video (protocol notes §11)")
+CHUNK = 256 * 1024
+
+# Tunables (config keys) and their defaults, in seconds unless noted.
+DEFAULTS: dict[str, float] = {
+    "timeout": 30.0,               # REST calls (the SDK uses 30 s)
+    "upload_timeout": 120.0,       # the PUT of one file
+    "retry_attempts": 4,           # reads, uploads and refused creates (count)
+    "retry_backoff": 0.5,          # first backoff when no Retry-After is given
+    "stream_idle_timeout": 30.0,   # only heartbeats this long: re-read the task (the SDK's 30 s)
+    "stream_read_timeout": 60.0,   # the SDK's stream timeout
+    "stream_reconnects": 5,        # consecutive stream connections without news (count)
+    "reconnect_delay": 1.0,        # between stream connections (the SDK waits 1 s)
+}
+
+_STREAM_HEADERS = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache",
+                   "Accept-Encoding": "identity"}
+
+
+class InferenceShProvider(Provider):
+    """Kling Avatar on inference.sh. Config: ``api_key`` (or ``INFERENCE_API_KEY``),
+    ``base_url`` (or ``INFERENCE_BASE_URL``), ``app`` (``klingai/avatar``, may be pinned
+    ``@version``), and the tunables in ``DEFAULTS``."""
+
+    name = "inferencesh"
+    env_vars = (ENV_KEY,)
+    signs_webhooks = False  # §9: no signature anywhere; the core re-reads the task instead
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self._api: httpx.AsyncClient | None = None
+        self._uploads: httpx.AsyncClient | None = None
+
+    # -- declaration ---------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [Route(provider=self.name, model="kling-avatar",
+                      price_per_second={"std": 0.056, "pro": 0.112},
+                      native_text=False, price_source=PRICE_SOURCE)]
+
+    @property
+    def base_url(self) -> str:
+        url = self.config.get("base_url") or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        return str(url).rstrip("/")
+
+    @property
+    def app(self) -> str:
+        return str(self.config.get("app") or DEFAULT_APP)
+
+    def api_key(self) -> str | None:
+        return self.secret(ENV_KEY, "api_key")
+
+    def configured(self) -> bool:
+        # The base class looks for config key ``inference_api_key``; ours is ``api_key``.
+        return self.api_key() is not None
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self.api_key(), self.secret(ENV_KEY)) if s]
+
+    def setting(self, key: str) -> float:
+        value = self.config.get(key)
+        if value is None:
+            return DEFAULTS[key]
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is not a number",
+                             value=value) from None
+
+    # -- HTTP plumbing -------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._api is None:
+            key = self.api_key()
+            if not key:
+                raise AuthenticationError("no API key configured", provider=self.name, env_var=ENV_KEY)
+            timeout = self.setting("timeout")
+            self._api = http.async_client(
+                self.name, base_url=self.base_url, headers={"Authorization": f"Bearer {key}"},
+                timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+        return self._api
+
+    def _upload_client(self) -> httpx.AsyncClient:
+        # A separate client with no Authorization at all: the presigned PUT goes to object
+        # storage, which must never see our key (§6). Still guarded by the network guard.
+        if self._uploads is None:
+            timeout = self.setting("upload_timeout")
+            self._uploads = http.async_client(self.name, timeout=httpx.Timeout(timeout, connect=10.0))
+        return self._uploads
+
+    async def _send(self, method: str, path: str, *, client: httpx.AsyncClient | None = None,
+                    idempotent: bool = True, **kwargs: Any) -> httpx.Response:
+        return await http.send(client or self._client(), method, path, provider=self.name,
+                               idempotent=idempotent, attempts=max(1, int(self.setting("retry_attempts"))),
+                               backoff=self.setting("retry_backoff"), **kwargs)
+
+    async def _call(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        """One API call; returns the unwrapped DTO or raises the typed error."""
+        response = await self._send(method, path, idempotent=idempotent, **kwargs)
+        payload = protocol.parse_json(response.content)
+        if response.is_success and not protocol.is_error_envelope(payload):
+            return protocol.unwrap(payload)
+        raise self._error(response, payload)
+
+    def _error(self, response: httpx.Response, payload: Any) -> Exception:
+        status = response.status_code
+        if response.is_success:  # a v1 ``success: false`` body under HTTP 200
+            code = payload.get("status") if isinstance(payload, dict) else None
+            status = code if isinstance(code, int) and code >= 400 else 400
+            response = httpx.Response(status, headers=response.headers)
+        message, code = protocol.error_message(payload, _text(response))
+        message = protocol.redact(message, self.secrets())
+        if status not in (401, 403) and status < 500 and protocol.is_billing_problem(status, code, message):
+            return BillingError(f"payment required ({status}): {message}", provider=self.name,
+                                status_code=status)
+        return http.error_for_status(response, message, provider=self.name, env_var=ENV_KEY)
+
+    # -- submit --------------------------------------------------------------------------
+
+    async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
+        request = prepared.request
+        if prepared.audio is None:
+            raise InputError("audio", "klingai/avatar needs audio (the core synthesizes it from text "
+                             "before submitting to a route without native text)")
+        image = await self._input_file(prepared.image)
+        audio = await self._input_file(prepared.audio)
+        body = protocol.run_body(self.app, image=image, audio=audio, prompt=request.prompt,
+                                 mode=request.mode, aspect_ratio=request.aspect_ratio,
+                                 webhook=job.webhook_url)
+        response = await self._send("POST", "/apps/run", json=body, idempotent=False)
+        payload = protocol.parse_json(response.content)
+        if response.status_code in (502, 504):
+            # A gateway answered for a server that may have acted on the request.
+            raise SubmitOutcomeUnknown(
+                f"POST /apps/run got HTTP {response.status_code} from a gateway; the task may exist "
+                "and be billed, so it was not resent", provider=self.name)
+        if not response.is_success or protocol.is_error_envelope(payload):
+            raise self._error(response, payload)
+        task = protocol.unwrap(payload)
+        if not protocol.task_id_of(task):
+            raise SubmitOutcomeUnknown(
+                "POST /apps/run was accepted but the answer carried no task id; the task may exist "
+                "and be billed, so it was not resent", provider=self.name)
+        update = protocol.task_update(task)
+        if update.message == "rejected":  # refused at admission: it never ran, nothing charged
+            raise BillingError(f"run rejected by inference.sh: {update.error}", provider=self.name)
+        return update
+
+    async def _input_file(self, media: MediaFile) -> str:
+        if media.kind == "url":
+            if not media.url:
+                raise InputError(media.field, "URL input without a URL")
+            return media.url  # passed through unchanged, like the SDK does
+        return await self._upload(media)
+
+    async def _upload(self, media: MediaFile) -> str:
+        """``POST /files`` then ``PUT upload_url``; returns the file's ``uri`` (§6)."""
+        filename = protocol.upload_filename(media.filename, media.format, media.field)
+        content_type = media.content_type or protocol.content_type_for(media.format)
+        size = _size(media)
+        record = {"uri": "", "filename": filename, "content_type": content_type, "path": None,
+                  "size": size, "public": None}
+        created = protocol.first_file(await self._call("POST", "/files", json={"files": [record]}))
+        upload_url = created.get("upload_url") if created else None
+        uri = created.get("uri") if created else None
+        if not upload_url or not uri:
+            raise ServerError(f"POST /files answered without an upload_url and uri for {media.field}",
+                              provider=self.name)
+        response = await self._send("PUT", str(upload_url), client=self._upload_client(),
+                                    content=_FileBody(media),
+                                    headers={"Content-Type": content_type, "Content-Length": str(size)})
+        if not response.is_success:
+            # Storage errors say nothing about our key (a 403 is usually an expired signature):
+            # never an AuthenticationError, and never the signed URL in the message.
+            host = httpx.URL(str(upload_url)).host
+            raise ServerError(f"upload of {media.field} to {host} failed: HTTP {response.status_code}",
+                              provider=self.name, status_code=response.status_code)
+        return str(uri)
+
+    # -- follow --------------------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> dict[str, Any]:
+        task = await self._call("GET", f"/tasks/{task_id}")
+        if not isinstance(task, dict):
+            raise ServerError(f"GET /tasks/{task_id} answered with no task object", provider=self.name)
+        return task
+
+    async def poll(self, job: Job) -> JobUpdate:
+        task_id = _task_id(job)
+        update = protocol.task_update(await self.get_task(task_id))
+        return update if update.task_id else update.model_copy(update={"task_id": task_id})
+
+    async def stream(self, job: Job) -> AsyncIterator[JobUpdate]:
+        """Native NDJSON stream (§5). Heartbeats are skipped, partial ``{data, fields}`` lines
+        are folded into the last known task, bad lines are ignored. When a connection ends
+        without a terminal status (dropped, closed, or ``stream_idle_timeout`` of nothing but
+        heartbeats) the task is re-read with ``GET /tasks/{id}`` and the stream reopened.
+
+        Reconnections are bounded: once ``stream_reconnects`` reconnections in a row have
+        each dropped or failed without news (no task line, and the re-read shows no new
+        status), the next such failure raises ``ServerError``; any news resets the count. A
+        quiet but healthy stream (only heartbeats, the task still alive when re-read) does not
+        count: a Kling job may sit in ``running`` for minutes, and the caller's wait timeout
+        bounds that, not this."""
+        task_id = _task_id(job)
+        snapshot: dict[str, Any] = {"id": task_id}
+        failures = 0
+        max_failures = int(self.setting("stream_reconnects"))
+        while True:
+            outcome = _Connection()
+            updates = self._stream_once(task_id, snapshot, outcome)
+            try:
+                async for update in updates:
+                    yield update
+                    if update.status.terminal:
+                        return
+            except httpx.TransportError as exc:
+                outcome.ended = f"dropped ({type(exc).__name__})"
+            finally:
+                await updates.aclose()
+            before = protocol.status_name(snapshot.get("status"), snapshot.get("status_text"))
+            task = await self.get_task(task_id)
+            protocol.merge(snapshot, task)
+            update = protocol.task_update(snapshot)
+            moved = update.message != before
+            if moved or update.status.terminal:
+                yield update
+            if update.status.terminal:
+                return
+            if outcome.news or moved:
+                failures = 0
+            elif outcome.ended != "idle":
+                failures += 1
+                if failures > max_failures:
+                    raise ServerError(
+                        f"the task stream for {task_id} ended without news {failures} times in a row "
+                        f"(last: {outcome.ended}); task still {update.message}", provider=self.name)
+            await asyncio.sleep(self.setting("reconnect_delay"))
+
+    async def _stream_once(self, task_id: str, snapshot: dict[str, Any],
+                           outcome: _Connection) -> AsyncIterator[JobUpdate]:
+        """One connection to the stream; sets ``outcome`` when it ends without a terminal."""
+        idle = self.setting("stream_idle_timeout")
+        timeout = httpx.Timeout(self.setting("stream_read_timeout"), connect=10.0)
+        loop = asyncio.get_running_loop()
+        async with self._client().stream("GET", f"/tasks/{task_id}/stream", headers=_STREAM_HEADERS,
+                                         timeout=timeout) as response:
+            if response.status_code != 200:
+                await response.aread()
+                if response.status_code in http.RETRY_STATUSES:
+                    outcome.ended = f"HTTP {response.status_code}"
+                    return
+                raise self._error(response, protocol.parse_json(response.content))
+            lines = response.aiter_lines()
+            last_news = loop.time()
+            while True:
+                remaining = idle - (loop.time() - last_news)
+                if remaining <= 0:
+                    outcome.ended = "idle"
+                    return
+                try:
+                    line = await asyncio.wait_for(anext(lines), remaining)
+                except StopAsyncIteration:
+                    outcome.ended = "closed"
+                    return
+                except TimeoutError:
+                    outcome.ended = "idle"
+                    return
+                kind, fields = protocol.parse_stream_line(line)
+                if kind != "task" or fields is None:
+                    continue  # heartbeats keep the connection, not the task, alive
+                last_news = loop.time()
+                outcome.news = True
+                update = protocol.task_update(protocol.merge(snapshot, fields))
+                if update.status is JobStatus.COMPLETED and not update.output_url:
+                    # A partial line may carry the status without the output: read it whole.
+                    update = protocol.task_update(protocol.merge(snapshot, await self.get_task(task_id)))
+                yield update
+                if update.status.terminal:
+                    return
+
+    # -- cancel and webhooks -------------------------------------------------------------
+
+    async def cancel(self, job: Job) -> None:
+        task_id = _task_id(job)
+        response = await self._send("POST", f"/tasks/{task_id}/cancel")
+        if response.status_code == 409:
+            return  # invalid_transition: the task already ended, there is nothing to cancel
+        payload = protocol.parse_json(response.content)
+        if not response.is_success or protocol.is_error_envelope(payload):
+            raise self._error(response, payload)
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
+        """An inference.sh callback (most likely the task JSON, maybe wrapped) as an update.
+        Unsigned: the core confirms it with ``poll`` before trusting it."""
+        payload = protocol.parse_json(body)
+        if payload is None or protocol.is_error_envelope(payload):
+            raise InputError("webhook", "the body is not an inference.sh task payload (not JSON)")
+        task = protocol.unwrap(payload)
+        if isinstance(task, dict) and isinstance(task.get("task"), dict):
+            task = task["task"]
+        if not isinstance(task, dict) or not protocol.task_id_of(task):
+            raise InputError("webhook", "the body is not an inference.sh task payload (no task id)")
+        return protocol.task_update(task)
+
+    async def aclose(self) -> None:
+        clients, self._api, self._uploads = (self._api, self._uploads), None, None
+        for client in clients:
+            if client is not None:
+                await client.aclose()
+
+
+class _Connection:
+    """How one stream connection went."""
+
+    def __init__(self) -> None:
+        self.news = False
+        self.ended = "closed"
+
+
+class _FileBody:
+    """Upload content read in chunks from disk (or memory) each time it is iterated, so a
+    retried PUT sends the whole file again. Not a generator, so httpx lets it be re-read."""
+
+    def __init__(self, media: MediaFile) -> None:
+        self.media = media
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        stream = self.media.open()
+        try:
+            while chunk := await asyncio.to_thread(stream.read, CHUNK):
+                yield chunk
+        finally:
+            stream.close()
+
+
+def _size(media: MediaFile) -> int:
+    if media.kind == "path" and media.path is not None:
+        return os.path.getsize(media.path)  # what is on disk now is what will be sent
+    if media.data is not None:
+        return len(media.data)
+    if media.size is not None:
+        return media.size
+    raise InputError(media.field, "cannot upload: no path and no data")
+
+
+def _task_id(job: Job) -> str:
+    if not job.task_id:
+        raise ProviderError(f"job {job.id} has no inference.sh task id", provider="inferencesh")
+    return job.task_id
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return ""
+
+
+__all__ = ["InferenceShProvider"]

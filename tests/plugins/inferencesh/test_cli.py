@@ -1,0 +1,110 @@
+"""``talkinghead generate --provider inferencesh`` in a subprocess against the fake server, as a
+user would run it: INFERENCE_BASE_URL and INFERENCE_API_KEY in the environment, real sockets,
+local files uploaded, the task followed to completion and the MP4 downloaded. The API key is
+a canary that must never show up in the output, the logs or any file written."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FACE, MP3
+
+CANARY = "inf_canary_" + secrets.token_hex(12)
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("talkinghead")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
+
+
+@pytest.fixture
+def cli(fake, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def run(*args: str, config: str | None = None, key: str = CANARY) -> subprocess.CompletedProcess:
+        if config is not None:
+            (home / "config.toml").write_text(config)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("INFERENCE_", "TALKINGHEAD_"))}
+        env.update(INFERENCE_BASE_URL=fake.url, INFERENCE_API_KEY=key, TALKINGHEAD_HOME=str(home),
+                   TALKINGHEAD_BLOCK_NETWORK="1")  # the guard: nothing but loopback may be reached
+        result = subprocess.run([*_command(), *args], env=env, capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path)
+        leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+        assert CANARY not in result.stdout and CANARY not in result.stderr and leaks == []
+        return result
+
+    return run
+
+
+def _generate(out: Path, *extra: str) -> list[str]:
+    return ["-vv", "generate", "--provider", "inferencesh", "--image", str(FACE), "--audio", str(MP3),
+            "--output", str(out), "--json", *extra]
+
+
+def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
+    fake.configure(step_latency=0.02)
+    out = tmp_path / "out.mp4"
+    result = cli(*_generate(out, "--mode", "pro", "--prompt", "Smiles and nods", "--aspect-ratio", "9:16"))
+    assert result.returncode == 0, result.stderr
+
+    report = json.loads(result.stdout)
+    assert (report["provider"], report["model"], report["status"]) == ("inferencesh", "kling-avatar", "completed")
+    assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(6.9 * 0.112, abs=1e-3)
+    assert Path(report["output"]) == out and out.read_bytes() == video_bytes
+
+    # the fake received the local files intact and the right input
+    assert fake.uploaded() == {"face.jpg": FACE.read_bytes(), "hello.mp3": MP3.read_bytes()}
+    (create,) = fake.creates
+    assert create.header("authorization") == f"Bearer {CANARY}"  # sent where it belongs, nowhere else
+    inputs = create.json["input"]
+    assert inputs["image"].endswith("/face.jpg") and inputs["audio"].endswith("/hello.mp3")
+    assert (inputs["mode"], inputs["prompt"], inputs["aspect_ratio"]) == ("pro", "Smiles and nods", "9:16")
+    assert "webhook" not in create.json
+    assert [r.endpoint for r in fake.requests][-1] == "output"  # and then downloaded the video
+
+
+def test_generate_passes_the_webhook_through(cli, fake, tmp_path):
+    hook = fake.url + "/hooks/cli-job?token=opaque"
+    result = cli(*_generate(tmp_path / "out.mp4", "--webhook", hook))
+    assert result.returncode == 0, result.stderr
+    assert fake.creates[0].json["webhook"] == hook
+
+
+def test_failed_task_exits_4_with_the_provider_error(cli, fake, tmp_path):
+    fake.configure(task_error="Task failed: no face detected in the image")
+    result = cli(*_generate(tmp_path / "out.mp4"))
+    assert result.returncode == 4
+    assert "no face detected" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_wrong_key_exits_4_naming_the_env_var(cli, fake, tmp_path):
+    fake.configure(api_key="the-right-key-000000")
+    result = cli(*_generate(tmp_path / "out.mp4"))
+    assert result.returncode == 4 and "INFERENCE_API_KEY" in result.stderr
+    assert fake.creates == []
+
+
+def test_create_timeout_is_not_resent(cli, fake, tmp_path):
+    fake.configure(create_delay=1.0)
+    result = cli(*_generate(tmp_path / "out.mp4"), config="[providers.inferencesh]\ntimeout = 0.3\n")
+    assert result.returncode == 4 and "not resent" in result.stderr
+    assert len(fake.creates) == 1
+
+
+def test_providers_lists_the_route(cli):
+    result = cli("providers", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [r for r in json.loads(result.stdout) if r["provider"] == "inferencesh"]
+    assert [(r["model"], r["price_per_second"], r["configured"]) for r in rows] == [
+        ("kling-avatar", {"std": 0.056, "pro": 0.112}, True)]
+    assert rows[0]["credentials"] == ["INFERENCE_API_KEY"]
