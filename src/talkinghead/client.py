@@ -251,11 +251,17 @@ class AsyncClient:
                             job_id=job.id, provider=job.provider, kind=job.error_kind)
         return job
 
-    async def cancel(self, job: Job) -> Job:
-        if job.task_id and not job.status.terminal:
-            await self.provider(job.provider).cancel(job)
-            job.apply(JobUpdate(status=JobStatus.CANCELLED, message="cancelled by the user"))
-            self._finish(job)
+    async def cancel(self, job: Job, *, timeout: float = 60.0) -> Job:
+        """Ask the provider to cancel, then follow the job until the backend says it ended:
+        a task being cancelled can still complete and be billed, so the journal only records
+        what the backend reports. Returns the job, ended or (after ``timeout``) not yet."""
+        if not job.task_id or job.status.terminal:
+            return job
+        await self.provider(job.provider).cancel(job)
+        self._log.info("job.cancel_requested", job_id=job.id, provider=job.provider)
+        with contextlib.suppress(JobTimeout):
+            async for _ in self.stream(job, timeout=timeout):
+                pass
         return job
 
     async def download(self, job: Job, dest: str | Path | None = None) -> Path:

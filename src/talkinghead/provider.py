@@ -34,6 +34,8 @@ class Provider:
     name: ClassVar[str]
     #: environment variables holding credentials; all must be set for ``configured``
     env_vars: ClassVar[tuple[str, ...]] = ()
+    #: the config-file key for each credential env var (default: the env var in lower case)
+    config_keys: ClassVar[dict[str, str]] = {}
     #: whether webhooks are signed and verified by ``parse_webhook``; if not, the core
     #: confirms each webhook by polling the task with our own credentials
     signs_webhooks: ClassVar[bool] = False
@@ -52,8 +54,9 @@ class Provider:
         raise NotImplementedError
 
     def secret(self, env_var: str, key: str | None = None) -> str | None:
-        """A credential from config (``key``) or the environment."""
-        value = self.config.get(key or env_var.lower()) or os.environ.get(env_var)
+        """A credential from config (``key``, else ``config_keys[env_var]``) or the environment."""
+        key = key or self.config_keys.get(env_var) or env_var.lower()
+        value = self.config.get(key) or os.environ.get(env_var)
         return value or None
 
     def configured(self) -> bool:

@@ -3,7 +3,8 @@
 While it is active:
 
 * no provider may make a real HTTP request: an attempt raises ``NetworkBlocked`` naming the
-  provider. Loopback stays open for local fake servers. A test opts in with
+  provider. Loopback stays open for local fake servers, and a ``@pytest.mark.vcr`` test
+  replaying a cassette (``--record-mode=none``) is answered by VCR alone. A test opts in with
   ``@pytest.mark.allow_network``; a whole run with ``--talkinghead-allow-network``;
 * ``TALKINGHEAD_HOME`` points at a temporary directory, so tests never touch the real journal.
 
@@ -38,10 +39,22 @@ def _talkinghead_guard(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     from .http import guard
 
     allowed = (request.config.getoption("--talkinghead-allow-network")
-               or request.node.get_closest_marker("allow_network") is not None)
+               or request.node.get_closest_marker("allow_network") is not None
+               or _replaying_cassette(request))
     monkeypatch.setattr(guard, "enabled", not allowed)
     monkeypatch.setenv("TALKINGHEAD_HOME", str(tmp_path_factory.mktemp("talkinghead-home")))
     yield
+
+
+def _replaying_cassette(request: pytest.FixtureRequest) -> bool:
+    """A pytest-recording test in ``--record-mode=none``: VCR answers every request from the
+    cassette and refuses anything not in it, so nothing can reach a real host."""
+    if request.node.get_closest_marker("vcr") is None:
+        return False
+    try:
+        return request.config.getoption("--record-mode") == "none"
+    except ValueError:  # pytest-recording not installed
+        return False
 
 
 @pytest.fixture

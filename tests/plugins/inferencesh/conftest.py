@@ -173,29 +173,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("re-recording needs INFERENCE_API_KEY (and costs money)")
 
 
-def cassette_hosts(name: str) -> set[str]:
-    """Every host a cassette holds interactions for."""
-    import yaml
-
-    path = CASSETTE_DIR / name
-    if not path.is_file():
-        return set()
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {urlsplit(i["request"]["uri"]).hostname for i in data.get("interactions", [])}
-
-
-@pytest.fixture(autouse=True)
-def _cassette_hosts(request: pytest.FixtureRequest, record_mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On replay, let the talkinghead network guard pass the hosts the test's cassette holds
-    (whatever a re-recording put there): VCR answers them from the cassette
-    (``--record-mode=none``), and pytest-recording's ``--block-network`` still stops any real
-    connection, so nothing leaves the machine."""
-    marker = request.node.get_closest_marker("default_cassette")
-    if request.node.get_closest_marker("vcr") is None or record_mode != "none" or marker is None:
-        return
-    hosts = cassette_hosts(marker.args[0])
-    monkeypatch.setattr(http.guard, "allowed_hosts", set(http.guard.allowed_hosts) | hosts)
-
 def spy(provider: InferenceShProvider) -> tuple[list[Any], list[Any]]:
     """Every ``httpx.Request`` the provider sends from now on (API and upload clients), and
     every ``(request, parsed JSON)`` of the answers that carry JSON."""

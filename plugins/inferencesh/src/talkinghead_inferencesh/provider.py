@@ -67,6 +67,7 @@ class InferenceShProvider(Provider):
 
     name = "inferencesh"
     env_vars = (ENV_KEY,)
+    config_keys = {ENV_KEY: "api_key"}
     signs_webhooks = False  # §9: no signature anywhere; the core re-reads the task instead
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -91,14 +92,7 @@ class InferenceShProvider(Provider):
         return str(self.config.get("app") or DEFAULT_APP)
 
     def api_key(self) -> str | None:
-        return self.secret(ENV_KEY, "api_key")
-
-    def configured(self) -> bool:
-        # The base class looks for config key ``inference_api_key``; ours is ``api_key``.
-        return self.api_key() is not None
-
-    def secrets(self) -> list[str]:
-        return [s for s in (self.api_key(), self.secret(ENV_KEY)) if s]
+        return self.secret(ENV_KEY)
 
     def setting(self, key: str) -> float:
         value = self.config.get(key)
