@@ -147,6 +147,21 @@ async def _generate(client, request, provider, output, webhook, max_cost, timeou
                                     check_face=check_face)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8787, show_default=True)
+@handle_errors
+def serve(host: str, port: int) -> None:
+    """Receive backend callbacks at POST /webhooks/{provider}/{token}.
+
+    Set TALKINGHEAD_WEBHOOK_BASE to this server's public URL where jobs are submitted, and
+    each job gets its own callback URL; the journal is updated as callbacks arrive."""
+    from .webhooks import serve as run_server
+
+    click.echo(f"talkinghead: receiving webhooks on http://{host}:{port}/webhooks/<provider>/<token>", err=True)
+    run_server(make_client(), host=host, port=port)
+
+
 def _register() -> None:
     from .cli_jobs import batch, budget, jobs
 

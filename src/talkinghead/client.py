@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
+import os
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -21,6 +24,7 @@ from . import log, media, plugins, routing, tts
 from .config import Settings
 from .errors import (
     ConfigError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
+    WebhookRejected,
 )
 from .http import download as http_download
 from .ledger import BudgetLimits, Ledger, SQLiteLedger, settled_cost
@@ -44,7 +48,8 @@ class AsyncClient:
     def __init__(self, providers: Iterable[Provider] | None = None, *, settings: Settings | None = None,
                  ledger: Ledger | None = None, config: Mapping[str, Mapping[str, Any]] | None = None,
                  timeout: float = DEFAULT_TIMEOUT, budget_usd: float | None = None,
-                 policy: str | None = None, priority: Iterable[str] | None = None) -> None:
+                 policy: str | None = None, priority: Iterable[str] | None = None,
+                 webhook_base: str | None = None) -> None:
         self.settings = settings or Settings.load()
         if providers is None:
             providers = []
@@ -65,6 +70,8 @@ class AsyncClient:
         if budget_usd is not None:
             self.ledger.limits.session_usd = budget_usd
         self.session = new_job_id()  # groups this client's jobs for a per-run budget
+        # Where `talkinghead serve` is reachable; each job then gets its own callback URL.
+        self.webhook_base = (webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or "").rstrip("/") or None
         self.timeout = timeout
         self._log = log.get_logger()
 
@@ -172,6 +179,10 @@ class AsyncClient:
         job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
                   quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
                   reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared))
+        if webhook_url is None and self.webhook_base:
+            token = secrets.token_urlsafe(24)  # per-job capability; only its hash is journaled
+            job.webhook_url = f"{self.webhook_base}/webhooks/{job.provider}/{token}"
+            job.webhook_token_hash = token_hash(token)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
@@ -315,18 +326,30 @@ class AsyncClient:
                                        "automatically: talkinghead jobs resolve", provider=job.provider)
         return await self.finish(job, output=output or job.output_path, timeout=timeout, on_update=on_update)
 
-    async def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> Job | None:
-        """Apply a backend's callback to its job. Unsigned callbacks are only a hint: the task
-        is re-read with our own credentials and that is what is recorded."""
+    async def receive_webhook(self, provider: str, token: str, headers: Mapping[str, str], body: bytes) -> Job:
+        """Apply a backend's callback to the job whose receiver URL carries ``token``.
+
+        The token must match the job's; signed callbacks are verified by the provider and
+        replays (a delivery id seen before) change nothing; unsigned ones are only a hint, so
+        the task is re-read with our own credentials and that is what is recorded. Duplicates
+        and out-of-order deliveries are harmless: a finished job stays finished."""
         prov = self.provider(provider)
-        update = await prov.parse_webhook(headers, body)
-        job = self.ledger.find(provider, update.task_id) if update.task_id else None
+        job = self.ledger.by_webhook(provider, token_hash(token))
         if job is None:
-            return None
-        if not prov.signs_webhooks:
+            raise WebhookRejected(f"{provider}: no job has this webhook token", status_code=404)
+        update = await prov.parse_webhook(headers, body)
+        if update.task_id and job.task_id and update.task_id != job.task_id:
+            raise InputError("webhook", f"the callback is for task {update.task_id}, not this job's task")
+        if update.delivery_id and self.ledger.seen_delivery(provider, update.delivery_id):
+            self._log.info("webhook.duplicate", job_id=job.id, provider=provider)
+            return job
+        if not prov.signs_webhooks and job.task_id:
             update = await prov.poll(job)
+        elif not prov.signs_webhooks:
+            return job  # nothing to confirm against yet; the submit will record the task id
         if job.apply(update):
             self.ledger.record(job)
+            self._log.info("webhook.applied", job_id=job.id, provider=provider, status=job.status.value)
             if job.status.terminal:
                 self._finish(job)
         return job
@@ -340,6 +363,10 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _check_face(image: media.MediaFile) -> None:
@@ -430,8 +457,8 @@ class Client:
     def resume(self, job: Job, **kw: Any) -> VideoResult:
         return self._call(self._async.resume(job, **kw))
 
-    def handle_webhook(self, provider: str, headers: Mapping[str, str], body: bytes) -> Job | None:
-        return self._call(self._async.handle_webhook(provider, headers, body))
+    def receive_webhook(self, provider: str, token: str, headers: Mapping[str, str], body: bytes) -> Job:
+        return self._call(self._async.receive_webhook(provider, token, headers, body))
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -126,6 +126,10 @@ class NetworkBlocked(ProviderError):
 class WebhookRejected(TalkingHeadError):
     exit_code = 4
 
+    def __init__(self, message: str, *, status_code: int = 401) -> None:
+        self.status_code = status_code  # what the receiver answers: 401 bad signature, 404 token
+        super().__init__(message)
+
 
 class JobFailed(TalkingHeadError):
     exit_code = 4

@@ -42,7 +42,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at TEXT NOT NULL,
     reserved_usd REAL NOT NULL DEFAULT 0,
     settled_usd REAL,
+    webhook_hash TEXT,
     data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_webhook ON jobs(webhook_hash);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    provider TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (provider, delivery_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
 CREATE INDEX IF NOT EXISTS jobs_digest ON jobs(request_digest);
@@ -85,6 +93,10 @@ class Ledger(Protocol):
     def find(self, provider: str, task_id: str) -> Job | None: ...
 
     def by_digest(self, digest: str) -> list[Job]: ...
+
+    def by_webhook(self, provider: str, token_hash: str) -> Job | None: ...
+
+    def seen_delivery(self, provider: str, delivery_id: str) -> bool: ...
 
     def totals(self, session: str | None = None) -> dict[str, float]: ...
 
@@ -140,11 +152,11 @@ class SQLiteLedger:
             self._check_budget(db, job, day, session)
             db.execute(
                 "INSERT INTO jobs (id, provider, model, status, task_id, request_digest, session, day,"
-                " created_at, updated_at, reserved_usd, settled_usd, data)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " created_at, updated_at, reserved_usd, settled_usd, webhook_hash, data)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job.id, job.provider, job.model, job.status.value, job.task_id, job.request_digest,
                  session, day, job.created_at.isoformat(), job.updated_at.isoformat(), job.reserved_usd,
-                 job.settled_usd, job.model_dump_json()))
+                 job.settled_usd, job.webhook_token_hash, job.model_dump_json()))
 
     def _check_budget(self, db: sqlite3.Connection, job: Job, day: str, session: str | None) -> None:
         lim = self.limits
@@ -203,6 +215,17 @@ class SQLiteLedger:
 
     def by_digest(self, digest: str) -> list[Job]:
         return self._select("request_digest = ?", (digest,))
+
+    def by_webhook(self, provider: str, token_hash: str) -> Job | None:
+        found = self._select("provider = ? AND webhook_hash = ?", (provider, token_hash))
+        return found[0] if found else None
+
+    def seen_delivery(self, provider: str, delivery_id: str) -> bool:
+        """Record a webhook delivery; True if it was already recorded (a replay)."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO webhook_deliveries VALUES (?,?,?)",
+                             (provider, delivery_id, time.time()))
+            return cur.rowcount == 0
 
     def totals(self, session: str | None = None) -> dict[str, float]:
         where, args = ("session = ?", (session,)) if session else ("1=1", ())

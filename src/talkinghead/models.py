@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_validator
 
 from .errors import InputError
 
@@ -21,6 +22,12 @@ ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
 PROMPT_MAX_CHARS = 2500
 
 MB = 1024 * 1024
+
+
+def redact_url(url: str) -> str:
+    """A callback URL without what makes it a capability: its query and our receiver's token."""
+    base = url.split("?", 1)[0].split("#", 1)[0]
+    return re.sub(r"(/webhooks/[^/]+/)[^/]+$", r"\1[token]", base)
 
 
 def utcnow() -> datetime:
@@ -187,7 +194,8 @@ class Job(BaseModel):
     quote: Quote | None = None
     request_digest: str | None = None
     input_summary: dict[str, Any] = Field(default_factory=dict)
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # serialized without its query or token: it is a capability
+    webhook_token_hash: str | None = None  # sha256 of the per-job token our receiver checks
     progress: float | None = None
     output_url: str | None = None
     output_path: str | None = None
@@ -202,6 +210,10 @@ class Job(BaseModel):
     @property
     def route_id(self) -> str:
         return f"{self.provider}/{self.model}"
+
+    @field_serializer("webhook_url")
+    def _hide_webhook_secret(self, url: str | None) -> str | None:
+        return redact_url(url) if url else url
 
     def apply(self, update: JobUpdate) -> bool:
         """Fold an update in; returns whether anything changed. Terminal states are final."""

@@ -7,6 +7,7 @@
                                             H.264 yuv420p + AAC, +faststart; exactly
                                                round(duration_s * fps) frames, audio trimmed
                                                or padded to duration_s
+    rgb_to_yuv420p(frame)                   -> packed yuv420p planes, converted as encode_mp4 does
     probe_video(path)                       -> VideoInfo, decoding to count frames
     audio_duration(audio)                   -> seconds, by counting decoded samples
 
@@ -171,6 +172,27 @@ def audio_duration(source: Source) -> float:
     return samples / rate if rate else 0.0
 
 
+def _to_yuv420p(arr: np.ndarray) -> Any:
+    import av
+    import numpy as np
+
+    rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+    # BT.709, limited range: what players assume for HD H.264; encode_mp4 tags it so.
+    return rgb.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+
+
+def rgb_to_yuv420p(arr: np.ndarray) -> np.ndarray:
+    """An RGB uint8 frame (even sides) as yuv420p planes packed in one (h * 3 / 2, w) uint8
+    array (Y, then U, then V), converted exactly as ``encode_mp4`` converts RGB frames.
+
+    For renderers that redraw only part of each frame: convert the still parts once, update
+    the planes per frame, and hand ``encode_mp4`` ``av.VideoFrame.from_ndarray(planes,
+    format="yuv420p")`` instead of paying a full-frame conversion per frame."""
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] % 2 or arr.shape[1] % 2:
+        raise ValueError(f"expected an RGB array with even sides, got shape {arr.shape}")
+    return _to_yuv420p(arr).to_ndarray()
+
+
 def _video_frames(frames: Any, count: int, size: tuple[int, int] | None) -> Iterator[Any]:
     """Yield exactly ``count`` yuv420p VideoFrames. A single array is converted once and
     repeated (cheap); an iterable is converted frame by frame, its last frame held if it
@@ -178,16 +200,22 @@ def _video_frames(frames: Any, count: int, size: tuple[int, int] | None) -> Iter
     import av
     import numpy as np
 
-    def convert(arr: np.ndarray) -> av.VideoFrame:
+    def convert(arr: np.ndarray | av.VideoFrame) -> av.VideoFrame:
+        if isinstance(arr, av.VideoFrame):
+            # Already converted by the caller (a renderer that updates only part of each
+            # frame can skip a full-frame conversion): taken as BT.709 limited range.
+            if arr.format.name != "yuv420p":
+                raise ValueError(f"VideoFrames must be yuv420p, got {arr.format.name}")
+            if size is not None and (arr.width, arr.height) != size:
+                raise ValueError(f"frame is {arr.width}x{arr.height}, expected {size[0]}x{size[1]}")
+            return arr
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
             raise ValueError(f"frames must be uint8 RGB arrays (h, w, 3), got {arr.dtype} {arr.shape}")
         if size is not None and (arr.shape[1], arr.shape[0]) != size:
             raise ValueError(f"frame is {arr.shape[1]}x{arr.shape[0]}, expected {size[0]}x{size[1]}")
         if arr.shape[0] % 2 or arr.shape[1] % 2:
             raise ValueError(f"frame size {arr.shape[1]}x{arr.shape[0]} must be even (yuv420p)")
-        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
-        # BT.709, limited range: what players assume for HD H.264; tagged to match below.
-        return rgb.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+        return _to_yuv420p(arr)
 
     if isinstance(frames, np.ndarray):
         still = convert(frames)
@@ -265,7 +293,8 @@ def encode_mp4(out: Path | str, frames: Any, *, fps: int = 25, audio: Source | N
                crf: int = 23, preset: str = "fast") -> Path:
     """Write an MP4: H.264 yuv420p (libx264) + AAC stereo 48 kHz, moov up front.
 
-    ``frames`` is one RGB uint8 array (a still, repeated) or an iterable of them. The video
+    ``frames`` is one RGB uint8 array (a still, repeated) or an iterable of them, or of
+    yuv420p ``av.VideoFrame``s already in BT.709 limited range (see ``rgb_to_yuv420p``). The video
     has exactly round(duration_s * fps) frames and the audio is ``audio`` (any format PyAV
     reads, path or bytes) trimmed or padded with silence to ``duration_s``, or silence when
     ``None``, so both tracks are as long as each other within a frame. ``size`` (w, h), when
@@ -391,4 +420,4 @@ def probe_video(path: Path | str) -> VideoInfo:
 
 
 __all__ = ["ASPECTS", "VideoInfo", "audio_duration", "encode_mp4", "frame_image", "frame_size", "load_image",
-           "probe_video"]
+           "probe_video", "rgb_to_yuv420p"]
