@@ -8,11 +8,21 @@ names it in the ``talkinghead`` entry-point group::
 
 and talkinghead calls the ``@hookimpl`` functions it finds here. A third-party plugin looks
 exactly the same.
+
+The rest of the package, one concern a module:
+
+* ``provider.py``: ``MockProvider``, the interface a plugin implements (routes, estimate,
+  submit, poll, cancel, find_task, parse_webhook) and the rendering of results;
+* ``state.py``: the backend's task state, in memory or on disk under ``state_dir``, and
+  ``read_calls`` for the log of calls kept there;
+* ``failures.py``: ``FailSpec``, the failures to inject, and the errors they raise.
 """
 
 from talkinghead.hookspecs import hookimpl
 
-from .provider import FailSpec, MockCall, MockProvider, MockTask, read_calls
+from .failures import FailSpec
+from .provider import MockCall, MockProvider
+from .state import MockTask, read_calls
 
 __all__ = ["FailSpec", "MockCall", "MockProvider", "MockTask", "read_calls", "register_providers"]
 
