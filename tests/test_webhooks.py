@@ -158,3 +158,38 @@ async def test_receive_webhook_directly(world):
 def test_health(world):
     _, url, _ = world
     assert httpx.get(f"{url}/healthz").json()["providers"] == ["mock", "signed"]
+
+
+async def test_mock_posts_its_completion_callback_offline(world):
+    """Given a webhook URL, the mock POSTs an inference.sh-shaped payload when the job ends,
+    and the receiver accepts it (confirming it by reading the task)."""
+    client, url, request = world
+    job = await client.submit(request, provider="mock")
+    mock = client.provider("mock")
+    while not (await mock.poll(job)).status.terminal:  # the backend runs; the journal is not told
+        pass
+    assert client.ledger.get(job.id).status is JobStatus.QUEUED
+    await mock.aclose()  # waits for the callback on its way to the receiver
+    saved = client.ledger.get(job.id)  # the receiver confirmed it and recorded the end
+    assert saved.status is JobStatus.COMPLETED and saved.output_url.startswith("file://")
+    assert saved.settled_usd > 0
+
+
+async def test_mock_callback_payload_shape(tmp_path, face, speech):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    got: list[dict] = []
+
+    async def sink(request):
+        got.append(json.loads(await request.body()))
+        return Response(status_code=204)
+
+    with serve_asgi(Starlette(routes=[Route("/hook", sink, methods=["POST"])])) as url:
+        client = AsyncClient(providers=[MOCK()], ledger=SQLiteLedger(tmp_path / "th.db"))
+        await client.run(AvatarRequest(image=face, audio=speech), webhook_url=f"{url}/hook", output=tmp_path / "v.mp4")
+        await client.aclose()
+    (payload,) = got
+    assert set(payload) >= {"id", "status", "output", "error", "session_id", "created_at", "updated_at"}
+    assert payload["status"] == 10 and payload["output"]["video"]["uri"].startswith("file://")

@@ -15,8 +15,10 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -33,6 +35,9 @@ from .errors import (
     ServerError,
     SubmitOutcomeUnknown,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -58,13 +63,30 @@ class NetworkGuard:
 
 guard = NetworkGuard()
 
+_ssl_lock = threading.Lock()
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def ssl_context() -> ssl.SSLContext:
+    """The TLS context every client shares: httpx's default (certifi, or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``), built once per process. Building one loads the whole CA bundle, about
+    20 ms of CPU, which httpx would otherwise spend on every new client (e.g. each download)."""
+    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    ctx = _ssl_contexts.get(key)
+    if ctx is None:
+        with _ssl_lock:
+            ctx = _ssl_contexts.get(key)
+            if ctx is None:
+                ctx = _ssl_contexts[key] = httpx.create_ssl_context()
+    return ctx
+
 
 class GuardedTransport(httpx.AsyncBaseTransport):
     """Checks the network guard on every request, then hands it to the real transport."""
 
     def __init__(self, provider: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
         self.provider = provider
-        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.inner = inner or httpx.AsyncHTTPTransport(verify=ssl_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         guard.check(self.provider, request.url)
@@ -85,7 +107,7 @@ def async_client(provider: str, *, base_url: str = "", headers: dict[str, str] |
     return httpx.AsyncClient(base_url=base_url, headers=base_headers,
                              timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
                              transport=GuardedTransport(provider, transport),
-                             follow_redirects=False)
+                             follow_redirects=False, verify=ssl_context())
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -222,3 +244,28 @@ async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None)
     finally:
         if own:
             await client.aclose()
+
+
+async def deliver_webhook(url: str, payload: dict, *, provider: str, attempts: int = 3) -> bool:
+    """POST a completion callback, as a real backend would; for offline providers (mock,
+    local) so apps can test their webhook handling with no account. Never raises: a receiver
+    that is down must not fail the job. Returns whether a 2xx came back."""
+    import json
+
+    from .log import get_logger
+
+    async with async_client(provider, timeout=httpx.Timeout(10.0, connect=5.0)) as client:
+        for attempt in range(attempts):
+            try:
+                response = await client.post(url, content=json.dumps(payload).encode(),
+                                             headers={"Content-Type": "application/json"})
+                if response.is_success:
+                    return True
+                if response.status_code < 500:
+                    break  # the receiver refused it; resending will not help
+            except (httpx.TransportError, NetworkBlocked) as exc:
+                if isinstance(exc, NetworkBlocked):
+                    break
+            await asyncio.sleep(_backoff(attempt, 0.2))
+    get_logger().warning("webhook.undelivered", provider=provider, url=url.split("?")[0].rsplit("/", 1)[0])
+    return False

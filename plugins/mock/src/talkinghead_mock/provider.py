@@ -93,6 +93,7 @@ class MockProvider(Provider):
         self.retry_after = self._setting("retry_after", None, 0.1, float)
         state_dir = self._setting("state_dir", "TALKINGHEAD_MOCK_STATE_DIR", None, None)
         self.store = TaskStore(Path(state_dir).expanduser().absolute() if state_dir else None)
+        self._deliveries: set[asyncio.Future] = set()  # webhook callbacks on their way
         output_dir = self.config.get("output_dir")
         self._output_dir = (Path(output_dir) if output_dir
                             else self.state_dir / "outputs" if self.state_dir else None)
@@ -170,7 +171,8 @@ class MockProvider(Provider):
         update = JobUpdate(status=JobStatus.QUEUED, task_id=task_id, progress=0.0, message="queued")
         task = self.tasks[task_id] = MockTask(
             task_id=task_id, job_id=job.id, prepared=prepared, submitted_at=time.monotonic(),
-            fail=doomed, steps=self.steps, latency=self.latency, submitted_unix=time.time())
+            fail=doomed, steps=self.steps, latency=self.latency, submitted_unix=time.time(),
+            webhook_url=job.webhook_url)
         self._finish(task, update)  # written to the state dir, if there is one
         self.store.log_call("submit", job.id, task_id)
         return update
@@ -344,9 +346,29 @@ class MockProvider(Provider):
         return call
 
     def _finish(self, task: MockTask, update: JobUpdate) -> JobUpdate:
+        ended = update.status.terminal and not (task.update and task.update.status.terminal)
         task.update = update  # what later polls (and webhook_body) report
         self.store.save(task)  # to the state dir, if there is one
+        if ended and task.webhook_url:
+            # As a real backend does: the callback goes out when the job ends.
+            future = asyncio.ensure_future(self._deliver(task))
+            self._deliveries.add(future)
+            future.add_done_callback(self._deliveries.discard)
         return update
+
+    async def _deliver(self, task: MockTask) -> None:
+        from talkinghead.http import deliver_webhook
+
+        payload = json.loads(self.webhook_body(task.task_id))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        payload.update(session_id=None, created_at=time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(task.submitted_unix)), updated_at=stamp)
+        await deliver_webhook(task.webhook_url, payload, provider=self.name)
+
+    async def aclose(self) -> None:
+        """Let callbacks already on their way arrive before the event loop goes."""
+        if self._deliveries:
+            await asyncio.gather(*self._deliveries, return_exceptions=True)
 
     def _inject(self, stage: str) -> bool:
         """Whether to inject one more failure at ``stage``, counting it if so."""

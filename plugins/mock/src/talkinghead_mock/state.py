@@ -67,6 +67,7 @@ class MockTask:
     steps: int = 4                      # the schedule it was submitted with
     latency: float = 0.0
     submitted_unix: float = 0.0         # time.time() at submit, for other processes
+    webhook_url: str | None = None      # where to POST the completion callback
     etag: str | None = None             # of the state last written or read (state_dir only)
     stored_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
@@ -143,6 +144,7 @@ class TaskStore:
                 "kind": task.fail.kind, "stage": task.fail.stage, "after": task.fail.after,
                 "times": task.fail.times},
             "output_path": str(task.output_path) if task.output_path else None,
+            "webhook_url": task.webhook_url,
             "update": task.update.model_dump(mode="json"),
             "inputs": task.stored_inputs,
         }
@@ -271,6 +273,7 @@ class TaskStore:
             output_path=Path(data["output_path"]) if data.get("output_path") else None,
             update=JobUpdate.model_validate(data["update"]), steps=data["steps"],
             latency=data["latency"], submitted_unix=data["submitted_unix"], etag=data["etag"],
+            webhook_url=data.get("webhook_url"),
             stored_inputs=inputs)
         self.cancel_requested(task)
         return task
