@@ -1,0 +1,486 @@
+"""A loopback fake of the fal subset the plugin speaks, with switches for faults.
+
+A Starlette app (``FakeFal(...).app``) and ``serve()``, which runs it under uvicorn on
+127.0.0.1 and a free port in a background thread. One server plays every fal host, so a
+provider needs only ``base_url`` (or ``FAL_BASE_URL``)::
+
+    with serve(step_latency=0.05, failures={"submit": [429, 200]}, retry_after=0) as fake:
+        provider = FalProvider({"api_key": "k", "base_url": fake.url})
+        ...
+        assert len(fake.submits) == 2
+
+It speaks (protocol notes ``shared/protocols/fal.md``):
+
+- the queue: ``POST /{endpoint id}`` (``?fal_webhook=``), ``GET /{owner}/{app}/requests/{id}/status``
+  (202 while queued or running, 200 when done), ``GET /{owner}/{app}/requests/{id}`` (the
+  result), ``PUT /{owner}/{app}/requests/{id}/cancel``; status, result and cancel only at the
+  app path, as on fal (§5);
+- storage: ``POST /storage/upload/initiate`` and a ``PUT`` to a signed-looking URL on itself;
+  uploaded files are served back at their ``file_url`` (§7 flow A);
+- the output video at ``/outputs/{id}.mp4``;
+- webhooks: a finished request's result is POSTed to its loopback ``fal_webhook``, signed with
+  the fake's own Ed25519 key, whose public half is served at ``/.well-known/jwks.json`` (§6);
+  ``POST /hooks/...`` is a sink that accepts any webhook (point jobs at ``fake.url + "/hooks/x"``).
+
+Every request is recorded (method, path, query, headers, JSON body, raw body) in
+``fake.requests``. Switches (``Switches`` in ``fake_model.py``) cover HTTP failures per
+endpoint, Retry-After, a wrong key, a locked account, a slow submit, a COMPLETED status
+carrying an error, a failing result, stale or tampered webhook deliveries and key rotation.
+
+Needs the ``[fake]`` extra (starlette, uvicorn). Run standalone with
+``python -m talkinghead_fal.fake --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, fields
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import webhooks
+from .fake_model import ENDPOINTS, ERRORS, LOCKED, FakeRequest, Recorded, Switches
+from .protocol import COMPLETED, IN_QUEUE
+
+__all__ = ["ENDPOINTS", "FakeFal", "FakeRequest", "Recorded", "Switches", "serve", "tiny_mp4"]
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class FakeFal:
+    """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
+
+    def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
+        self._video = video
+        self.url: str | None = None
+        self._background: set[asyncio.Task] = set()
+        self.private_key = Ed25519PrivateKey.generate()  # signs webhook deliveries
+        self.retired_keys: list[Ed25519PrivateKey] = []
+        self.reset(**switches)
+        self.app = self._build_app()
+
+    # -- for tests -----------------------------------------------------------------------
+
+    def reset(self, **switches: Any) -> FakeFal:
+        """Forget every request and file, and go back to the default switches (so one running
+        server can serve many tests). The signing key is kept."""
+        self.switches = Switches()
+        self._generation = getattr(self, "_generation", 0) + 1  # stale webhook deliveries are dropped
+        self.requests: list[Recorded] = []
+        self.queue: dict[str, FakeRequest] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.webhook_deliveries: list[dict[str, Any]] = []
+        return self.configure(**switches)
+
+    def configure(self, **switches: Any) -> FakeFal:
+        known = {f.name for f in fields(Switches)}
+        for name, value in switches.items():
+            if name not in known:
+                raise TypeError(f"unknown fake switch {name!r} (known: {', '.join(sorted(known))})")
+            if name == "failures":
+                value = {k: list(v) for k, v in value.items()}
+                bad = set(value) - set(ENDPOINTS)
+                if bad:
+                    raise TypeError(f"unknown endpoint(s) {sorted(bad)} (known: {ENDPOINTS})")
+            if name == "statuses":
+                value = tuple(value)
+            setattr(self.switches, name, value)
+        return self
+
+    def rotate_key(self) -> Ed25519PrivateKey:
+        """Sign with a new key from now on; the JWKS publishes only the new one."""
+        self.retired_keys.append(self.private_key)
+        self.private_key = Ed25519PrivateKey.generate()
+        return self.private_key
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        return webhooks.jwks_for(self.private_key)
+
+    def sign(self, body: bytes, request_id: str, **kwargs: Any) -> dict[str, str]:
+        """Signature headers for ``body``, as the fake's deliveries carry them."""
+        kwargs.setdefault("user_id", self.switches.webhook_user_id)
+        return webhooks.sign(self.private_key, body, request_id=request_id, **kwargs)
+
+    def requests_to(self, endpoint: str) -> list[Recorded]:
+        return [r for r in self.requests if r.endpoint == endpoint]
+
+    @property
+    def submits(self) -> list[Recorded]:
+        return self.requests_to("submit")
+
+    def uploaded(self) -> dict[str, bytes]:
+        """File name -> bytes of every completed upload."""
+        return {f["file_name"]: f["data"] for f in self.files.values() if f.get("data") is not None}
+
+    @property
+    def video(self) -> bytes:
+        if self._video is None:
+            self._video = tiny_mp4()
+        return self._video
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _error(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+        headers = dict(headers or {})
+        if self.switches.retry_after is not None and status in (429, 503):
+            headers["Retry-After"] = f"{self.switches.retry_after:g}"
+        return JSONResponse(body if body is not None else ERRORS.get(status, {"detail": "error"}),
+                            status_code=status, headers=headers)
+
+    async def _record(self, request: Request, endpoint: str) -> Recorded:
+        body = await request.body()
+        parsed = None
+        if body and "json" in request.headers.get("content-type", ""):
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(body)
+        rec = Recorded(request.method, request.url.path, request.url.query,
+                       {k.lower(): v for k, v in request.headers.items()}, parsed, body, endpoint)
+        self.requests.append(rec)
+        return rec
+
+    def _injected(self, endpoint: str) -> Response | None:
+        queue = self.switches.failures.get(endpoint)
+        if queue:
+            status = queue.pop(0)
+            if status >= 300:
+                return self._error(status)
+        return None
+
+    def _auth(self, rec: Recorded) -> Response | None:
+        auth = rec.header("authorization") or ""
+        if not auth.startswith("Key ") or not auth[4:].strip():
+            return self._error(401, {"detail": "Missing authorization header"})
+        if self.switches.api_key is not None and auth[4:] != self.switches.api_key:
+            return self._error(401)
+        return None
+
+    async def _enter(self, request: Request, endpoint: str, *, auth: bool = True) -> tuple[Recorded, Response | None]:
+        rec = await self._record(request, endpoint)
+        return rec, (self._auth(rec) if auth else None) or self._injected(endpoint)
+
+    def _urls(self, req: FakeRequest, base: str) -> dict[str, str]:
+        root = f"{base}/{req.app}/requests/{req.id}"
+        return {"response_url": root, "status_url": f"{root}/status", "cancel_url": f"{root}/cancel"}
+
+    def _lookup(self, request: Request) -> FakeRequest | None:
+        req = self.queue.get(request.path_params["rid"])
+        app = f"{request.path_params['owner']}/{request.path_params['app']}"
+        return req if req is not None and req.app == app else None
+
+    # -- storage (§7 flow A) ---------------------------------------------------------------
+
+    async def initiate(self, request: Request) -> Response:
+        rec, early = await self._enter(request, "initiate")
+        if early is not None:
+            return early
+        body = rec.json if isinstance(rec.json, dict) else {}
+        name, ctype = body.get("file_name"), body.get("content_type")
+        if not isinstance(name, str) or not name or not isinstance(ctype, str):
+            return self._error(422, {"detail": [{"loc": ["body", "file_name"], "msg": "field required",
+                                                 "type": "missing"}]})
+        fid = uuid.uuid4().hex[:12]
+        base = _base(request)
+        self.files[fid] = {"file_name": name, "content_type": ctype, "data": None,
+                           "storage_type": request.query_params.get("storage_type")}
+        return JSONResponse({
+            "upload_url": f"{self.switches.upload_base or base}/upload/{fid}"
+                          f"?X-Goog-Expires=900&X-Goog-Signature=fakesig{fid[:6]}",
+            "file_url": f"{base}/files/{fid}/{quote(name)}",
+        })
+
+    async def upload(self, request: Request) -> Response:
+        rec, early = await self._enter(request, "upload", auth=False)
+        if early is not None:
+            return early
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None:
+            return Response("no such upload", status_code=404)
+        if self.switches.strict_upload:
+            if rec.header("authorization"):
+                return Response("<Error>only one auth mechanism allowed</Error>", status_code=400)
+            if rec.header("content-type") != entry["content_type"]:
+                return Response("<Error>content type differs from the signed one</Error>", status_code=403)
+        entry["data"] = rec.body
+        return Response(status_code=200)
+
+    async def serve_file(self, request: Request) -> Response:
+        _, early = await self._enter(request, "cdn", auth=False)
+        if early is not None:
+            return early
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None or entry["data"] is None:
+            return Response("not found", status_code=404)
+        return Response(entry["data"], media_type=entry["content_type"])
+
+    # -- the queue (§5) ------------------------------------------------------------------
+
+    async def submit(self, request: Request) -> Response:
+        rec, early = await self._enter(request, "submit")
+        if early is not None:
+            return early
+        s = self.switches
+        if s.locked:
+            return self._error(403, {"detail": LOCKED})
+        if s.submit_delay:
+            await asyncio.sleep(s.submit_delay)
+        endpoint = request.path_params["endpoint"].strip("/")
+        if len(endpoint.split("/")) < 2:
+            return self._error(404, {"detail": f"Application {endpoint!r} not found"})
+        body = rec.json if isinstance(rec.json, dict) else {}
+        missing = [f for f in ("image_url", "audio_url") if not isinstance(body.get(f), str) or not body.get(f)]
+        if missing:
+            return self._error(422, {"detail": [{"loc": ["body", f], "msg": "field required", "type": "missing"}
+                                                for f in missing]})
+        webhook = request.query_params.get("fal_webhook")
+        req = FakeRequest(str(uuid.uuid4()), endpoint, body, webhook, s.statuses, s.step_latency,
+                          s.completed_error, s.result_error)
+        self.queue[req.id] = req
+        base = _base(request)
+        answer: dict[str, Any] = {"status": IN_QUEUE, "request_id": req.id}
+        if s.submit_urls:
+            answer.update(self._urls(req, base), queue_position=0)
+        if webhook:
+            answer["gateway_request_id"] = req.id
+            if s.send_webhooks:
+                self._spawn(self._deliver_webhook(req, base))
+        return JSONResponse(answer, status_code=s.submit_status)
+
+    async def status(self, request: Request) -> Response:
+        _, early = await self._enter(request, "status")
+        if early is not None:
+            return early
+        req = self._lookup(request)
+        if req is None:
+            return self._error(404, {"detail": "Request not found"})
+        status = req.status()
+        body: dict[str, Any] = {"status": status, "request_id": req.id, **self._urls(req, _base(request))}
+        logs = request.query_params.get("logs") in ("1", "true")
+        body["logs"] = None if not logs else (
+            [] if status == IN_QUEUE else [{"message": "Generating video...", "level": "INFO", "source": "USER",
+                                            "timestamp": "2026-08-01T10:00:05.123Z"}])
+        if status == IN_QUEUE:
+            body["queue_position"] = 0
+        if status == COMPLETED:
+            body["metrics"] = {"inference_time": 1.5}
+            error = self._completed_error(req)
+            if error:
+                body["error"], body["error_type"] = error[0], error[1]
+        return JSONResponse(body, status_code=200 if status == COMPLETED else 202)
+
+    def _completed_error(self, req: FakeRequest) -> tuple[str, str, int] | None:
+        if req.cancelled:
+            return ("Request cancelled by client", "client_cancelled", 499)
+        return req.completed_error
+
+    async def result(self, request: Request) -> Response:
+        _, early = await self._enter(request, "result")
+        if early is not None:
+            return early
+        req = self._lookup(request)
+        if req is None:
+            return self._error(404, {"detail": "Request not found"})
+        if req.status() != COMPLETED:
+            return self._error(400, {"detail": "Request is still in progress"})
+        code, body = self._outcome(req, _base(request))
+        headers = {"x-fal-request-id": req.id}
+        if code >= 300 and isinstance(body, dict) and body.get("error_type"):
+            headers["X-Fal-Error-Type"] = body["error_type"]
+        return JSONResponse(body, status_code=code, headers=headers)
+
+    def _outcome(self, req: FakeRequest, base: str) -> tuple[int, Any]:
+        error = self._completed_error(req)
+        if error:
+            return error[2], {"detail": error[0], "error_type": error[1]}
+        if req.result_error:
+            return req.result_error
+        output: dict[str, Any] = {"video": {"url": f"{base}/outputs/{req.id}.mp4", "content_type": "video/mp4",
+                                            "file_name": "output.mp4", "file_size": len(self.video)}}
+        if self.switches.output_duration is not None:
+            output["duration"] = self.switches.output_duration
+        return 200, output
+
+    async def cancel(self, request: Request) -> Response:
+        _, early = await self._enter(request, "cancel")
+        if early is not None:
+            return early
+        req = self._lookup(request)
+        if req is None:
+            return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
+        if req.status() == COMPLETED:
+            return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
+        req.cancelled_at = time.monotonic()
+        return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+
+    async def output(self, request: Request) -> Response:
+        _, early = await self._enter(request, "output", auth=False)
+        if early is not None:
+            return early
+        if request.path_params["rid"] not in self.queue:
+            return Response("not found", status_code=404)
+        return Response(self.video, media_type="video/mp4")
+
+    async def jwks_endpoint(self, request: Request) -> Response:
+        _, early = await self._enter(request, "jwks", auth=False)
+        if early is not None:
+            return early
+        return JSONResponse(self.jwks)
+
+    async def hook(self, request: Request) -> Response:
+        """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
+        _, early = await self._enter(request, "hook", auth=False)
+        if early is not None:
+            return early
+        return Response(status_code=204)
+
+    # -- webhooks (§6) ---------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        job = asyncio.get_running_loop().create_task(coro)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    def webhook_body(self, req: FakeRequest, base: str) -> dict[str, Any]:
+        """What fal POSTs when ``req`` ends: ``OK`` with the output, or ``ERROR``."""
+        code, output = self._outcome(req, base)
+        body: dict[str, Any] = {"request_id": req.id, "gateway_request_id": req.id}
+        if code < 300:
+            body.update(status="OK", payload=output)
+            if self.switches.webhook_payload_error:
+                body.update(payload=None, payload_error="Output is not JSON serializable")
+        else:
+            body.update(status="ERROR", error=f"Invalid status code: {code}", payload=output)
+        return body
+
+    async def _deliver_webhook(self, req: FakeRequest, base: str) -> None:
+        generation = self._generation
+        while req.status() != COMPLETED:
+            await asyncio.sleep(max(0.005, min(req.ends_at - time.monotonic(), 0.05)))
+        if generation != self._generation:
+            return  # the fake was reset meanwhile: this request belongs to a finished test
+        s = self.switches
+        raw = json.dumps(self.webhook_body(req, base)).encode()
+        headers = self.sign(raw, req.id, timestamp=int(time.time() + s.webhook_timestamp_offset))
+        if s.webhook_tamper:
+            raw = raw.replace(b'"status": "OK"', b'"status": "ERROR"').replace(b"output.mp4", b"evil.mp4")
+        delivery: dict[str, Any] = {"url": req.webhook, "request_id": req.id, "headers": headers, "body": raw}
+        if httpx.URL(str(req.webhook)).host not in LOOPBACK:
+            delivery["error"] = "skipped: the fake only calls loopback webhooks"
+            self.webhook_deliveries.append(delivery)
+            return
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.post(str(req.webhook), content=raw,
+                                             headers={**headers, "Content-Type": "application/json"})
+            delivery["status_code"] = response.status_code
+        except Exception as exc:  # best effort, like the real platform
+            delivery["error"] = f"{type(exc).__name__}: {exc}"
+        self.webhook_deliveries.append(delivery)
+
+    def _build_app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/.well-known/jwks.json", self.jwks_endpoint, methods=["GET"]),
+            Route("/storage/upload/initiate", self.initiate, methods=["POST"]),
+            Route("/upload/{fid}", self.upload, methods=["PUT"]),
+            Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"]),
+            Route("/outputs/{rid}.mp4", self.output, methods=["GET"]),
+            Route("/hooks/{name:path}", self.hook, methods=["POST"]),
+            Route("/{owner}/{app}/requests/{rid}/status", self.status, methods=["GET"]),
+            Route("/{owner}/{app}/requests/{rid}/cancel", self.cancel, methods=["PUT"]),
+            Route("/{owner}/{app}/requests/{rid}", self.result, methods=["GET"]),
+            Route("/{endpoint:path}", self.submit, methods=["POST"]),
+        ])
+
+    def __repr__(self) -> str:
+        return f"<FakeFal {self.url or '(not serving)'} {asdict(self.switches)}>"
+
+
+@contextlib.contextmanager
+def serve(fake: FakeFal | None = None, *, port: int = 0, **switches: Any) -> Iterator[FakeFal]:
+    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread; yields it with
+    ``fake.url`` set. Stops the server on exit."""
+    import uvicorn
+
+    if fake is None:
+        fake = FakeFal(**switches)
+    elif switches:
+        fake.configure(**switches)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(fake.app, log_level="critical", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-fal")
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake fal server did not start")
+        time.sleep(0.005)
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        fake.url = None
+
+
+def tiny_mp4(seconds: float = 1.0, size: int = 64) -> bytes:
+    """A small valid MP4 (H.264 where the encoder exists) made with PyAV, a core dependency."""
+    import io
+
+    import av
+    import numpy as np
+
+    codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), "mpeg4")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(max(1, int(seconds * 10))):
+            frame = np.full((size, size, 3), (i * 20) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the fake fal queue, storage and JWKS on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--step-latency", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    with serve(port=args.port, step_latency=args.step_latency) as fake:
+        print(f"fake fal at {fake.url} (Ctrl-C to stop; FAL_BASE_URL={fake.url})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

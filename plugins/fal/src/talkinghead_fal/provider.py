@@ -1,0 +1,380 @@
+"""``FalProvider``: Kling AI Avatar v2 through the fal queue.
+
+One HTTP protocol, translated (the notes: ``shared/protocols/fal.md``):
+
+- local files and base64 inputs: ``POST {rest}/storage/upload/initiate`` then ``PUT
+  upload_url`` (streamed from disk, no fal auth on the PUT, §7 flow A); http(s) URLs are
+  passed through unchanged;
+- submit: ``POST {queue}/{endpoint id}`` (``.../v2/standard`` or ``.../v2/pro`` by mode, §1)
+  with ``fal_webhook`` when the job has a webhook (§6), through
+  ``talkinghead.http.send(idempotent=False)``: never resent once it may have arrived;
+- status, result and cancel at the *app* path ``{queue}/fal-ai/kling-video/requests/{id}``
+  (§5, the URL rule); a ``COMPLETED`` status is only success once the result reads 200 with a
+  video (§5.2);
+- webhooks are signed (Ed25519, keys from fal's JWKS): ``parse_webhook`` verifies them
+  (``webhooks.py``) and the core applies the update without re-reading the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from talkinghead import http
+from talkinghead.errors import (
+    AuthenticationError,
+    BillingError,
+    ContentPolicyError,
+    InputError,
+    ProviderError,
+    ServerError,
+    SubmitOutcomeUnknown,
+)
+from talkinghead.models import Job, JobStatus, JobUpdate, Limits, Route
+from talkinghead.provider import Provider
+
+from . import protocol, webhooks
+
+if TYPE_CHECKING:
+    from talkinghead.media import MediaFile, PreparedRequest
+
+ENV_KEY = "FAL_KEY"
+ENV_BASE_URL = "FAL_BASE_URL"     # one loopback server for everything (tests, the fake)
+ENV_QUEUE_URL = "FAL_QUEUE_URL"
+ENV_REST_URL = "FAL_REST_URL"
+ENV_JWKS_URL = "FAL_JWKS_URL"
+JWKS_PATH = "/.well-known/jwks.json"
+PRICE_SOURCE = ("fal model pages: fal-ai/kling-video/ai-avatar/v2/standard 0.0562 and /v2/pro 0.115 USD per "
+                "second of output video (protocol notes §1)")
+CHUNK = 256 * 1024
+
+# Tunables (config keys) and their defaults, in seconds unless noted.
+DEFAULTS: dict[str, float] = {
+    "timeout": 30.0,                  # queue and REST calls
+    "upload_timeout": 120.0,          # the PUT of one file
+    "retry_attempts": 4,              # reads, uploads and refused submits (count)
+    "retry_backoff": 0.5,             # first backoff when no Retry-After is given
+    "poll_interval": 0.5,             # first status poll delay (§5.2: 0.5-5 s is fine)
+    "poll_max_interval": 5.0,         # ... growing 1.5x up to this
+    "webhook_tolerance": webhooks.DEFAULT_TOLERANCE,          # timestamp skew accepted (s)
+    "jwks_ttl": webhooks.DEFAULT_JWKS_TTL,                    # keep fal's keys this long
+    "jwks_refresh_interval": webhooks.DEFAULT_REFRESH_INTERVAL,  # re-fetch on an unknown key at most this often
+    "audio_max_seconds": 300.0,       # Kling Avatar's limit; fal states none (§2)
+}
+
+
+class FalProvider(Provider):
+    """Kling AI Avatar on fal. Config: ``api_key`` (or ``FAL_KEY``); hosts ``base_url``
+    (``FAL_BASE_URL``: one server for queue, REST and JWKS), or each of ``queue_url``
+    (``FAL_QUEUE_URL``), ``rest_url`` (``FAL_REST_URL``), ``jwks_url`` (``FAL_JWKS_URL``);
+    ``webhook_user_id`` (accept only deliveries for this fal user); the tunables in
+    ``DEFAULTS``."""
+
+    name = "fal"
+    env_vars = (ENV_KEY,)
+    config_keys = {ENV_KEY: "api_key"}
+    signs_webhooks = True  # §6: Ed25519 over request id, user id, timestamp and body hash
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self._api: httpx.AsyncClient | None = None
+        self._plain: httpx.AsyncClient | None = None
+        self._jwks: webhooks.JWKSCache | None = None
+
+    # -- declaration ---------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [Route(provider=self.name, model="kling-avatar", price_per_second=dict(protocol.PRICES),
+                      native_text=False, price_source=PRICE_SOURCE,
+                      limits=Limits(audio_max_seconds=self.setting("audio_max_seconds")))]
+
+    @property
+    def poll_interval(self) -> tuple[float, float, float]:  # type: ignore[override]
+        first = self.setting("poll_interval")
+        return first, 1.5, max(first, self.setting("poll_max_interval"))
+
+    def _host(self, key: str, env: str, default: str, suffix: str = "") -> str:
+        """The most specific setting wins: ``key`` in config, its env var, then ``base_url``
+        (config or ``FAL_BASE_URL``) plus ``suffix``, then fal's own host."""
+        explicit = self.config.get(key) or os.environ.get(env)
+        if explicit:
+            return str(explicit).rstrip("/")
+        base = self.config.get("base_url") or os.environ.get(ENV_BASE_URL)
+        if base:
+            return str(base).rstrip("/") + suffix
+        return default
+
+    @property
+    def queue_url(self) -> str:
+        return self._host("queue_url", ENV_QUEUE_URL, protocol.QUEUE_URL)
+
+    @property
+    def rest_url(self) -> str:
+        return self._host("rest_url", ENV_REST_URL, protocol.REST_URL)
+
+    @property
+    def jwks_url(self) -> str:
+        return self._host("jwks_url", ENV_JWKS_URL, protocol.JWKS_URL, JWKS_PATH)
+
+    def api_key(self) -> str | None:
+        return self.secret(ENV_KEY)
+
+    def setting(self, key: str) -> float:
+        value = self.config.get(key)
+        if value is None:
+            return DEFAULTS[key]
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is not a number", value=value) from None
+
+    # -- HTTP plumbing -------------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        """Queue and REST calls: ``Authorization: Key <FAL_KEY>`` (§4)."""
+        if self._api is None:
+            key = self.api_key()
+            if not key:
+                raise AuthenticationError("no API key configured", provider=self.name, env_var=ENV_KEY)
+            timeout = self.setting("timeout")
+            self._api = http.async_client(self.name, headers={"Authorization": f"Key {key}"},
+                                          timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+        return self._api
+
+    def _plain_client(self) -> httpx.AsyncClient:
+        # No Authorization at all: the signed upload URL and the public JWKS must never see
+        # our key (§7: "No fal auth header on this call"). Still behind the network guard.
+        if self._plain is None:
+            self._plain = http.async_client(self.name, timeout=httpx.Timeout(self.setting("upload_timeout"),
+                                                                              connect=10.0))
+        return self._plain
+
+    async def _send(self, method: str, url: str, *, client: httpx.AsyncClient | None = None,
+                    idempotent: bool = True, attempts: int | None = None, **kwargs: Any) -> httpx.Response:
+        tries = attempts if attempts is not None else max(1, int(self.setting("retry_attempts")))
+        return await http.send(client or self._client(), method, url, provider=self.name, idempotent=idempotent,
+                               attempts=tries, backoff=self.setting("retry_backoff"), **kwargs)
+
+    def _error(self, response: httpx.Response, payload: Any) -> Exception:
+        """The typed error for a refused call (§5.5)."""
+        code = response.status_code
+        message, error_type, field = protocol.error_info(payload, _text(response),
+                                                         response.headers.get("x-fal-error-type"))
+        message = protocol.redact(message, self.secrets())
+        if code != 401 and code < 500 and protocol.is_billing_problem(code, message, error_type):
+            return BillingError(f"account cannot pay ({code}): {message}", provider=self.name, status_code=code)
+        if code < 500 and protocol.is_content_policy(message, error_type):
+            return ContentPolicyError(f"refused by content policy ({code}): {message}", provider=self.name,
+                                      status_code=code)
+        if code in (400, 422):
+            return InputError(field or "request", f"fal rejected the request: {message}", value=code)
+        if code == 404:
+            return ProviderError(f"not found (404): {message}", provider=self.name, status_code=code)
+        return http.error_for_status(response, message, provider=self.name, env_var=ENV_KEY)
+
+    # -- submit --------------------------------------------------------------------------
+
+    async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
+        request = prepared.request
+        if prepared.audio is None:
+            raise InputError("audio", "fal's Kling AI Avatar needs audio (the core synthesizes it from text "
+                             "before submitting to a route without native text)")
+        image_url = await self._input_url(prepared.image)
+        audio_url = await self._input_url(prepared.audio)
+        endpoint = protocol.endpoint_for(request.mode)
+        body = protocol.submit_body(image_url=image_url, audio_url=audio_url, prompt=request.prompt)
+        response = await self._send("POST", f"{self.queue_url}/{endpoint}", json=body,
+                                    params=protocol.submit_params(job.webhook_url), idempotent=False)
+        payload = protocol.parse_json(response.content)
+        if response.status_code in (502, 504):
+            # A gateway answered for a queue that may have accepted the request.
+            raise SubmitOutcomeUnknown(
+                f"POST /{endpoint} got HTTP {response.status_code} from a gateway; the request may exist "
+                "and be billed, so it was not resent", provider=self.name)
+        if not response.is_success:
+            raise self._error(response, payload)
+        request_id = protocol.request_id_of(payload)
+        if not request_id:
+            raise SubmitOutcomeUnknown(
+                f"POST /{endpoint} was accepted but the answer carried no request_id; the request may "
+                "exist and be billed, so it was not resent", provider=self.name)
+        if payload.get("status") in (protocol.IN_QUEUE, protocol.IN_PROGRESS):
+            return protocol.status_update(payload, request_id)
+        # Older answers carry only the id and the URLs (§5.1); the first poll tells more.
+        return JobUpdate(status=JobStatus.QUEUED, task_id=request_id, progress=5.0, message="submitted")
+
+    async def _input_url(self, media: MediaFile) -> str:
+        if media.kind == "url":
+            if not media.url:
+                raise InputError(media.field, "URL input without a URL")
+            return media.url  # fal fetches it; it must be public (§2)
+        return await self._upload(media)
+
+    async def _upload(self, media: MediaFile) -> str:
+        """``POST /storage/upload/initiate`` then ``PUT upload_url``; returns ``file_url`` (§7 A)."""
+        content_type = media.content_type or "application/octet-stream"
+        response = await self._send("POST", f"{self.rest_url}/storage/upload/initiate",
+                                    params={"storage_type": protocol.STORAGE_TYPE},
+                                    json=protocol.initiate_body(media.filename, content_type))
+        payload = protocol.parse_json(response.content)
+        if not response.is_success:
+            raise self._error(response, payload)
+        upload_url = payload.get("upload_url") if isinstance(payload, dict) else None
+        file_url = payload.get("file_url") if isinstance(payload, dict) else None
+        if not isinstance(upload_url, str) or not isinstance(file_url, str) or not upload_url or not file_url:
+            raise ServerError(f"upload initiate answered without an upload_url and file_url for {media.field}",
+                              provider=self.name)
+        put = await self._send("PUT", upload_url, client=self._plain_client(), content=_FileBody(media),
+                               headers={"Content-Type": content_type, "Content-Length": str(_size(media))})
+        if not put.is_success:
+            # Storage errors say nothing about our key (a 403 is usually an expired signature):
+            # never an AuthenticationError, and never the signed URL in the message.
+            host = httpx.URL(upload_url).host
+            raise ServerError(f"upload of {media.field} to {host} failed: HTTP {put.status_code}",
+                              provider=self.name, status_code=put.status_code)
+        return file_url
+
+    # -- follow --------------------------------------------------------------------------
+
+    async def poll(self, job: Job) -> JobUpdate:
+        """One status read (``?logs=1``, 202 while queued or running, 200 when done); on
+        ``COMPLETED`` the result is read too, since a completed request can still have failed."""
+        request_id, endpoint = _task_id(job), protocol.endpoint_for(job.mode)
+        url = self.queue_url + protocol.request_path(endpoint, request_id, "status")
+        response = await self._send("GET", url, params=protocol.LOGS_PARAM)
+        payload = protocol.parse_json(response.content)
+        if not response.is_success:
+            raise self._error(response, payload)
+        update = protocol.status_update(payload, request_id)
+        if update.status is JobStatus.COMPLETED:
+            return await self._result(endpoint, request_id, *protocol.status_error(payload))
+        return update
+
+    async def _result(self, endpoint: str, request_id: str, error: str | None, error_type: str | None) -> JobUpdate:
+        """``GET`` the result (§5.3): 200 with a video is success; fal's own error answer is the
+        request's failure; a bare 5xx (after retries) is a transient read error, raised."""
+        failed = bool(error or error_type)
+        url = self.queue_url + protocol.request_path(endpoint, request_id)
+        # When the status already said it failed, the error answer is expected: do not retry it.
+        response = await self._send("GET", url, attempts=1 if failed else None)
+        payload = protocol.parse_json(response.content)
+        code = response.status_code
+        if response.is_success:
+            update = protocol.result_update(payload, request_id)
+            if update is not None:
+                return update
+            if failed:
+                return protocol.failure_update(request_id, error or error_type or "failed", error_type=error_type)
+            raise ServerError(f"the result of request {request_id} has no video URL", provider=self.name)
+        message, result_type, _ = protocol.error_info(payload, _text(response), response.headers.get("x-fal-error-type"))
+        message = protocol.redact(message, self.secrets())
+        # Our key, a missing request or throttling: not the request's failure. A 5xx that fal
+        # does not explain (no error_type, and the status said nothing) may be a passing gateway
+        # fault: raised, so the job stays open and can be resumed.
+        if code in (401, 403, 404, 408, 409, 429) or (code >= 500 and not (failed or result_type)):
+            raise self._error(response, payload)
+        if error and error not in message:
+            message = f"{error}: {message}"
+        return protocol.failure_update(request_id, message, error_type=result_type or error_type, status_code=code)
+
+    # -- cancel and webhooks -------------------------------------------------------------
+
+    async def cancel(self, job: Job) -> None:
+        """``PUT .../cancel`` (§5.4). Already completed: nothing to do."""
+        request_id, endpoint = _task_id(job), protocol.endpoint_for(job.mode)
+        response = await self._send("PUT", self.queue_url + protocol.request_path(endpoint, request_id, "cancel"))
+        payload = protocol.parse_json(response.content)
+        state = payload.get("status") if isinstance(payload, dict) else None
+        if state == "ALREADY_COMPLETED":
+            return
+        if not response.is_success or state == "NOT_FOUND":
+            if state == "NOT_FOUND" and response.is_success:
+                response = httpx.Response(404, headers=response.headers)
+            raise self._error(response, payload)
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
+        """Verify fal's signature (raises ``WebhookRejected``), then the body as an update with
+        ``task_id`` (fal's request id) and ``delivery_id`` (the webhook request id header, for
+        the core's replay protection). A malformed but signed body raises ``InputError``."""
+        user_id = self.config.get("webhook_user_id")
+        delivery = await webhooks.verify(headers, body, self._jwks_cache(),
+                                         tolerance=self.setting("webhook_tolerance"),
+                                         user_id=str(user_id) if user_id else None)
+        payload = protocol.parse_json(body)
+        try:
+            return protocol.webhook_update(payload, delivery_id=delivery.request_id)
+        except ValueError as exc:
+            raise InputError("webhook", f"the body is not a fal webhook payload: {exc}") from None
+
+    def _jwks_cache(self) -> webhooks.JWKSCache:
+        if self._jwks is None:
+            self._jwks = webhooks.JWKSCache(self._fetch_jwks, ttl=self.setting("jwks_ttl"),
+                                            refresh_interval=self.setting("jwks_refresh_interval"))
+        return self._jwks
+
+    async def _fetch_jwks(self) -> Any:
+        url = self.jwks_url
+        response = await self._send("GET", url, client=self._plain_client(), timeout=self.setting("timeout"))
+        host = httpx.URL(url).host
+        if not response.is_success:
+            raise ServerError(f"fetching fal's webhook keys from {host} failed: HTTP {response.status_code}",
+                              provider=self.name, status_code=response.status_code)
+        payload = protocol.parse_json(response.content)
+        if not webhooks.public_keys(payload):
+            raise ServerError(f"fal's webhook key set at {host} holds no Ed25519 key", provider=self.name)
+        return payload
+
+    async def aclose(self) -> None:
+        clients, self._api, self._plain = (self._api, self._plain), None, None
+        for client in clients:
+            if client is not None:
+                await client.aclose()
+
+
+class _FileBody:
+    """Upload content read in chunks from disk (or memory) each time it is iterated, so a
+    retried PUT sends the whole file again. Not a generator, so httpx lets it be re-read."""
+
+    def __init__(self, media: MediaFile) -> None:
+        self.media = media
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        stream = self.media.open()
+        try:
+            while chunk := await asyncio.to_thread(stream.read, CHUNK):
+                yield chunk
+        finally:
+            stream.close()
+
+
+def _size(media: MediaFile) -> int:
+    if media.kind == "path" and media.path is not None:
+        return os.path.getsize(media.path)  # what is on disk now is what will be sent
+    if media.data is not None:
+        return len(media.data)
+    if media.size is not None:
+        return media.size
+    raise InputError(media.field, "cannot upload: no path and no data")
+
+
+def _task_id(job: Job) -> str:
+    if not job.task_id:
+        raise ProviderError(f"job {job.id} has no fal request id", provider="fal")
+    return job.task_id
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return ""
+
+
+__all__ = ["FalProvider"]

@@ -1,0 +1,102 @@
+"""``talkinghead generate --provider fal`` in a subprocess against the fake server, as a user
+would run it: FAL_BASE_URL and FAL_KEY in the environment, real sockets, local files uploaded,
+the request followed to completion and the MP4 downloaded. The key is a canary shaped like a
+real fal key that must never show up in the output, the logs or any file written (the journal
+included: TALKINGHEAD_HOME is inside the test's directory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import FACE, MP3
+
+CANARY = f"{uuid.uuid4()}:{secrets.token_hex(16)}"
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("talkinghead")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
+
+
+@pytest.fixture
+def cli(fake, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def run(*args: str, key: str = CANARY) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "TALKINGHEAD_"))}
+        env.update(FAL_BASE_URL=fake.url, FAL_KEY=key, TALKINGHEAD_HOME=str(home),
+                   TALKINGHEAD_BLOCK_NETWORK="1",  # the guard: nothing but loopback may be reached
+                   TALKINGHEAD_CONFIG=str(home / "config.toml"))
+        (home / "config.toml").write_text("[providers.fal]\npoll_interval = 0.02\npoll_max_interval = 0.05\n")
+        result = subprocess.run([*_command(), *args], env=env, capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path)
+        for secret in (CANARY, *CANARY.split(":")):
+            assert secret not in result.stdout and secret not in result.stderr
+            leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+            assert leaks == []
+        return result
+
+    return run
+
+
+def _generate(out: Path, *extra: str) -> list[str]:
+    return ["-vv", "generate", "--provider", "fal", "--image", str(FACE), "--audio", str(MP3),
+            "--output", str(out), "--json", *extra]
+
+
+def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
+    fake.configure(step_latency=0.02)
+    out = tmp_path / "out.mp4"
+    hook = fake.url + "/hooks/cli-job"
+    result = cli(*_generate(out, "--mode", "pro", "--prompt", "Smiles and nods", "--webhook", hook))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "home" / "talkinghead.db").exists()  # the journal was scanned for the key too
+
+    report = json.loads(result.stdout)
+    assert (report["provider"], report["model"], report["status"]) == ("fal", "kling-avatar", "completed")
+    assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(6.9 * 0.115, abs=1e-3)
+    assert Path(report["output"]) == out and out.read_bytes() == video_bytes
+
+    # the fake received the local files intact, then the submit at the pro endpoint
+    assert fake.uploaded() == {"face.jpg": FACE.read_bytes(), "hello.mp3": MP3.read_bytes()}
+    (submit,) = fake.submits
+    assert submit.path == "/fal-ai/kling-video/ai-avatar/v2/pro"
+    assert submit.header("authorization") == f"Key {CANARY}"  # sent where it belongs, nowhere else
+    assert all(r.header("authorization") is None for r in fake.requests_to("upload") + fake.requests_to("output"))
+    assert submit.json["prompt"] == "Smiles and nods" and submit.json["image_url"].endswith("/face.jpg")
+    assert httpx.URL(f"http://h/?{submit.query}").params["fal_webhook"] == hook
+    assert [r.endpoint for r in fake.requests if r.endpoint != "hook"][-1] == "output"  # then downloaded
+
+
+def test_failed_request_exits_4_with_fals_error(cli, fake, tmp_path):
+    fake.configure(completed_error=("Runner disconnected", "runner_disconnected", 503))
+    result = cli(*_generate(tmp_path / "out.mp4"))
+    assert result.returncode == 4
+    assert "Runner disconnected" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_wrong_key_exits_4_naming_the_env_var(cli, fake, tmp_path):
+    fake.configure(api_key="the-right-key-000000")
+    result = cli(*_generate(tmp_path / "out.mp4"))
+    assert result.returncode == 4 and "FAL_KEY" in result.stderr
+    assert fake.submits == []
+
+
+def test_providers_lists_the_route(cli):
+    result = cli("providers", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [r for r in json.loads(result.stdout) if r["provider"] == "fal"]
+    assert [(r["model"], r["price_per_second"], r["configured"], r["modes"]) for r in rows] == [
+        ("kling-avatar", {"std": 0.0562, "pro": 0.115}, True, ["std", "pro"])]
+    assert rows[0]["credentials"] == ["FAL_KEY"]
