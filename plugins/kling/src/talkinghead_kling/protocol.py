@@ -1,0 +1,382 @@
+"""Kling's wire protocol for Avatar as pure functions: envelopes, errors, statuses, bodies.
+
+Nothing here does I/O, so every rule can be unit tested on plain dicts. Section numbers
+refer to the protocol notes (``shared/protocols/kling-official.md``), which tag each fact
+with where it was verified ([V-doc], [V-real], [3P], [INF]).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from talkinghead.errors import (
+    AuthenticationError,
+    BillingError,
+    ContentPolicyError,
+    InputError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+from talkinghead.models import JobStatus, JobUpdate
+
+if TYPE_CHECKING:
+    from talkinghead.media import MediaFile
+
+PROVIDER = "kling"
+ENV_ACCESS_KEY = "KLING_ACCESS_KEY"
+ENV_SECRET_KEY = "KLING_SECRET_KEY"
+CREDENTIALS = f"{ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
+
+# §1: hosts. CN and global keys are issued separately and do not work on each other's host.
+REGIONS: dict[str, str] = {
+    "singapore": "https://api-singapore.klingai.com",  # the current global endpoint [V-doc]
+    "beijing": "https://api-beijing.klingai.com",      # mainland China [V-real]
+    "global": "https://api.klingai.com",               # the former global host [V-doc]
+}
+DEFAULT_REGION = "singapore"
+
+# §4-§7: paths.
+AVATAR_PATH = "/v1/videos/avatar/image2video"
+TTS_PATH = "/v1/audio/tts"
+
+# §5: task statuses. Note the spelling: ``succeed``, not ``succeeded``.
+_STATUS: dict[str, tuple[JobStatus, float | None]] = {
+    "submitted": (JobStatus.QUEUED, 5.0),
+    "processing": (JobStatus.RUNNING, 50.0),
+    "succeed": (JobStatus.COMPLETED, 100.0),
+    "failed": (JobStatus.FAILED, None),
+}
+
+# §7: the TTS voice of the doc's own sample, and its language.
+DEFAULT_VOICE = "oversea_male1"
+DEFAULT_VOICE_LANGUAGE = "en"
+VOICE_LANGUAGES = ("zh", "en")
+TEXT_MAX_CHARS = 1000
+
+# §9: codes that mean "refused, nothing was created": a retry is safe even for a create.
+RATE_LIMIT_CODES = frozenset({1302, 1303})
+TOKEN_RETRY_CODES = frozenset({1003, 1004})  # regenerate the JWT once and resend
+_CONTENT_TEXT = re.compile(r"risk control|content (security|safety|polic)|sensitive|"
+                           r"inappropriate|moderation|violat", re.IGNORECASE)
+_BILLING_TEXT = re.compile(r"balance|arrears|resource pack|insufficient|quota", re.IGNORECASE)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+
+# -- envelopes (§3, §9) ----------------------------------------------------------------------
+
+def parse_json(content: str | bytes | None) -> Any:
+    """JSON, or ``None`` for an empty or non-JSON body."""
+    if not content:
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def code_of(payload: Any) -> int | None:
+    """The envelope's ``code`` as an int (0 is success); None when there is no envelope."""
+    if not isinstance(payload, dict) or "code" not in payload:
+        return None
+    code = payload["code"]
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
+        return int(code)
+    return None
+
+
+def is_success(status_code: int, payload: Any) -> bool:
+    """HTTP 2xx *and* ``code == 0``: some adapters have seen ``200`` with ``code != 0`` (§9)."""
+    return 200 <= status_code < 300 and code_of(payload) == 0
+
+
+def message_of(payload: Any, text: str = "") -> str:
+    if isinstance(payload, dict):
+        message = payload.get("message")
+        if isinstance(message, str) and message.strip():
+            return message.strip()
+        return json.dumps(payload)[:300]
+    return (text or "").strip()[:300] or "no error message"
+
+
+def request_id_of(payload: Any) -> str | None:
+    rid = payload.get("request_id") if isinstance(payload, dict) else None
+    return str(rid) if rid not in (None, "") else None
+
+
+# -- errors (§9) -----------------------------------------------------------------------------
+
+def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterable[str | None] = (),
+              retry_after: float | None = None) -> ProviderError | InputError:
+    """The typed error for a Kling error answer, by ``code`` first and HTTP status second.
+
+    1000s: authentication (names the env vars); 1100s: the account (balance, arrears,
+    permission): ``BillingError``, so the router may try another backend; 1200s: parameters:
+    ``InputError`` with Kling's message; 1300/1301: content policy; 1302/1303: rate or
+    concurrency limit (retry later); 1304: IP whitelist; 5000s: server (retryable)."""
+    code = code_of(payload)
+    message = redact(message_of(payload, text), secrets)
+    rid = request_id_of(payload)
+    where = f"{code}" if code is not None else f"HTTP {status_code}"
+    detail = f"{message} ({where}{', request ' + rid if rid else ''})"
+    if code is not None and 1000 <= code < 1100:
+        why = {1001: "no Authorization header", 1003: "token not yet valid (check the clock)",
+               1004: "token expired"}.get(code, "the access key or secret key was not accepted")
+        return AuthenticationError(f"authentication failed, {why}: {detail}; check {CREDENTIALS} "
+                                   "(and the region: CN and global keys differ)", provider=PROVIDER,
+                                   env_var=ENV_ACCESS_KEY, status_code=status_code)
+    if code == 1103:
+        return BillingError(f"this account may not use the Avatar API: {detail}", provider=PROVIDER,
+                            status_code=status_code)
+    if code is not None and 1100 <= code < 1200:
+        return BillingError(f"account or balance problem: {detail}", provider=PROVIDER, status_code=status_code)
+    if code is not None and 1200 <= code < 1300:
+        return InputError(_field_in(message), f"Kling rejected the request: {detail}", value=code)
+    if code in RATE_LIMIT_CODES:
+        what = "concurrency limit of the resource pack reached" if code == 1303 else "requests too fast"
+        return RateLimitError(f"rate limited, {what}: {detail}", provider=PROVIDER, status_code=status_code,
+                              retry_after=retry_after)
+    if code == 1304:
+        return AuthenticationError(f"this machine's IP address is not on the account's whitelist: {detail}",
+                                   provider=PROVIDER, env_var=ENV_ACCESS_KEY, status_code=status_code)
+    if code is not None and 1300 <= code < 1400:
+        return ContentPolicyError(f"refused by Kling's content policy: {detail}", provider=PROVIDER,
+                                  status_code=status_code)
+    if (code is not None and 5000 <= code < 6000) or status_code >= 500:
+        return ServerError(f"server error: {detail}", provider=PROVIDER, status_code=status_code)
+    # No Kling code: go by the HTTP status alone.
+    if status_code in (401, 403):
+        return AuthenticationError(f"authentication failed: {detail}; check {CREDENTIALS}", provider=PROVIDER,
+                                   env_var=ENV_ACCESS_KEY, status_code=status_code)
+    if status_code == 429:
+        return RateLimitError(f"rate limited: {detail}", provider=PROVIDER, status_code=status_code,
+                              retry_after=retry_after)
+    if status_code in (400, 422):
+        return InputError(_field_in(message), f"Kling rejected the request: {detail}", value=status_code)
+    if 200 <= status_code < 300:
+        return ServerError(f"unexpected answer: {detail}", provider=PROVIDER, status_code=status_code)
+    return ProviderError(f"HTTP {status_code}: {detail}", provider=PROVIDER, status_code=status_code)
+
+
+def is_retryable(status_code: int, payload: Any, *, create: bool) -> bool:
+    """Whether to send the same request again. Reads: rate limits and any 5xx. A create only
+    when Kling refused it before creating anything: 1302/1303 (§9, §10: over the limit, no
+    task is made) and 503/5001 (maintenance)."""
+    code = code_of(payload)
+    if code in RATE_LIMIT_CODES or (code is None and status_code == 429):
+        return True
+    if create:
+        return status_code == 503 or code == 5001
+    return status_code >= 500 or (code is not None and 5000 <= code < 6000)
+
+
+def create_outcome_unknown(status_code: int, payload: Any) -> bool:
+    """A create answered by an error that does not prove nothing was created: a gateway
+    error (502/504 or any 5xx without Kling's envelope), 5000 (internal error) or 5002
+    (internal timeout, "usually due to a backlog")."""
+    code = code_of(payload)
+    if status_code == 503 or code == 5001:
+        return False  # maintenance: refused
+    if code is None:
+        return status_code >= 500
+    return 5000 <= code < 6000 or (status_code >= 500 and code == 0)
+
+
+def _field_in(message: str) -> str:
+    text = message.lower()
+    for needle, field in (("sound", "audio"), ("audio", "audio"), ("image", "image"), ("prompt", "prompt"),
+                          ("voice", "voice"), ("text", "text"), ("mode", "mode")):
+        if needle in text:
+            return field
+    return "request"
+
+
+# -- tasks (§5, §8) --------------------------------------------------------------------------
+
+def task_of(payload: Any) -> dict[str, Any] | None:
+    """The task object of a create/query answer (``data``), a callback (bare) or a list item."""
+    task = payload.get("data") if isinstance(payload, dict) and "data" in payload else payload
+    return task if isinstance(task, dict) else None
+
+
+def task_id_of(task: Any) -> str | None:
+    value = task.get("task_id") if isinstance(task, dict) else None
+    return str(value) if value not in (None, "") else None
+
+
+def external_id_of(task: Any) -> str | None:
+    info = task.get("task_info") if isinstance(task, dict) else None
+    value = info.get("external_task_id") if isinstance(info, dict) else None
+    return str(value) if value not in (None, "") else None
+
+
+def first_video(task: Mapping[str, Any]) -> dict[str, Any] | None:
+    result = task.get("task_result")
+    videos = result.get("videos") if isinstance(result, dict) else None
+    if isinstance(videos, list) and videos and isinstance(videos[0], dict):
+        return videos[0]
+    return None
+
+
+def seconds(value: Any) -> float | None:
+    """A duration as Kling sends it (a string like ``"9.433"``), as float seconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def error_kind_for(message: str | None) -> str | None:
+    if not message:
+        return None
+    if _CONTENT_TEXT.search(message):
+        return "content_policy"
+    if _BILLING_TEXT.search(message):
+        return "billing"
+    return None
+
+
+def task_update(task: Mapping[str, Any]) -> JobUpdate:
+    """A ``JobUpdate`` from a task object: a create or query answer's ``data``, a list item
+    or a callback body. Unknown statuses count as running, so the job keeps being watched;
+    ``succeed`` without a video URL too (the URL is what makes it done, §5)."""
+    name = str(task.get("task_status") or "").strip().lower() or "unknown"
+    status, progress = _STATUS.get(name, (JobStatus.RUNNING, None))
+    video = first_video(task)
+    url = video.get("url") if video else None
+    url = url.strip() if isinstance(url, str) and url.strip() else None
+    message = name
+    if status is JobStatus.COMPLETED and not url:
+        status, progress, message = JobStatus.RUNNING, 95.0, "succeed (no video URL yet)"
+    error = None
+    if status is JobStatus.FAILED:
+        msg = task.get("task_status_msg")
+        error = msg.strip() if isinstance(msg, str) and msg.strip() else "task failed (no reason given)"
+    return JobUpdate(
+        status=status,
+        task_id=task_id_of(task),
+        progress=progress,
+        message=message,
+        output_url=url if status is JobStatus.COMPLETED else None,
+        duration_s=seconds(video.get("duration")) if video and status is JobStatus.COMPLETED else None,
+        error=error,
+        error_kind=error_kind_for(error),
+    )
+
+
+def parse_callback(body: bytes | str) -> dict[str, Any]:
+    """The task object of a callback (§8: the bare task, no envelope; an envelope is
+    tolerated). Raises ``InputError`` for anything that is not a Kling task."""
+    payload = parse_json(body)
+    if isinstance(payload, dict) and "data" in payload and code_of(payload) not in (None, 0):
+        raise InputError("webhook", "the body is a Kling error answer, not a task")
+    task = task_of(payload)
+    if task is None:
+        raise InputError("webhook", "the body is not a Kling task payload (not a JSON object)")
+    if not task_id_of(task) or not isinstance(task.get("task_status"), str):
+        raise InputError("webhook", "the body is not a Kling task payload (no task_id and task_status)")
+    return task
+
+
+# -- requests (§4, §7) -----------------------------------------------------------------------
+
+def media_value(media: MediaFile) -> str:
+    """An image or audio input as Kling takes it: the URL as given, or **raw** base64 of the
+    content, never a ``data:`` URI (that gets ``1201 File is not in a valid base64 format``)."""
+    if media.kind == "url":
+        if not media.url:
+            raise InputError(media.field, "URL input without a URL")
+        return media.url
+    if media.kind == "bytes":
+        data = media.data or b""
+    else:
+        with media.open() as f:
+            data = f.read()
+    return base64.b64encode(data).decode("ascii")
+
+
+def create_body(*, image: str, external_task_id: str, mode: str, prompt: str | None = None,
+                sound_file: str | None = None, audio_id: str | None = None,
+                callback_url: str | None = None) -> dict[str, Any]:
+    """The ``POST /v1/videos/avatar/image2video`` body (§4). Exactly one of ``sound_file``
+    and ``audio_id``. ``prompt`` and ``mode`` are always sent (one mirror calls them required;
+    ``""`` worked live); ``callback_url`` only when there is one."""
+    if (sound_file is None) == (audio_id is None):
+        raise ValueError("give exactly one of sound_file and audio_id")
+    body: dict[str, Any] = {"image": image}
+    if audio_id is not None:
+        body["audio_id"] = audio_id
+    else:
+        body["sound_file"] = sound_file
+    body["prompt"] = prompt or ""
+    body["mode"] = mode
+    if callback_url:
+        body["callback_url"] = callback_url
+    body["external_task_id"] = external_task_id
+    return body
+
+
+def parse_voice(voice: str | None, default_voice: str = DEFAULT_VOICE,
+                default_language: str = DEFAULT_VOICE_LANGUAGE) -> tuple[str, str]:
+    """``(voice_id, voice_language)`` from a request's ``voice``: ``oversea_male1``,
+    ``oversea_male1#en``, or Kling's own trial-file naming ``Name#voice_id#language``."""
+    if voice is None or not voice.strip():
+        return default_voice, default_language
+    parts = [p.strip() for p in voice.strip().split("#")]
+    if len(parts) == 1:
+        return parts[0], default_language
+    voice_id, language = parts[-2], parts[-1].lower()
+    if not voice_id or language not in VOICE_LANGUAGES:
+        raise InputError("voice", f"{voice!r} is not a Kling voice: give voice_id or voice_id#language "
+                         f"with language {' or '.join(VOICE_LANGUAGES)}", value=voice,
+                         limit=list(VOICE_LANGUAGES))
+    return voice_id, language
+
+
+def tts_body(text: str, voice_id: str, language: str, speed: float = 1.0) -> dict[str, Any]:
+    """The ``POST /v1/audio/tts`` body (§7). Speed is 0.8 to 2.0 with one decimal."""
+    return {"text": text, "voice_id": voice_id, "voice_language": language,
+            "voice_speed": round(min(2.0, max(0.8, float(speed))), 1)}
+
+
+def tts_audio(payload: Any) -> dict[str, Any] | None:
+    """``data.task_result.audios[0]`` of a TTS answer (inline, §7), or None."""
+    task = task_of(payload)
+    result = task.get("task_result") if task else None
+    audios = result.get("audios") if isinstance(result, dict) else None
+    if isinstance(audios, list) and audios and isinstance(audios[0], dict) and audios[0].get("id"):
+        return audios[0]
+    return None
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
+
+
+def speech_seconds_bound(text: str, speed: float = 1.0) -> float:
+    """A generous upper bound on how long Kling's TTS takes to say ``text`` (for the quote
+    of a text request: the reservation should not fall short). Slower than usual speech:
+    2 words/s for alphabetic text, 3 characters/s for CJK, plus a second, over the speed."""
+    cjk = len(_CJK.findall(text))
+    words = len(_WORD.findall(_CJK.sub(" ", text)))
+    return (words * 0.5 + cjk / 3.0) / max(0.8, min(2.0, speed)) + 1.0
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every credential and anything JWT-shaped replaced."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _JWT.sub("***", text)

@@ -1,0 +1,371 @@
+"""``KlingProvider``: Kling Avatar on Kling's own API, spoken to over httpx.
+
+One HTTP protocol, translated (the notes: ``shared/protocols/kling-official.md``):
+
+- every request carries a JWT made from the access and secret keys (``auth.py``, §2);
+- text requests are spoken by Kling's TTS first (``POST /v1/audio/tts``, §7) and the avatar
+  is made from its ``audio_id``; audio and image go as URLs or raw base64 (§4);
+- create: ``POST /v1/videos/avatar/image2video`` with ``external_task_id`` = our job id.
+  It is resent only when Kling refused it (1302/1303 rate limits, 503 maintenance). When
+  the answer is lost (read timeout, gateway error) the task is looked up by that external
+  id instead (``find_task``), so a create whose answer never came is never sent twice;
+- follow: ``GET /v1/videos/avatar/image2video/{task_id}`` with backoff (§5); Kling has no
+  cancel endpoint; callbacks are unsigned (§8), so the core confirms them by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from talkinghead import http, log
+from talkinghead.errors import (
+    AuthenticationError,
+    ContentPolicyError,
+    InputError,
+    ProviderError,
+    ProviderTimeout,
+    ServerError,
+    SubmitOutcomeUnknown,
+    TalkingHeadError,
+)
+from talkinghead.models import Job, JobUpdate, Limits, Quote, Route
+from talkinghead.provider import Provider
+
+from . import protocol
+from .auth import KlingAuth
+from .protocol import AVATAR_PATH, ENV_ACCESS_KEY, ENV_SECRET_KEY, TTS_PATH
+
+if TYPE_CHECKING:
+    from talkinghead.media import PreparedRequest
+
+ENV_BASE_URL = "KLING_BASE_URL"
+ENV_REGION = "KLING_REGION"
+MODEL = "kling-avatar"
+PRICE_SOURCE = (
+    "Kling publishes no USD price for Avatar: it bills prepaid resource-pack units (final_unit_deduction). "
+    "0.056 (std) / 0.112 (pro) USD per output second is what resellers of the official Avatar API charge "
+    "(the same figure inference.sh publishes), i.e. about 0.4 / 0.8 units per second at the standard "
+    "pack's ~0.14 USD/unit; unconfirmed against a real final_unit_deduction (protocol notes §11). "
+    "Set price_std / price_pro in [providers.kling] to your own pack's rate."
+)
+
+# Tunables (config keys) and their defaults, in seconds unless noted.
+DEFAULTS: dict[str, float] = {
+    "timeout": 30.0,               # one REST call
+    "retry_attempts": 4,           # reads, and creates Kling refused (count)
+    "retry_backoff": 1.0,          # first delay; Kling asks for >= 1 s after a 1303 (§9)
+    "retry_backoff_max": 30.0,
+    "token_lifetime": 1800.0,      # the JWT's exp - now (§2.1)
+    "token_renew_before": 60.0,    # renew the cached JWT this long before it expires
+    "poll_first": 5.0,             # polling: first delay, factor, ceiling (notes: every 5-10 s)
+    "poll_factor": 1.3,
+    "poll_max": 15.0,
+    "find_pages": 2,               # pages of the task list searched for an external id (count)
+    "find_page_size": 500,         # the list's maximum page size (§6)
+    "voice_speed": 1.0,            # Kling TTS speed, 0.8-2.0
+    "audio_max_seconds": 300.0,    # the official limit; a mirror says 60 (§14): lower it if needed
+    "price_std": 0.056,            # USD per second of output
+    "price_pro": 0.112,
+}
+
+
+class KlingProvider(Provider):
+    """Kling Avatar on Kling's API. Config (``[providers.kling]``): ``access_key`` /
+    ``secret_key`` (or ``KLING_ACCESS_KEY`` / ``KLING_SECRET_KEY``), ``region``
+    (``singapore``, ``beijing``; or ``KLING_REGION``), ``base_url`` (or ``KLING_BASE_URL``,
+    which wins over the region), ``voice`` (``voice_id`` or ``voice_id#language``) and
+    ``voice_language`` for text requests, and the tunables in ``DEFAULTS``."""
+
+    name = "kling"
+    env_vars = (ENV_ACCESS_KEY, ENV_SECRET_KEY)
+    config_keys = {ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
+    signs_webhooks = False  # §8: no signature documented; the core re-reads the task instead
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self._api: httpx.AsyncClient | None = None
+        self._auth: KlingAuth | None = None
+        self.poll_interval = (self.setting("poll_first"), self.setting("poll_factor"), self.setting("poll_max"))
+
+    # -- declaration ---------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        limits = Limits(image_min_side=300, image_aspect_range=(0.4, 2.5), text_max_chars=protocol.TEXT_MAX_CHARS,
+                        audio_max_seconds=self.setting("audio_max_seconds"))
+        return [Route(provider=self.name, model=MODEL, native_text=True, limits=limits,
+                      price_per_second={"std": self.setting("price_std"), "pro": self.setting("price_pro")},
+                      price_source=PRICE_SOURCE)]
+
+    @property
+    def base_url(self) -> str:
+        url = self.config.get("base_url") or os.environ.get(ENV_BASE_URL)
+        if not url:
+            region = str(self.config.get("region") or os.environ.get(ENV_REGION) or protocol.DEFAULT_REGION)
+            url = protocol.REGIONS.get(region.strip().lower())
+            if url is None:
+                raise InputError(f"providers.{self.name}.region", f"{region!r} is not a Kling region",
+                                 value=region, limit=sorted(protocol.REGIONS))
+        return str(url).rstrip("/")
+
+    def setting(self, key: str) -> float:
+        value = self.config.get(key)
+        if value is None:
+            return DEFAULTS[key]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is not a number", value=value) from None
+        if number < 0:
+            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is negative", value=value, limit=0)
+        return number
+
+    def voice(self, request_voice: str | None) -> tuple[str, str]:
+        language = str(self.config.get("voice_language") or protocol.DEFAULT_VOICE_LANGUAGE).lower()
+        default_voice, default_language = protocol.parse_voice(
+            str(self.config.get("voice") or protocol.DEFAULT_VOICE), protocol.DEFAULT_VOICE, language)
+        return protocol.parse_voice(request_voice, default_voice, default_language)
+
+    # -- before any money: no network ----------------------------------------------------
+
+    def validate(self, prepared: PreparedRequest, route: Route) -> None:
+        super().validate(prepared, route)
+        if prepared.request.text is not None:
+            self.voice(prepared.request.voice)  # a malformed voice fails here, not after the TTS call
+
+    def estimate(self, prepared: PreparedRequest, route: Route) -> Quote:
+        """Audio: the measured seconds (the video is as long as the audio). Text: Kling's TTS
+        speaks it, so its length is bounded from the text, generously (an upper bound)."""
+        request = prepared.request
+        if request.text is None:
+            return super().estimate(prepared, route)
+        limits = route.limits
+        bound = protocol.speech_seconds_bound(request.text, self.setting("voice_speed"))
+        seconds = round(min(limits.audio_max_seconds, max(limits.audio_min_seconds, bound)), 3)
+        price = float(route.price_per_second[request.mode])
+        return Quote(provider=route.provider, model=route.model, mode=request.mode, seconds=seconds,
+                     price_per_second=price, cost_usd=round(seconds * price, 4), upper_bound=True)
+
+    # -- HTTP plumbing -------------------------------------------------------------------
+
+    def _authenticator(self) -> KlingAuth:
+        if self._auth is None:
+            access, secret = self.secret(ENV_ACCESS_KEY), self.secret(ENV_SECRET_KEY)
+            if not access or not secret:
+                missing = " and ".join(v for v, s in ((ENV_ACCESS_KEY, access), (ENV_SECRET_KEY, secret)) if not s)
+                raise AuthenticationError(f"no credentials configured: set {missing}", provider=self.name,
+                                          env_var=ENV_ACCESS_KEY if not access else ENV_SECRET_KEY)
+            self._auth = KlingAuth(access, secret, lifetime=self.setting("token_lifetime"),
+                                   renew_before=self.setting("token_renew_before"), on_token=log.add_secret)
+        return self._auth
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._api is None:
+            auth = self._authenticator()
+            timeout = self.setting("timeout")
+            self._api = http.async_client(self.name, base_url=self.base_url,
+                                          headers={"Content-Type": "application/json"},
+                                          timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+            self._api.auth = auth
+        return self._api
+
+    def secrets(self) -> list[str]:
+        found = super().secrets()
+        if self._auth is not None:
+            found += [s for s in self._auth.secrets() if s not in found]
+        return found
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.setting("retry_backoff")
+        return min(base * (2 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
+
+    async def _send(self, method: str, path: str, *, create: bool = False,
+                    **kwargs: Any) -> tuple[httpx.Response, Any]:
+        """Send with Kling's retry rules (``protocol.is_retryable``); returns the last answer
+        and its JSON. A create that may have arrived unanswered raises ``SubmitOutcomeUnknown``
+        (from ``talkinghead.http.send``); one that provably never left is retried."""
+        attempts = max(1, int(self.setting("retry_attempts")))
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await http.send(self._client(), method, path, provider=self.name,
+                                           idempotent=not create, attempts=1, **kwargs)
+            except (ProviderTimeout, ServerError):
+                # A connect failure (any request), or a read's transport error: safe to repeat.
+                if last:
+                    raise
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            payload = protocol.parse_json(response.content)
+            if last or protocol.is_success(response.status_code, payload) or \
+                    not protocol.is_retryable(response.status_code, payload, create=create):
+                return response, payload
+            wait = http.retry_after(response)
+            await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
+        raise AssertionError("unreachable")
+
+    def _error(self, response: httpx.Response, payload: Any) -> Exception:
+        wait = http.retry_after(response)
+        if wait is None and response.status_code == 429:
+            wait = self.setting("retry_backoff")
+        return protocol.error_for(response.status_code, payload, text=_text(response), secrets=self.secrets(),
+                                  retry_after=wait)
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One read; returns the answer's ``data`` or raises the typed error."""
+        response, payload = await self._send(method, path, **kwargs)
+        if protocol.is_success(response.status_code, payload):
+            return payload.get("data")
+        raise self._error(response, payload)
+
+    # -- submit --------------------------------------------------------------------------
+
+    async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
+        request = prepared.request
+        image = await asyncio.to_thread(protocol.media_value, prepared.image)
+        audio: dict[str, str] = {}
+        if request.text is not None:
+            audio["audio_id"] = await self._speak(request.text, request.voice)
+        elif prepared.audio is not None:
+            audio["sound_file"] = await asyncio.to_thread(protocol.media_value, prepared.audio)
+        else:
+            raise InputError("audio", "give audio or text")
+        body = protocol.create_body(image=image, external_task_id=job.id, mode=request.mode, prompt=request.prompt,
+                                    callback_url=job.webhook_url, **audio)
+        try:
+            response, payload = await self._send("POST", AVATAR_PATH, create=True, json=body)
+        except SubmitOutcomeUnknown as exc:
+            return await self._after_lost_answer(job, exc)
+        if protocol.is_success(response.status_code, payload):
+            task = protocol.task_of(payload)
+            if task is not None and protocol.task_id_of(task):
+                return protocol.task_update(task)
+            lost = SubmitOutcomeUnknown(f"POST {AVATAR_PATH} was accepted but the answer carried no task id; "
+                                        "the task may exist and be billed, so it was not resent", provider=self.name)
+            return await self._after_lost_answer(job, lost)
+        if protocol.create_outcome_unknown(response.status_code, payload):
+            error = self._error(response, payload)
+            said = str(error).removeprefix(f"{self.name}: ")
+            lost = SubmitOutcomeUnknown(f"POST {AVATAR_PATH} got HTTP {response.status_code} ({said}); the task "
+                                        "may exist and be billed, so it was not resent", provider=self.name)
+            # Kling's own "internal error" (5000) with no task found: it was not created.
+            return await self._after_lost_answer(job, lost, otherwise=error if protocol.code_of(payload) == 5000
+                                                 else None)
+        raise self._error(response, payload)
+
+    async def _after_lost_answer(self, job: Job, lost: SubmitOutcomeUnknown,
+                                 otherwise: Exception | None = None) -> JobUpdate:
+        """The create may have made a task: look it up by our external id before anything
+        else. Found: that is the answer. Not found (or the lookup failed): re-raise, and the
+        job stays ``unknown``; ``talkinghead jobs resume`` looks it up again later."""
+        logger = log.get_logger(provider=self.name, job_id=job.id)
+        try:
+            found = await self.find_task(job)
+        except TalkingHeadError as exc:
+            logger.warning("kling.lookup_failed", error=str(exc))
+            found = None
+        if found is not None:
+            logger.warning("kling.create_answer_lost_task_found", task_id=found.task_id)
+            return found
+        raise otherwise or lost
+
+    async def _speak(self, text: str, voice: str | None) -> str:
+        """Kling TTS (§7): the ``audio_id`` to make the avatar from. A paid call, so it is
+        never resent once it may have arrived; its answer is inline (synchronous)."""
+        voice_id, language = self.voice(voice)
+        body = protocol.tts_body(text, voice_id, language, self.setting("voice_speed"))
+        try:
+            response, payload = await self._send("POST", TTS_PATH, create=True, json=body)
+        except SubmitOutcomeUnknown:
+            raise ProviderTimeout(f"POST {TTS_PATH} was sent but no answer came back; the speech may have been "
+                                  "made (and billed a few units), the video task was not created",
+                                  provider=self.name) from None
+        if not protocol.is_success(response.status_code, payload):
+            raise self._error(response, payload)
+        audio = protocol.tts_audio(payload)
+        if audio is None:
+            task = protocol.task_of(payload) or {}
+            reason = task.get("task_status_msg") or f"status {task.get('task_status')!r} and no audio"
+            if protocol.error_kind_for(str(reason)) == "content_policy":
+                raise ContentPolicyError(f"Kling TTS refused the text: {reason}", provider=self.name)
+            raise ServerError(f"Kling TTS answered without audio: {reason}", provider=self.name)
+        seconds = protocol.seconds(audio.get("duration"))
+        low, high = 2.0, self.setting("audio_max_seconds")
+        if seconds is not None and not low <= seconds <= high:
+            raise InputError("text", f"Kling's speech for it lasts {seconds:g} s, outside the {low:g} to {high:g} s "
+                             "an avatar takes", value=seconds, limit=(low, high))
+        return str(audio["id"])
+
+    # -- follow --------------------------------------------------------------------------
+
+    async def get_task(self, task_or_external_id: str) -> dict[str, Any]:
+        data = await self._call("GET", f"{AVATAR_PATH}/{quote(task_or_external_id, safe='')}")
+        task = protocol.task_of(data)
+        if task is None or not protocol.task_id_of(task):
+            raise ServerError(f"GET {AVATAR_PATH}/{task_or_external_id} answered with no task", provider=self.name)
+        return task
+
+    async def poll(self, job: Job) -> JobUpdate:
+        if not job.task_id:
+            raise ProviderError(f"job {job.id} has no Kling task id", provider=self.name)
+        try:
+            task = await self.get_task(job.task_id)
+        except InputError as exc:  # 1203: "the requested resource does not exist"
+            raise ProviderError(f"task {job.task_id} not found: {exc.detail}", provider=self.name) from None
+        update = protocol.task_update(task)
+        return update if update.task_id else update.model_copy(update={"task_id": job.task_id})
+
+    async def find_task(self, job: Job) -> JobUpdate | None:
+        """The task whose ``external_task_id`` is ``job.id``: queried by that id (the query
+        path takes either id, §5), then searched for in the most recent pages of the task list
+        (§6). None when no task has it: the create never arrived, or not yet."""
+        external = job.id
+        try:
+            task = await self.get_task(external)
+        except (InputError, ProviderError) as exc:
+            if type(exc) not in (InputError, ProviderError, ServerError):
+                raise  # credentials, rate limits, the network guard: the list would fail the same way
+            task = None  # 1201/1203/404: this path does not take it, or no such task
+        if task is not None and protocol.external_id_of(task) in (external, None):
+            return protocol.task_update(task)
+        size = max(1, min(500, int(self.setting("find_page_size"))))
+        for page in range(1, int(self.setting("find_pages")) + 1):
+            items = await self._call("GET", AVATAR_PATH, params={"pageNum": page, "pageSize": size})
+            if not isinstance(items, list):
+                break
+            for item in items:
+                if isinstance(item, dict) and protocol.external_id_of(item) == external:
+                    return protocol.task_update(item)
+            if len(items) < size:
+                break
+        return None
+
+    async def cancel(self, job: Job) -> None:
+        raise ProviderError("Kling's API has no way to cancel an Avatar task: it runs to its end and is billed",
+                            provider=self.name)
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
+        """Kling's callback (§8: the bare task object, sent on each status change) as an
+        update. Unsigned: the core confirms it with ``poll`` before trusting it."""
+        return protocol.task_update(protocol.parse_callback(body))
+
+    async def aclose(self) -> None:
+        client, self._api = self._api, None
+        if client is not None:
+            await client.aclose()
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return ""
+
+
+__all__ = ["DEFAULTS", "MODEL", "PRICE_SOURCE", "KlingProvider"]

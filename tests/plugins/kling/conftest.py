@@ -1,0 +1,229 @@
+"""Fixtures for the Kling plugin tests: media, providers with tiny delays, the loopback fake
+server (JWT verification on), and the VCR configuration (scrubbing, matching) for cassettes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from talkinghead import http, media
+from talkinghead.models import AvatarRequest, Job
+from talkinghead_kling import KlingProvider
+from talkinghead_kling.fake import FakeKling, serve, tiny_mp4
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples"
+CASSETTE_DIR = ROOT / "cassettes" / "kling"
+API = "https://api-singapore.klingai.com"
+# Test credentials: long enough for HS256 (32+ bytes), and never in a cassette (scanned for).
+TEST_AK = "test-access-key-0123456789abcdef"
+TEST_SK = "test-secret-key-0123456789abcdef0123456789abcdef"
+LIVE_ENV = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+
+# Everything a test might wait on, made tiny (the defaults: 1 s backoff, 5 s first poll).
+FAST: dict[str, Any] = {"timeout": 5.0, "retry_backoff": 0.01, "poll_first": 0.01, "poll_factor": 1.5,
+                        "poll_max": 0.05}
+
+FACE = EXAMPLES / "face.jpg"
+WAV = EXAMPLES / "hello.wav"
+MP3 = EXAMPLES / "hello.mp3"
+IMAGE_URL = "https://images.example.org/anchor.png"
+AUDIO_URL = "https://audio.example.org/script.mp3"
+
+
+def prepared(image: str | Path = FACE, audio: str | Path | None = MP3, **request: Any) -> media.PreparedRequest:
+    """A request probed by the real core media code."""
+    if "text" in request:
+        audio = None
+    return media.prepare(AvatarRequest(image=image, audio=audio, **request))
+
+
+def job_for(task_id: str | None = None, **fields: Any) -> Job:
+    return Job(provider="kling", model="kling-avatar", task_id=task_id, **fields)
+
+
+# -- the fake server -------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def video_bytes() -> bytes:
+    return tiny_mp4()
+
+
+@pytest.fixture(scope="session")
+def fake_server(video_bytes: bytes) -> Iterator[FakeKling]:
+    """One server for the session (starting uvicorn per test would cost ~0.2 s each)."""
+    with serve(FakeKling(video=video_bytes)) as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeKling) -> Iterator[FakeKling]:
+    """The fake, reset for this test: default switches, JWT verification with the test keys."""
+    yield fake_server.reset(access_key=TEST_AK, secret_key=TEST_SK)
+    fake_server.reset()
+
+
+@pytest.fixture
+async def make_provider() -> AsyncIterator[Callable[..., KlingProvider]]:
+    made: list[KlingProvider] = []
+
+    def make(base_url: str | None = None, *, fast: bool = True, **config: Any) -> KlingProvider:
+        cfg = {"access_key": TEST_AK, "secret_key": TEST_SK, **(FAST if fast else {}), **config}
+        if base_url:
+            cfg["base_url"] = base_url
+        provider = KlingProvider(cfg)
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        await provider.aclose()
+
+
+@pytest.fixture
+def provider(fake: FakeKling, make_provider: Callable[..., KlingProvider]) -> KlingProvider:
+    return make_provider(fake.url)
+
+
+# -- cassettes -------------------------------------------------------------------------------
+
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_MEDIA_FIELDS = ("image", "sound_file")
+
+
+def scrub(text: str) -> str:
+    """JWT-shaped strings and the live keys (when set) replaced by REDACTED."""
+    text = JWT.sub("REDACTED", text)
+    for name in LIVE_ENV:
+        value = os.environ.get(name)
+        if value and len(value) >= 6:
+            text = text.replace(value, "REDACTED")
+    return text
+
+
+def _scrub_body(body: Any) -> Any:
+    """A create body with raw base64 media replaced by a placeholder (the YAML stays small
+    and never holds the user's face), then the text scrubbed."""
+    if body is None:
+        return body
+    raw = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return scrub(raw).encode()
+    if isinstance(data, dict):
+        for key in _MEDIA_FIELDS:
+            value = data.get(key)
+            if isinstance(value, str) and not value.startswith(("http://", "https://")):
+                data[key] = f"<base64: {len(value)} chars>"
+        raw = json.dumps(data)
+    return scrub(raw).encode()
+
+
+def before_record_request(request: Any) -> Any:
+    request.uri = scrub(request.uri)
+    request.body = _scrub_body(request.body)
+    return request
+
+
+def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
+    body = response.get("body", {}).get("string")
+    if isinstance(body, bytes):
+        try:
+            response["body"]["string"] = scrub(body.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            pass  # a video
+    elif isinstance(body, str):
+        response["body"]["string"] = scrub(body)
+    for name in list(response.get("headers", {})):
+        if name.lower() in ("set-cookie",):
+            del response["headers"][name]
+    return response
+
+
+@pytest.fixture
+def vcr_config() -> dict[str, Any]:
+    return {
+        "filter_headers": [("authorization", "REDACTED"), ("cookie", None)],
+        # Never bodies (base64 and JWTs differ on every run); not the host either, so a cassette
+        # recorded on the Beijing host (KLING_BASE_URL) replays against the default one.
+        "match_on": ["method", "path"],
+        "before_record_request": before_record_request,
+        "before_record_response": before_record_response,
+        "decode_compressed_response": True,
+    }
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir() -> str:
+    return str(CASSETTE_DIR)
+
+
+def hand_authored(cassette: str) -> bool:
+    """Whether a cassette is still the hand-authored one (not re-recorded): only then may a
+    test assert the invented specifics it holds (ids, durations, the CDN download)."""
+    path = CASSETTE_DIR / cassette
+    return path.is_file() and path.read_text(encoding="utf-8").startswith("# Hand-authored")
+
+
+def live_keys() -> bool:
+    return all(os.environ.get(name) for name in LIVE_ENV)
+
+
+@pytest.fixture
+def live(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether this run re-records cassettes against the live service (any VCR record mode but
+    ``none``, e.g. ``-m live --record-mode=rewrite``). Then both keys are required (the test is
+    skipped without them) and the talkinghead network guard is lifted for the test."""
+    if record_mode == "none":
+        return False
+    if not live_keys():
+        pytest.skip("re-recording needs KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
+    monkeypatch.setattr(http.guard, "enabled", False)
+    return True
+
+
+@pytest.fixture
+def cassette_provider(live: bool, make_provider: Callable[..., KlingProvider]) -> KlingProvider:
+    """The test keys and tiny delays on replay; the real keys, the real service (Singapore, or
+    KLING_BASE_URL) and the default delays when re-recording."""
+    if live:
+        return make_provider(fast=False, access_key=os.environ["KLING_ACCESS_KEY"],
+                             secret_key=os.environ["KLING_SECRET_KEY"],
+                             base_url=os.environ.get("KLING_BASE_URL") or API)
+    return make_provider(API)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture runs (pytest-recording's ``rewrite`` mode deletes the cassette file
+    when its fixture is set up): a hand-authored-only cassette (no ``live`` marker) is never
+    re-recorded, since the live service cannot produce it, and re-recording needs both keys."""
+    if item.get_closest_marker("vcr") is None:
+        return
+    if (item.config.getoption("--record-mode") or "none") == "none":
+        return
+    if item.get_closest_marker("live") is None:
+        pytest.skip("hand-authored cassette: the live service cannot produce it, so it is not re-recorded")
+    if not live_keys():
+        pytest.skip("re-recording needs KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
+
+
+def spy(provider: KlingProvider) -> list[Any]:
+    """A copy of every ``httpx.Request`` the provider sends from now on, as it was sent (the
+    auth flow changes the Authorization header of a request it resends)."""
+    import httpx
+
+    sent: list[Any] = []
+
+    async def on_request(request: Any) -> None:
+        sent.append(httpx.Request(request.method, request.url, headers=request.headers.copy(),
+                                  content=request.content))
+
+    provider._client().event_hooks["request"].append(on_request)
+    return sent

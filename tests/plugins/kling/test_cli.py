@@ -1,0 +1,104 @@
+"""``talkinghead generate --provider kling`` in a subprocess against the fake server, as a
+user would run it: KLING_BASE_URL, KLING_ACCESS_KEY and KLING_SECRET_KEY in the environment,
+real sockets, the local files sent as base64, the task followed and the MP4 downloaded. The
+keys, and every JWT the fake received, are canaries that must never show up in the output,
+the logs or any file written (the journal included: TALKINGHEAD_HOME is a temp dir)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FACE, MP3
+
+CANARY_AK = "ak_canary_" + secrets.token_hex(12)
+CANARY_SK = "sk_canary_" + secrets.token_hex(20)
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("talkinghead")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
+
+
+@pytest.fixture
+def cli(fake, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    fake.configure(access_key=CANARY_AK, secret_key=CANARY_SK)
+    # Kling's 5 s first poll would make these slow; a user's config file may tune it too.
+    (home / "config.toml").write_text("[providers.kling]\npoll_first = 0.05\npoll_max = 0.1\nretry_backoff = 0.01\n")
+
+    def run(*args: str, ak: str = CANARY_AK, sk: str = CANARY_SK) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "TALKINGHEAD_"))}
+        env.update(KLING_BASE_URL=fake.url, KLING_ACCESS_KEY=ak, KLING_SECRET_KEY=sk, TALKINGHEAD_HOME=str(home),
+                   TALKINGHEAD_BLOCK_NETWORK="1")  # the guard: nothing but loopback may be reached
+        result = subprocess.run([*_command(), *args], env=env, capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path)
+        canaries = {ak, sk} | {r.token for r in fake.requests if r.token}
+        for canary in canaries:
+            assert canary not in result.stdout and canary not in result.stderr
+            leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
+            assert leaks == []
+        return result
+
+    return run
+
+
+def _generate(out: Path, *extra: str) -> list[str]:
+    return ["-vv", "generate", "--provider", "kling", "--image", str(FACE), "--output", str(out), "--json", *extra]
+
+
+def test_generate_end_to_end_with_local_files(cli, fake, tmp_path, video_bytes):
+    fake.configure(step_latency=0.05)
+    out = tmp_path / "out.mp4"
+    result = cli(*_generate(out, "--audio", str(MP3), "--mode", "pro", "--prompt", "Smiles and nods"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["provider"], report["model"], report["status"]) == ("kling", "kling-avatar", "completed")
+    assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(6.9 * 0.112, abs=1e-3)
+    assert Path(report["output"]) == out and out.read_bytes() == video_bytes
+
+    (create,) = fake.creates
+    assert create.claims["iss"] == CANARY_AK  # the JWT went where it belongs, verified with the secret
+    body = create.json
+    assert base64.b64decode(body["image"]) == FACE.read_bytes() and base64.b64decode(body["sound_file"]) == \
+        MP3.read_bytes()
+    assert (body["mode"], body["prompt"], body["external_task_id"]) == ("pro", "Smiles and nods", report["job_id"])
+    assert "callback_url" not in body
+    assert [r.endpoint for r in fake.requests][-1] == "output"  # and then downloaded the video
+    assert "job.completed" in result.stderr  # -vv logged the job's steps, and no secret in them
+
+
+def test_generate_from_text_uses_kling_tts(cli, fake, tmp_path):
+    text = "Good evening. Here is the news, read by a talking head."
+    result = cli(*_generate(tmp_path / "out.mp4", "--text", text, "--voice", "uk_man2#en",
+                            "--webhook", fake.url + "/hooks/cli"))
+    assert result.returncode == 0, result.stderr
+    (tts,) = fake.requests_to("tts")
+    assert (tts.json["text"], tts.json["voice_id"], tts.json["voice_language"]) == (text, "uk_man2", "en")
+    body = fake.creates[0].json
+    assert body["audio_id"] in fake.audios and body["callback_url"] == fake.url + "/hooks/cli"
+
+
+def test_wrong_secret_exits_4_naming_both_env_vars(cli, fake, tmp_path):
+    result = cli(*_generate(tmp_path / "out.mp4", "--audio", str(MP3)),
+                 sk="sk_wrong_" + secrets.token_hex(20))
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert "KLING_ACCESS_KEY" in result.stderr and "KLING_SECRET_KEY" in result.stderr
+    assert fake.tasks == {} and not (tmp_path / "out.mp4").exists()
+
+
+def test_providers_lists_the_route_with_its_price(cli):
+    result = cli("providers", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [r for r in json.loads(result.stdout) if r["provider"] == "kling"]
+    assert [(r["model"], r["price_per_second"], r["configured"], r["native_text"]) for r in rows] == [
+        ("kling-avatar", {"std": 0.056, "pro": 0.112}, True, True)]
+    assert rows[0]["credentials"] == ["KLING_ACCESS_KEY", "KLING_SECRET_KEY"]
