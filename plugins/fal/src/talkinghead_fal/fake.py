@@ -37,8 +37,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -414,34 +412,18 @@ class FakeFal:
 def serve(fake: FakeFal | None = None, *, port: int = 0, **switches: Any) -> Iterator[FakeFal]:
     """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread; yields it with
     ``fake.url`` set. Stops the server on exit."""
-    import uvicorn
+    from talkinghead.loopback import serve_asgi
 
     if fake is None:
         fake = FakeFal(**switches)
     elif switches:
         fake.configure(**switches)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(fake.app, log_level="critical", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-fal")
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake fal server did not start")
-        time.sleep(0.005)
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        yield fake
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        fake.url = None
+    with serve_asgi(fake.app, port=port, name="fake-fal") as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            fake.url = None
 
 
 def tiny_mp4(seconds: float = 1.0, size: int = 64) -> bytes:
