@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(PLUGINS)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]'
+	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' -e 'plugins/fal[fake]'
 	touch $@
 
 install: $(VENV)/.installed
