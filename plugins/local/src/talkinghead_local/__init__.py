@@ -1,0 +1,35 @@
+"""talkinghead-local: an offline CPU talking-head renderer and offline text-to-speech.
+
+The distribution's pyproject.toml names this module in the ``talkinghead`` entry-point group
+(``local = "talkinghead_local"``); talkinghead calls the ``@hookimpl`` functions here:
+the ``local`` provider, the ``espeak`` text-to-speech engine, and the face check that the
+cloud routes can use as a pre-flight (``--check-face``).
+"""
+
+from talkinghead.hookspecs import hookimpl
+
+from .face import Face, check_face
+from .provider import LocalProvider
+from .tts import EspeakEngine
+
+__all__ = ["EspeakEngine", "Face", "LocalProvider", "check_face", "register_providers",
+           "register_tts"]
+
+
+@hookimpl
+def register_providers(register):
+    register(LocalProvider)
+
+
+@hookimpl
+def register_tts(register):
+    register(EspeakEngine)
+
+
+@hookimpl(specname="check_face")
+def check_face_hook(image):
+    """The pre-flight face check for any route: ``image`` is a ``talkinghead.MediaFile``."""
+    if image.kind == "url":
+        return None  # nothing local to look at; the core says so
+    check_face(image.path if image.kind == "path" else image.data)
+    return True

@@ -1,0 +1,553 @@
+"""Draw and encode the talking head: framing, the per-frame warp, and the MP4.
+
+Framing crops the photo around the face to the aspect ratio (the face about a third of the
+frame's short side, a little above the middle), shrinking the crop to stay inside the photo
+while the face is not too big for it; what the photo still cannot cover is filled by
+``talkinghead.video.frame_image`` with a blurred, slightly darkened continuation of the
+photo, and the seams between the two are blurred.
+
+Each frame is the static framed photo with one region rewritten: the head, through one
+``cv2.remap`` of its luma and one of its half-size chroma, by a displacement field that sums
+
+* the sway: a small rotation about the neck plus a shift, weighted 1 over the head and
+  fading to 0 at the region's edge, so shoulders and background stay still;
+* the jaw: everything below the line between the lips moves down by the mouth opening,
+  fully along the lips and chin and fading out down the neck and out to the cheeks;
+  the lens-shaped gap this opens is painted as a dark inner mouth (nothing is there when
+  the mouth is shut, so silent frames are the photo itself);
+* the lips' rounding: a horizontal squeeze (or spread) around the mouth;
+* the eyelids: a lid the colour of the skin around each eye closes over it, top down.
+
+Everything that does not change per frame (the framed background, already in yuv420p, the
+grids and weight fields) is computed once. The head is warped again only when the sway has
+moved it by SWAY_STEP pixels since the last warp (about one frame in three); every frame
+re-warps just the jaw box over that, and blends the lids. Pixels outside the head are never
+touched, and no frame is converted from RGB.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talkinghead import video
+from talkinghead.tts import Phoneme
+
+from .face import Face, check_face
+from .motion import SWAY_DEG, SWAY_SHIFT, Motion, plan
+
+FPS = 25
+DEFAULT_RESOLUTION = 720      # short side: 1280x720, 720x1280, 720x720
+FACE_SHARE = 0.30             # face box height / frame's short side, when the photo allows
+MAX_FACE_SHARE = 0.50         # zoom in this far to avoid filling, no further
+FACE_CENTRE = 0.45            # face centre height in the frame (a little headroom) ...
+FACE_CENTRE_PORTRAIT = 0.36   # ... and higher in a portrait frame, with the chest below
+FILL_DARKEN = 0.75            # brightness of the fill beside a photo that does not cover the frame
+SEAM = 0.02                   # half-width of the blur across the photo's edge, of the short side
+MAX_OPEN = 0.11               # jaw drop at full opening, as a share of the face height
+EYE_RX, EYE_RY = 0.34, 0.11   # half axes of the eye opening, as shares of the eye box
+LID_SHADE = 0.80              # the lid's top, in the brow's shadow (its edge is 1.0)
+ROUNDING = 0.22               # horizontal squeeze of the lips at full rounding
+SWAY_STEP = 0.3               # pixels the head may lag its sway before it is warped again
+MOUTH_DARK = np.array([86.0, 34.0, 38.0], np.float32)   # the inner mouth's edge colour
+MOUTH_DEEP = np.array([24.0, 8.0, 10.0], np.float32)    # ... and its middle
+ENCODER_PRESET = "veryfast"   # x264: mostly static frames keep their quality; ~1.6x quicker than "fast"
+
+
+class RenderCancelled(Exception):
+    """The render was stopped on request; no output was written."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    crop: tuple[int, int, int, int]   # x, y, width, height of the photo's part shown
+    size: tuple[int, int]             # frame (width, height)
+    scale: tuple[float, float]        # photo px -> frame px
+    offset: tuple[float, float]       # where the crop's corner lands in the frame
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    duration_s: float
+    frames: int
+    size: tuple[int, int]
+    face: Face                        # in frame coordinates
+    motion: Motion
+
+
+def frame_dims(aspect_ratio: str, resolution: int | str | tuple[int, int] | None = None) -> tuple[int, int]:
+    """(width, height) for an aspect ratio: ``resolution`` is the short side (720 gives
+    1280x720, 720x1280, 720x720), or an explicit "WxH" / (w, h) of even numbers."""
+    if resolution is None:
+        resolution = DEFAULT_RESOLUTION
+    if isinstance(resolution, str):
+        text = resolution.strip().lower()
+        if "x" in text:
+            w, _, h = text.partition("x")
+            resolution = (int(w), int(h))
+        else:
+            resolution = int(text.rstrip("p"))
+    if isinstance(resolution, tuple):
+        w, h = (int(v) for v in resolution)
+        if w < 16 or h < 16 or w % 2 or h % 2:
+            raise ValueError(f"resolution {w}x{h}: both sides must be even and at least 16")
+        return w, h
+    if resolution < 16:
+        raise ValueError(f"resolution {resolution}: the short side must be at least 16 px")
+    return video.frame_size(aspect_ratio, int(resolution))
+
+
+def layout(photo_size: tuple[int, int], face: Face, size: tuple[int, int]) -> Layout:
+    """Where the photo goes in a frame of ``size`` so the face is framed like a presenter."""
+    pw, ph = photo_size
+    width, height = size
+    aspect, short = width / height, min(width, height)
+    cx, cy = face.center
+    # The crop window (photo px) at the preferred face size, then shrunk (zooming in) while
+    # it is bigger than the photo, as long as the face stays within MAX_FACE_SHARE.
+    win_h = face.h * height / (FACE_SHARE * short)
+    fit = min(pw / (win_h * aspect), ph / win_h, 1.0)
+    win_h = max(win_h * fit, face.h * height / (MAX_FACE_SHARE * short))
+    cw, ch = min(pw, round(win_h * aspect)), min(ph, round(win_h))
+    centre = FACE_CENTRE if width >= height else FACE_CENTRE_PORTRAIT
+    x = round(min(max(cx - cw / 2, 0), pw - cw))
+    y = round(min(max(cy - centre * ch, 0), ph - ch))
+    # frame_image contains the crop: scaled to fit, centred (same arithmetic as there).
+    s = min(width / cw, height / ch)
+    fw, fh = max(1, round(cw * s)), max(1, round(ch * s))
+    return Layout(crop=(x, y, cw, ch), size=size, scale=(fw / cw, fh / ch),
+                  offset=((width - fw) // 2 - x * fw / cw, (height - fh) // 2 - y * fh / ch))
+
+
+def background(photo: np.ndarray, lay: Layout, aspect_ratio: str) -> np.ndarray:
+    """The static frame: the crop framed by ``video.frame_image`` (which fills what the crop
+    leaves uncovered with a blurred continuation of it), the fill only a little darker than
+    the photo and the seams between them blurred, so the fill reads as out-of-focus
+    surroundings rather than as bands."""
+    import cv2
+
+    x, y, cw, ch = lay.crop
+    crop = np.ascontiguousarray(photo[y:y + ch, x:x + cw])
+    code = cv2.COLOR_RGBA2BGRA if crop.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, png = cv2.imencode(".png", cv2.cvtColor(crop, code), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError("could not encode the cropped photo")
+    frame = video.frame_image(png.tobytes(), aspect_ratio, lay.size, darken=FILL_DARKEN)
+    width, height = lay.size
+    left, top = round(lay.offset[0] + x * lay.scale[0]), round(lay.offset[1] + y * lay.scale[1])
+    right, bottom = left + round(cw * lay.scale[0]), top + round(ch * lay.scale[1])
+    f = max(2, round(SEAM * min(width, height)))
+    for edge, size, axis in ((left, width, 1), (right, width, 1), (top, height, 0), (bottom, height, 0)):
+        if 0 < edge < size:
+            _soften_seam(frame, edge, f, axis)
+    return frame
+
+
+def _soften_seam(frame: np.ndarray, edge: int, f: int, axis: int) -> None:
+    """Blur across a straight seam at ``edge`` along ``axis`` (1: a vertical seam), fully at
+    the seam and not at all ``f`` pixels either side."""
+    import cv2
+
+    lo, hi = max(0, edge - f), min(frame.shape[axis], edge + f)
+    band = frame[:, lo:hi] if axis == 1 else frame[lo:hi]
+    kernel = (2 * f + 1, 1) if axis == 1 else (1, 2 * f + 1)
+    blurred = cv2.blur(band, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)
+    w = 1 - np.abs(np.arange(lo, hi) + 0.5 - edge) / f
+    w = (w[None, :, None] if axis == 1 else w[:, None, None]).astype(np.float32)
+    band[:] = (band * (1 - w) + blurred * w + 0.5).astype(np.uint8)
+
+
+def _bump(d: np.ndarray) -> np.ndarray:
+    """Raised cosine: 1 at d=0, 0 at |d|>=1."""
+    return 0.5 * (1 + np.cos(np.pi * np.clip(np.abs(d), 0, 1)))
+
+
+def _ramp(v: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Smooth step from 0 at ``a`` to 1 at ``b`` (either order)."""
+    t = np.clip((v - a) / (b - a), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+# BT.709 limited range, as video.rgb_to_yuv420p converts: for the few colours drawn here.
+_YUV = np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]],
+                np.float32) * np.array([[219], [224], [224]], np.float32) / 255
+_YUV_OFFSET = np.array([16, 128, 128], np.float32)
+
+
+def yuv(rgb: np.ndarray) -> np.ndarray:
+    """RGB (..., 3) floats -> Y, U, V (..., 3) floats."""
+    return rgb @ _YUV.T + _YUV_OFFSET
+
+
+def _even(v: float, up: bool) -> int:
+    return int(2 * (math.ceil(v / 2) if up else math.floor(v / 2)))
+
+
+class Animator:
+    """Draws frames of one face over one static framed photo.
+
+    Frames are made in yuv420p directly: the static frame is converted once, and per frame
+    only the head region's Y plane and (half-size) U/V planes are warped and written, so no
+    frame is ever converted from RGB again. Region and sub-boxes sit on even pixels so the
+    half-size chroma lines up.
+    """
+
+    def __init__(self, static: np.ndarray, face: Face) -> None:
+        self.static = static
+        height, width = static.shape[:2]
+        self.size = (width, height)
+        self.face = f = face
+        cx, _ = f.center
+        # The head: an ellipse over face and hair; the sway weight fades out to 1.4x it.
+        hx, hy, rx, ry = cx, f.y + 0.42 * f.h, 0.78 * f.w, 1.0 * f.h
+        reach = 1.4
+        x0, x1 = max(0, _even(hx - reach * rx, False)), min(width, _even(hx + reach * rx, True))
+        y0, y1 = max(0, _even(hy - reach * ry, False)), min(height, _even(hy + reach * ry, True))
+        self.box = (x0, y0, x1, y1)
+        self.planes = video.rgb_to_yuv420p(static)
+        y_plane, u_plane, v_plane = self._views(self.planes)
+        self.src_y = np.ascontiguousarray(y_plane[y0:y1, x0:x1])
+        self.src_uv = np.ascontiguousarray(np.dstack([u_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2],
+                                                      v_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2]]))
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        r = np.hypot((xs - hx) / rx, (ys - hy) / ry)
+        weight = np.where(r <= 1, 1.0, _bump((r - 1) / (reach - 1))).astype(np.float32)
+        # Grids in the region's own coordinates (what remap indexes).
+        self.gx, self.gy = xs - x0, ys - y0
+        pivot_x, pivot_y = cx, f.y + 1.3 * f.h   # the neck
+        self.w = weight
+        self.wy = weight * (ys - pivot_y)
+        self.wx = weight * (xs - pivot_x)
+        self.map_x = np.empty_like(self.gx)
+        self.map_y = np.empty_like(self.gy)
+        # How far a change of angle can move a pixel: its distance from the neck, weighted.
+        self.sway_radius = float(np.max(weight * np.hypot(xs - pivot_x, ys - pivot_y)))
+        self._sway: tuple[float, float, float] | None = None  # what base_y/base_uv show
+        self.base_y = self.src_y
+        self.base_uv = self.src_uv
+        self._mouth_setup(xs, ys)
+        self._eyes_setup(xs, ys)
+
+    def _views(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Y, U, V views into packed yuv420p planes."""
+        width, height = self.size
+        flat = planes.reshape(-1)  # by offset: a chroma plane need not be whole rows of width
+        luma, chroma = width * height, (width // 2) * (height // 2)
+        return (flat[:luma].reshape(height, width),
+                flat[luma:luma + chroma].reshape(height // 2, width // 2),
+                flat[luma + chroma:luma + 2 * chroma].reshape(height // 2, width // 2))
+
+    # -- static fields -------------------------------------------------------------------
+
+    def _sub(self, x0: float, y0: float, x1: float, y1: float) -> tuple[slice, slice]:
+        """A sub-box of the head region on even pixels, clipped to it, as slices into
+        region arrays (halve them for the chroma planes)."""
+        bx0, by0, bx1, by1 = self.box
+        sx0, sx1 = max(bx0, _even(x0, False)), min(bx1, _even(x1, True))
+        sy0, sy1 = max(by0, _even(y0, False)), min(by1, _even(y1, True))
+        return slice(max(0, sy0 - by0), max(0, sy1 - by0)), slice(max(0, sx0 - bx0), max(0, sx1 - bx0))
+
+    @staticmethod
+    def _half(box: tuple[slice, slice]) -> tuple[slice, slice]:
+        return tuple(slice(s.start // 2, s.stop // 2) for s in box)  # type: ignore[return-value]
+
+    def _mouth_setup(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        f = self.face
+        mx, my = f.mouth
+        chin = max(my + 0.12 * f.h, f.y + 1.05 * f.h)
+        below = chin + 0.35 * f.h
+        top = my - 0.16 * f.h
+        self.jaw = self._sub(mx - 0.5 * f.w, top, mx + 0.5 * f.w, below)
+        jx, jy = xs[self.jaw], ys[self.jaw]
+        self.max_open = MAX_OPEN * f.h
+        # Down: the whole lower lip and chin, fading out down the neck; as wide as the mouth
+        # at the lips and as the jaw at the chin. Up: the upper lip a little, fading to the nose.
+        fall = np.where(jy < my, 0.0, np.where(jy <= chin, 1.0, 1 - _ramp(jy, chin, below)))
+        s = _ramp(jy, my, chin)
+        half = (1 - s) * 0.5 * f.mouth_width + s * 0.40 * f.w
+        self.jaw_dx = (jx - mx).astype(np.float32)
+        self.jaw_y = (jy - my).astype(np.float32)       # height below the lip line
+        self.lip_row = float(my - (self.box[1] + self.jaw[0].start))
+        # How far sway can carry the lips, in pixels (rotation about the neck plus shift).
+        self.sway_margin = 3 + (math.radians(SWAY_DEG) * 0.6 * f.w + 1.5 * SWAY_SHIFT * f.w)
+        self.pad = math.ceil(self.sway_margin)
+        self.lip_at = (self.jaw[0].start + int(self.lip_row), int(mx) - self.box[0])
+        self._jaw_parts = (fall, half, np.where(jy < my, _ramp(jy, top, my), 0.0), 0.5 * f.mouth_width)
+        self._jaw_shapes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Rounding squeezes around the mouth, in a box about the lips.
+        lips = _bump((jx - mx) / (0.9 * f.mouth_width)) * _bump((jy - my) / (0.16 * f.h))
+        self.round_dx = (ROUNDING * lips * (jx - mx)).astype(np.float32)
+        # The inner mouth darkens toward its middle.
+        self.mouth_shade = _bump((jx - mx) / (0.5 * f.mouth_width)).astype(np.float32)
+        self.mouth_dark, self.mouth_deep = yuv(MOUTH_DARK), yuv(MOUTH_DEEP)
+
+    def _jaw_shape(self, rounding: float) -> tuple[np.ndarray, np.ndarray]:
+        """(down, up) displacement per unit of opening, narrower as the lips round, padded by
+        ``pad`` pixels on every side so that it can be shifted along with the swaying head;
+        cached per 1/20th of rounding, since only a few distinct values occur."""
+        key = round(max(rounding, 0.0) * 20)
+        if key not in self._jaw_shapes:
+            fall, half, lift, lip_half = self._jaw_parts
+            squeeze = 1 - 0.3 * key / 20
+            down = fall * _bump(self.jaw_dx / (half * squeeze))
+            up = 0.25 * lift * _bump(self.jaw_dx / (lip_half * squeeze))
+            p = self.pad
+            self._jaw_shapes[key] = tuple(np.pad((self.max_open * a).astype(np.float32), p, mode="edge")
+                                          for a in (down, up))
+        return self._jaw_shapes[key]
+
+    def _eyes_setup(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        f = self.face
+        es = f.eye_size
+        # The eye opening is an ellipse about the eye box's centre. Blinking, a lid covers it
+        # from its top down to an edge that descends with the blink, lashes darkening the
+        # edge. The lid is the skin around the eye (the median of a ring about the opening,
+        # which leaves out lashes, brow and the eye itself), in shadow under the brow and
+        # lighter toward its edge.
+        self.eye_axes = rx, ry = (EYE_RX * es, EYE_RY * es)
+        self.eyes = []
+        x0, y0 = self.box[:2]
+        for ex, ey in (f.left_eye, f.right_eye):
+            box = self._sub(ex - 1.1 * rx, ey - ry - 2, ex + 1.1 * rx, ey + ry + 2)
+            around = self._sub(ex - 2 * rx, ey - 3 * ry, ex + 2 * rx, ey + 3 * ry)
+            ax, ay = xs[around], ys[around]
+            r = np.hypot((ax - ex) / rx, (ay - ey) / (2.2 * ry))
+            ring = self.static[y0:self.box[3], x0:self.box[2]][around][(r > 1.25) & (r < 1.8)]
+            skin = np.median(ring.reshape(-1, 3), axis=0).astype(np.float32)
+            rows = (ys[box] - (ey - ry)) / (2 * ry)       # 0 at the top of the opening, 1 bottom
+            shade = LID_SHADE + (1 - LID_SHADE) * np.clip(rows, 0, 1)
+            lid = yuv(skin * shade[..., None])
+            self.eyes.append((box, ex, ey, lid[..., 0], lid[::2, ::2, 1:]))
+
+    # -- per frame -----------------------------------------------------------------------
+
+    def _sway_to(self, sway: Sequence[float]) -> None:
+        """Warp the whole head region to ``sway`` (maps and planes, kept in ``self``) unless
+        the last warp is within SWAY_STEP pixels of it everywhere. Sway moves the head a
+        fraction of a pixel per frame, so most frames reuse the last warp and only redraw
+        the mouth and eyes over it."""
+        import cv2
+
+        theta, tx, ty = float(sway[0]), float(sway[1]) * self.face.w, float(sway[2]) * self.face.w
+        if self._sway is not None:
+            t0, x0, y0 = self._sway
+            if abs(theta - t0) * self.sway_radius + abs(tx - x0) + abs(ty - y0) < SWAY_STEP:
+                return
+        self._sway = (theta, tx, ty)
+        # Inverse map (output pixel -> source pixel): the head turned back by -theta.
+        mx, my = self.map_x, self.map_y
+        np.multiply(self.wy, theta, out=mx)
+        mx += self.gx
+        if tx:
+            mx -= self.w * tx
+        np.multiply(self.wx, -theta, out=my)
+        my += self.gy
+        if ty:
+            my -= self.w * ty
+        self.base_y = cv2.remap(self.src_y, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self.base_uv = cv2.remap(self.src_uv, mx[::2, ::2] * 0.5, my[::2, ::2] * 0.5,
+                                 cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def draw(self, opening: float, rounding: float, blink: float,
+             sway: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """The head region for one frame: its Y plane and its (half-size) U/V planes."""
+        import cv2
+
+        self._sway_to(sway)
+        out_y, out_uv = self.base_y.copy(), self.base_uv.copy()
+        mx, my = self.map_x, self.map_y  # the sway's maps: read, never changed here
+        if opening > 1e-3 or abs(rounding) > 1e-3:
+            # The jaw box is warped again from the photo, with the jaw's displacement added
+            # to the sway's; the jaw's field is 0 at the box's edges, so it fits the rest.
+            jaw = self.jaw
+            jmx, jmy = mx[jaw].copy(), my[jaw].copy()
+            if opening > 1e-3:
+                # The jaw's field moves with the head: shift it by the sway at the lips
+                # (whole pixels; the sway is nearly uniform across the mouth).
+                ly, lx = self.lip_at
+                sy = round(float(my[ly, lx]) - self.gy[ly, lx])
+                sx = round(float(mx[ly, lx]) - self.gx[ly, lx])
+                p, (h, w) = self.pad, self.jaw_y.shape
+                sy, sx = max(-p, min(p, sy)), max(-p, min(p, sx))
+                padded = self._jaw_shape(rounding)
+                down, up = (a[p + sy:p + sy + h, p + sx:p + sx + w] for a in padded)
+                # The opening can only be within these rows of the jaw box (the lip line, the
+                # opening either side of it, the sway): the inner mouth is worked out there.
+                reach = opening * self.max_open + self.sway_margin
+                r0 = _even(max(0, self.lip_row - 0.25 * reach), False)
+                r1 = _even(min(h, self.lip_row + reach + 1), True)
+                rows = slice(r0, r1)
+                # Where each pixel sampled before the jaw moved, relative to the lip line.
+                b = jmy[rows] - self.gy[jaw][rows] + self.jaw_y[rows]
+                jmy -= down * opening - up * opening
+                # The opening between the lips is, in each column, the source band
+                # [-up, down] about the lip line that the rows either side of it now skip
+                # over; each pixel (a unit band about b) is covered by it by their overlap,
+                # which antialiases the edges and is 0 where the mouth is shut.
+                line = p + math.ceil(self.lip_row)  # the rows either side, unshifted
+                down = opening * padded[0][line, p + sx:p + sx + w]
+                up = opening * padded[1][line - 1, p + sx:p + sx + w]
+                gap = np.clip(np.minimum(b + 0.5, down) - np.maximum(b - 0.5, -up), 0, 1)
+                depth = np.clip((b + up) / np.maximum(down + up, 1), 0, 1)  # 0 top .. 1 bottom
+            if abs(rounding) > 1e-3:
+                jmx += rounding * self.round_dx
+            out_y[jaw] = cv2.remap(self.src_y, jmx, jmy, cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+            out_uv[self._half(jaw)] = cv2.remap(self.src_uv, jmx[::2, ::2] * 0.5, jmy[::2, ::2] * 0.5,
+                                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if opening > 1e-3 and gap.any():
+                near = (slice(jaw[0].start + r0, jaw[0].start + r1), jaw[1])
+                deep = (1 - np.abs(2 * depth - 1)) * self.mouth_shade[rows]
+                dark, deep_c = self.mouth_dark, self.mouth_deep
+                _blend(out_y, near, gap, dark[0] + (deep_c[0] - dark[0]) * deep)
+                a, d = gap[::2, ::2, None], deep[::2, ::2, None]
+                _blend(out_uv, self._half(near), a, dark[1:] + (deep_c[1:] - dark[1:]) * d)
+        if blink > 1e-3:
+            rx, ry = self.eye_axes
+            for box, ex, ey, lid_y, lid_uv in self.eyes:
+                # In source coordinates, so the lid follows the eye as the head sways.
+                sx, sy = mx[box] + self.box[0], my[box] + self.box[1]
+                half = ry * np.sqrt(np.clip(1 - ((sx - ex) / rx) ** 2, 0, 1))
+                top = ey - half
+                edge = top + blink * 2 * half
+                inside = np.clip(half - 0.5, 0, 1)
+                cover = np.clip((sy - top + 1.5) / 2, 0, 1) * np.clip(edge - sy + 0.5, 0, 1) * inside
+                # Lashes along the lid's edge scale colour towards black: Y towards 16, U/V 128.
+                shade = 1 - 0.45 * min(1.0, 2 * blink) * inside * _bump((sy - edge) / max(1.0, 0.3 * ry))
+                _blend(out_y, box, cover, lid_y)
+                out_y[box] = (16 + (out_y[box] - 16.0) * shade).astype(np.uint8)
+                hb = self._half(box)
+                _blend(out_uv, hb, cover[::2, ::2, None], lid_uv)
+                out_uv[hb] = (128 + (out_uv[hb] - 128.0) * shade[::2, ::2, None]).astype(np.uint8)
+        return out_y, out_uv
+
+    def frame(self, opening: float, rounding: float, blink: float, sway: Sequence[float]) -> object:
+        """One whole frame as a yuv420p ``av.VideoFrame`` (for ``video.encode_mp4``)."""
+        import av
+
+        out_y, out_uv = self.draw(opening, rounding, blink, sway)
+        planes = self.planes.copy()
+        y_plane, u_plane, v_plane = self._views(planes)
+        x0, y0, x1, y1 = self.box
+        y_plane[y0:y1, x0:x1] = out_y
+        u_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = out_uv[..., 0]
+        v_plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = out_uv[..., 1]
+        return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+    def frames(self, motion: Motion, should_stop: Callable[[], bool] | None = None) -> Iterator[object]:
+        """Every frame of ``motion``, as yuv420p ``av.VideoFrame``s. ``should_stop`` is asked
+        before each; when it says so, ``RenderCancelled`` is raised."""
+        self._sway = None  # start from an exact warp
+        for i in range(motion.frames):
+            if should_stop is not None and should_stop():
+                raise RenderCancelled("render cancelled")
+            yield self.frame(motion.open[i], motion.round[i], motion.blink[i], motion.sway[i])
+
+    def still(self, opening: float = 0.0, rounding: float = 0.0, blink: float = 0.0,
+              sway: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+        """One frame as RGB (for looking at, not for encoding)."""
+        self._sway = None
+        return self.frame(opening, rounding, blink, sway).to_ndarray(format="rgb24")
+
+
+def _blend(plane: np.ndarray, box: tuple[slice, slice], alpha: np.ndarray, colour: np.ndarray) -> None:
+    """plane[box] = plane[box] * (1 - alpha) + colour * alpha, in place, as uint8."""
+    region = plane[box].astype(np.float32)
+    plane[box] = (region + (colour - region) * alpha + 0.5).astype(np.uint8)
+
+
+def ahead(items: Iterator[object], depth: int = 6) -> Iterator[object]:
+    """``items``, produced by a worker thread up to ``depth`` ahead of the consumer. Drawing
+    is numpy/OpenCV work that releases the GIL, so it overlaps the encoder instead of
+    alternating with it (about 1.5x faster end to end on two cores). An exception in the
+    worker (``RenderCancelled`` included) is raised in the consumer; a consumer that stops
+    early stops the worker."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple[object, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put((done, exc))
+
+    worker = threading.Thread(target=work, name="talkinghead-local-draw", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def prepare_scene(image: np.ndarray | Path | str | bytes, aspect_ratio: str,
+                  resolution: int | str | tuple[int, int] | None = None,
+                  face: Face | None = None) -> tuple[Animator, Layout]:
+    """Load and frame the photo and set up its animator."""
+    photo = image if isinstance(image, np.ndarray) else video.load_image(image)
+    face = face or check_face(photo)
+    size = frame_dims(aspect_ratio, resolution)
+    lay = layout((photo.shape[1], photo.shape[0]), face, size)
+    static = background(photo, lay, aspect_ratio)
+    framed = face.mapped(lay.scale[0], lay.scale[1], lay.offset[0], lay.offset[1], size)
+    return Animator(static, framed), lay
+
+
+def render(image: np.ndarray | Path | str | bytes, audio: Path | str | bytes, out: Path | str, *,
+           aspect_ratio: str = "16:9", resolution: int | str | tuple[int, int] | None = None,
+           phonemes: Sequence[Phoneme] = (), seed: int = 0, face: Face | None = None,
+           duration_s: float | None = None, should_stop: Callable[[], bool] | None = None,
+           on_frame: Callable[[int, int], None] | None = None, crf: int = 23,
+           preset: str = ENCODER_PRESET) -> Rendered:
+    """Render the talking head for ``audio`` to ``out`` (MP4, 25 fps, H.264 + AAC).
+
+    The video is exactly as long as the audio (``duration_s`` when known, else measured),
+    within one frame. ``should_stop`` is asked before each frame; when it says so the render
+    raises ``RenderCancelled`` and leaves no file. ``on_frame(done, total)`` reports progress.
+    """
+    animator, lay = prepare_scene(image, aspect_ratio, resolution, face)
+    seconds = float(duration_s) if duration_s else video.audio_duration(audio)
+    count = max(1, round(seconds * FPS))  # what encode_mp4 will ask for
+    motion = plan(audio, count, FPS, phonemes=phonemes, seed=seed)
+
+    def counted() -> Iterator[object]:
+        # Counted as the encoder takes them, so progress is frames encoded, not drawn.
+        for i, frame in enumerate(ahead(animator.frames(motion, should_stop)), 1):
+            yield frame
+            if on_frame is not None:
+                on_frame(i, count)
+
+    path = video.encode_mp4(out, counted(), fps=FPS, audio=audio, duration_s=seconds,
+                            size=lay.size, crf=crf, preset=preset)
+    return Rendered(path=Path(path), duration_s=seconds, frames=count, size=lay.size,
+                    face=animator.face, motion=motion)
+
+
+__all__ = ["FPS", "Animator", "Layout", "RenderCancelled", "Rendered", "ahead", "background",
+           "frame_dims", "layout", "prepare_scene", "render", "yuv"]
