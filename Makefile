@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml $(PLUGINS)
-	$(BIN)/pip install -q -e . $(foreach p,$(PLUGIN_DIRS),-e $(p))
+	$(BIN)/pip install -q -e '.[local]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -24,11 +24,14 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# Offline and free whatever credentials the environment holds: only the local renderer loads,
+# and the router picks it with no --provider.
 demo: install
 	@mkdir -p out
-	$(BIN)/talkinghead generate --provider mock --image examples/face.jpg \
-		--audio examples/hello.mp3 --output out/demo.mp4
-	@echo "wrote out/demo.mp4"
+	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead generate --image examples/face.jpg \
+		--audio examples/hello.mp3 --output out/demo.mp4 --json
+	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead preview out/demo.mp4 -o out/demo-sheet.png
+	@echo "wrote out/demo.mp4 (and a contact sheet, out/demo-sheet.png)"
 
 test: install-test
 	@$(BIN)/python -m pytest -q; rc=$$?; \

@@ -154,7 +154,7 @@ async def test_estimate_orders_cheapest_first_and_max_cost(face, speech):
 
 async def test_no_route_for_text_without_native_text_or_tts(face, monkeypatch):
     from talkinghead import tts
-    monkeypatch.setattr(tts, "default_engine", lambda name=None: None)  # no engine installed
+    monkeypatch.setattr(tts, "default_engine", lambda name=None, config=None: None)  # no engine installed
     class AudioOnly(get_provider_classes()["mock"]):
         def routes(self):
             return [r.model_copy(update={"native_text": False}) for r in super().routes()]

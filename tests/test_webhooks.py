@@ -193,3 +193,28 @@ async def test_mock_callback_payload_shape(tmp_path, face, speech):
     (payload,) = got
     assert set(payload) >= {"id", "status", "output", "error", "session_id", "created_at", "updated_at"}
     assert payload["status"] == 10 and payload["output"]["video"]["uri"].startswith("file://")
+
+
+async def test_local_posts_its_completion_callback_offline(tmp_path, face, speech):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    local = get_provider_classes().get("local")
+    if local is None:
+        pytest.skip("talkinghead-local is not installed")
+    got: list[dict] = []
+
+    async def sink(request):
+        got.append(json.loads(await request.body()))
+        return Response(status_code=204)
+
+    with serve_asgi(Starlette(routes=[Route("/hook", sink, methods=["POST"])])) as url:
+        client = AsyncClient(providers=[local({"resolution": 180})], ledger=SQLiteLedger(tmp_path / "th.db"))
+        result = await client.run(AvatarRequest(image=face, audio=speech), webhook_url=f"{url}/hook",
+                                  output=tmp_path / "v.mp4")
+        await client.aclose()  # the render thread has posted by the time the pool is idle
+    (payload,) = got
+    assert set(payload) >= {"id", "status", "output", "error", "session_id", "created_at", "updated_at"}
+    assert payload["status"] == 10 and payload["output"]["video"]["uri"].startswith("file://")
+    assert payload["output"]["output_meta"]["outputs"][0]["seconds"] == pytest.approx(result.duration_s)

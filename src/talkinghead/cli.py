@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .cli_support import handle_errors, make_client, progress_bar
+from .cli_support import OneLineGroup, handle_errors, make_client, progress_bar
 
 MODES = ("std", "pro")
 ASPECTS = ("16:9", "9:16", "1:1")
@@ -47,7 +47,7 @@ def request_options(fn):
     return fn
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log job steps to stderr (-vv for debug).")
 @click.version_option(package_name="talkinghead")
 def main(verbose: int) -> None:
@@ -145,6 +145,21 @@ async def _generate(client, request, provider, output, webhook, max_cost, timeou
             return await client.run(request, provider=provider, output=output, webhook_url=webhook,
                                     max_cost_usd=max_cost, timeout=timeout, on_update=on_update,
                                     check_face=check_face)
+
+
+@main.command()
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: VIDEO.png")
+@click.option("--columns", type=int, default=4, show_default=True)
+@click.option("--rows", type=int, default=3, show_default=True)
+@click.option("--width", type=int, default=1280, show_default=True, help="Sheet width in pixels.")
+@handle_errors
+def preview(video: Path, output: Path | None, columns: int, rows: int, width: int) -> None:
+    """Write a contact sheet of evenly spaced frames, to look at a result without a player."""
+    from .preview import contact_sheet
+
+    click.echo(str(contact_sheet(video, output or video.with_suffix(".png"), columns=columns, rows=rows,
+                                 width=width)))
 
 
 @main.command()

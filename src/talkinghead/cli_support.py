@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from typing import Any
@@ -14,6 +15,36 @@ def _fail(message: str, code: int) -> None:
 
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
+
+
+class OneLineGroup(click.Group):
+    """A group whose usage errors (a bad option value, a missing option) print one line,
+    ``error: ...``, and exit 2, like every other error, instead of click's usage block."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+class _UsageLine(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # the bare command prints its help
+    except click.UsageError as exc:
+        raise _UsageLine(exc.format_message()) from None
 
 
 def handle_errors(fn):

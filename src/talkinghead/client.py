@@ -103,7 +103,7 @@ class AsyncClient:
         take audio only can run it and the quote is exact."""
         prepared = await asyncio.to_thread(media.prepare, request)
         if request.text is not None and synthesize:
-            engine = tts.default_engine()
+            engine = tts.default_engine(config=self.settings.tts)
             if engine is not None:
                 prepared = await asyncio.to_thread(self._speak, engine, prepared)
         return prepared
@@ -113,6 +113,8 @@ class AsyncClient:
         folder = self.settings.home / "speech"
         folder.mkdir(parents=True, exist_ok=True)
         speech = engine.synthesize(request.text or "", folder / f"{request.digest()}.wav", voice=request.voice)
+        # A short line still makes a valid clip: pad with silence up to the shared minimum.
+        speech = tts.pad_to(speech, media.SHARED.audio_min_seconds)
         audio = media.inspect_audio(speech.path, field="text")  # the same rules as uploaded audio
         return dataclasses.replace(prepared, audio=audio, speech=speech)
 
@@ -372,6 +374,7 @@ def token_hash(token: str) -> str:
 def _check_face(image: media.MediaFile) -> None:
     if image.kind == "url":
         raise InputError("image", "--check-face needs the image itself; a URL is not fetched")
+    plugins.load_plugins()  # a client given explicit providers may not have loaded them yet
     if not plugins.pm.hook.check_face(image=image):
         raise ConfigError("checking the face needs a face detector: install talkinghead-local")
 

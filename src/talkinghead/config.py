@@ -23,6 +23,12 @@ journal and downloaded results. The config file is optional::
     failure_threshold = 3         # provider-side failures within failure_window_s ...
     failure_window_s = 300
     cooldown_s = 120              # ... cool a route down for this long
+
+    [tts]                         # text-to-speech for text requests on audio-only routes
+    engine = "espeak"
+    [tts.espeak]
+    voice = "en-us"
+    rate = 160
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Settings:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     routing: dict[str, Any] = field(default_factory=dict)
+    tts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -71,7 +78,7 @@ class Settings:
             except ValueError:
                 raise ConfigError(f"TALKINGHEAD_BUDGET_USD={env_total!r} is not a number of USD") from None
         return cls(home=root, providers=dict(data.get("providers", {})), prices=dict(data.get("prices", {})),
-                   budget=budget, routing=dict(data.get("routing", {})))
+                   budget=budget, routing=dict(data.get("routing", {})), tts=dict(data.get("tts", {})))
 
     def provider_config(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib.util
 import os
 import random
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +40,20 @@ from .errors import (
 
 if TYPE_CHECKING:
     import ssl
+
+
+def _skip_missing_sniffio() -> None:
+    """httpcore 1.0 runs ``import sniffio`` every time it sets up a lock, event or semaphore,
+    several times per request, and falls back to asyncio when that fails. anyio >= 4.11 no
+    longer installs sniffio, and Python does not remember a failed import: each one searches
+    the whole ``sys.path`` again, which came to a third of the client's CPU per request in
+    our benchmark (encode/httpcore#1103). When sniffio is not installed, mark it absent in
+    ``sys.modules`` so those imports fail at once: httpcore behaves exactly as before."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+_skip_missing_sniffio()
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -244,6 +260,24 @@ async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None)
     finally:
         if own:
             await client.aclose()
+
+
+_CALLBACK_STATUS = {"queued": 2, "running": 7, "completed": 10, "failed": 11, "cancelled": 12}
+
+
+def callback_payload(task_id: str, update, created_at: float) -> dict:
+    """An inference.sh-shaped task callback (``id``, ``status``, ``output``, ``error``,
+    ``session_id``, ``created_at``, ``updated_at``) for an offline provider's ``JobUpdate``."""
+    import time as _time
+
+    def iso(t: float) -> str:
+        return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
+    output = None
+    if update.output_url:
+        output = {"video": {"uri": update.output_url, "content_type": "video/mp4"},
+                  "output_meta": {"outputs": [{"type": "video", "seconds": update.duration_s}]}}
+    return {"id": task_id, "status": _CALLBACK_STATUS.get(update.status.value, 0), "output": output,
+            "error": update.error, "session_id": None, "created_at": iso(created_at), "updated_at": iso(_time.time())}
 
 
 async def deliver_webhook(url: str, payload: dict, *, provider: str, attempts: int = 3) -> bool:

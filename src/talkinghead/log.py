@@ -6,6 +6,7 @@ reach a log line, whatever a provider or a user passes in.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -14,35 +15,49 @@ from typing import Any
 import structlog
 
 _secrets: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # _secrets, longest first (a secret may contain another)
 # Shapes of credentials even when we were not told the value.
 _PATTERNS = [
     re.compile(r"(?i)\b(bearer|key|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=:-]{12,}"),
     re.compile(r"\binf_[A-Za-z0-9_-]{8,}"),
     re.compile(r"(?i)([?&](x-amz-signature|x-signature|signature|sig|token)=)[^&\s\"']+"),
 ]
+# What every pattern above needs somewhere in the text; most log values (ids, statuses,
+# numbers) have none of it, and then the three substitutions are skipped.
+_MAYBE = re.compile(r"(?i)bearer|key|token|inf_|[?&]")
 _SENSITIVE_KEYS = re.compile(r"(?i)(authorization|api[_-]?key|secret|password|token)")
 _configured = False
 
 
 def add_secret(value: str | None) -> None:
     """Remember a credential value so it is scrubbed from every log line and error."""
-    if value and len(value) >= 4:
+    global _longest_first
+    if value and len(value) >= 4 and value not in _secrets:
         _secrets.add(value)
+        _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    for value in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(value, "[REDACTED]")
+    for value in _longest_first:
+        if value in text:
+            text = text.replace(value, "[REDACTED]")
+    if not _MAYBE.search(text):
+        return text
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", text)
     text = _PATTERNS[1].sub("[REDACTED]", text)
     return _PATTERNS[2].sub(lambda m: f"{m.group(1)}[REDACTED]", text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sensitive(key: str) -> bool:
+    return _SENSITIVE_KEYS.search(key) is not None
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: "[REDACTED]" if isinstance(k, str) and _SENSITIVE_KEYS.search(k) and v
+        return {k: "[REDACTED]" if isinstance(k, str) and _sensitive(k) and v
                 else _scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_scrub(v) for v in value)

@@ -15,9 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
 import struct
+import threading
+import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field as _field, replace
 from pathlib import Path
 from typing import IO, Literal
@@ -110,6 +114,9 @@ def inspect_image(value: str | Path, field: str = "image") -> MediaFile:
     media = _sniffed(media, declared, IMAGE_FORMATS, "jpeg or png")
     with media.open() as f:
         dims = _png_size(f.read(33)) if media.format == "png" else _jpeg_size(f)
+        if dims is not None and media.format == "png" and not _png_ends(f, media.size or 0):
+            raise InputError(field, f"truncated PNG ({media.origin}): no IEND chunk at its end",
+                             value=media.format)
     if dims is None:
         raise InputError(field, f"truncated or corrupt {_LABELS[media.format]} header "
                          f"({media.origin})", value=media.format)
@@ -125,7 +132,7 @@ def inspect_audio(value: str | Path, field: str = "audio") -> MediaFile:
         return media
     media = _sniffed(media, declared, AUDIO_FORMATS, "mp3, wav, m4a or aac")
     _check_size(media, SHARED.audio_max_bytes)  # before decoding: never chew on a huge file
-    media = replace(media, duration_s=_measure(media))
+    media = replace(media, duration_s=_measured(media))
     _check_audio(media, SHARED)
     return media
 
@@ -331,6 +338,20 @@ def _mpeg_frame(head: bytes) -> str | None:
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
+def _png_ends(f: IO[bytes], size: int) -> bool:
+    """Whether the PNG's chunks run whole from the signature to IEND, walked by their declared
+    lengths (their data is skipped, not read): a file cut short runs out first, and a backend
+    would fail on it only after the upload. Bytes after IEND are tolerated, as decoders do."""
+    pos = 8
+    while pos + 12 <= size:
+        f.seek(pos)
+        head = f.read(8)
+        if head[4:8] == b"IEND":
+            return True
+        pos += 12 + int.from_bytes(head[:4], "big")
+    return False
+
+
 def _png_size(head: bytes) -> tuple[int, int] | None:
     # Signature, then the IHDR chunk: length 13, type, width, height, ..., CRC.
     if len(head) < 33 or head[8:16] != b"\x00\x00\x00\x0dIHDR":
@@ -380,6 +401,45 @@ def _jpeg_size(f: IO[bytes]) -> tuple[int, int] | None:
 
 
 # -- audio, measured with PyAV -------------------------------------------------------------
+
+_DURATIONS: OrderedDict[tuple, float] = OrderedDict()  # stat identity of a local file -> seconds
+_DURATIONS_MAX = 256
+_SETTLED_NS = 2_000_000_000  # a file untouched for this long is cached (git's "racy" rule)
+_durations_lock = threading.Lock()
+
+
+def _measured(media: MediaFile) -> float:
+    """``_measure``, remembered for local files: the same unchanged file (path, device, inode,
+    size, mtime and ctime) is decoded once per process, not once per job. Only a file whose
+    mtime and ctime are at least two seconds old is remembered, so any later change to it,
+    even within the file system's timestamp granularity, gets a new ctime and a new key.
+    Failures are never remembered."""
+    if media.kind != "path" or media.path is None:
+        return _measure(media)
+    try:
+        before = os.stat(media.path)
+    except OSError:
+        return _measure(media)  # it raises the readable error
+    key = (str(media.path), media.format, before.st_dev, before.st_ino, before.st_size,
+           before.st_mtime_ns, before.st_ctime_ns)
+    with _durations_lock:
+        seconds = _DURATIONS.get(key)
+        if seconds is not None:
+            _DURATIONS.move_to_end(key)
+            return seconds
+    seconds = _measure(media)
+    settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) >= _SETTLED_NS
+    try:
+        after = os.stat(media.path)
+    except OSError:
+        return seconds
+    if settled and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[3:]:
+        with _durations_lock:
+            _DURATIONS[key] = seconds
+            while len(_DURATIONS) > _DURATIONS_MAX:
+                _DURATIONS.popitem(last=False)
+    return seconds
+
 
 def _measure(media: MediaFile) -> float:
     """Seconds of audio. ADTS and MP3 durations in the container are estimates from the
@@ -454,6 +514,13 @@ def _check_text(request: AvatarRequest, limits: Limits, where: str = "") -> None
     checks = (("prompt", request.prompt, limits.prompt_max_chars),
               ("text", request.text, limits.text_max_chars))
     for name, text, limit in checks:
+        if text is not None and not where:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # lone surrogates: bytes that were not UTF-8
+                raise InputError(name, f"is not valid UTF-8 text (undecodable bytes at character "
+                                 f"{exc.start + 1}); give it as UTF-8", value=exc.start,
+                                 limit="UTF-8") from None
         if text is not None and limit is not None and len(text) > limit:
             raise InputError(name, f"{len(text)} characters is longer than the {limit} maximum"
                              f"{where}", value=len(text), limit=limit)

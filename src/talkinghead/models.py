@@ -80,7 +80,8 @@ class AvatarRequest(BaseModel):
 
 def input_error_from(exc: ValidationError) -> InputError:
     err = exc.errors(include_url=False)[0]
-    field = ".".join(str(p) for p in err["loc"]) or "request"
+    # The field itself: a union's member ("image.str", "image.function-after[...]") is noise.
+    field = str(err["loc"][0]) if err["loc"] else "request"
     value, ctx = err.get("input"), err.get("ctx") or {}
     if err["type"] == "string_too_long":
         limit = ctx.get("max_length")

@@ -62,19 +62,40 @@ class TTSEngine:
         raise NotImplementedError
 
 
-def default_engine(name: str | None = None) -> TTSEngine | None:
-    """The named engine, or the first available installed one; None when there is none."""
+def default_engine(name: str | None = None, config: Mapping[str, Any] | None = None) -> TTSEngine | None:
+    """The named engine (or ``config["engine"]``), or the first available installed one; None
+    when there is none. ``config`` is the ``[tts]`` table: ``[tts.<engine>]`` holds each
+    engine's own settings (``voice``, ``rate``)."""
     from .errors import ConfigError
     from .plugins import get_tts_classes
 
+    config = dict(config or {})
+    name = name or config.get("engine")
     classes = get_tts_classes()
     if name is not None:
         if name not in classes:
             raise ConfigError(f"unknown text-to-speech engine {name!r} "
                               f"(available: {', '.join(sorted(classes)) or 'none installed'})")
-        return classes[name]()
+        return classes[name](config.get(name))
     for cls in sorted(classes.values(), key=lambda c: (c.priority, c.name)):
-        engine = cls()
+        engine = cls(config.get(cls.name))
         if engine.available():
             return engine
     return None
+
+
+def pad_to(speech: Speech, seconds: float) -> Speech:
+    """Speech at least ``seconds`` long: a WAV shorter than that gets trailing silence (the
+    phoneme timings stay valid: the speech itself is unchanged)."""
+    import wave
+
+    if speech.duration_s >= seconds:
+        return speech
+    with wave.open(str(speech.path), "rb") as src:
+        params, frames = src.getparams(), src.readframes(src.getnframes())
+    missing = int(round((seconds - speech.duration_s) * params.framerate)) + 1
+    with wave.open(str(speech.path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames + b"\x00" * (missing * params.sampwidth * params.nchannels))
+    return Speech(path=speech.path, duration_s=seconds + 1 / params.framerate, engine=speech.engine,
+                  voice=speech.voice, phonemes=speech.phonemes)

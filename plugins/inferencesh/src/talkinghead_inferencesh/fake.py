@@ -19,7 +19,9 @@ Tasks move through ``statuses`` one step per ``step_latency`` seconds of wall ti
 and the stream agree. Switches (see ``Switches``) cover: HTTP failures per endpoint as status
 sequences, Retry-After, 401 for a wrong key, 402, status 13 rejection, a task failing with
 status 11, streams that drop mid-line, send only heartbeats or carry malformed lines, v1
-wrapped or v2 bare envelopes, a slow create (client read timeout) and output shapes.
+wrapped or v2 bare envelopes, a slow create (client read timeout) and output shapes; and, in
+the same failure queues, transport faults on a handled request (``fake_faults.py``: answer cut
+mid-body, truncated, held back), plus per-task paths and outcomes (``per_task``).
 
 Needs the ``[fake]`` extra (starlette, uvicorn). Run standalone with
 ``python -m talkinghead_inferencesh.fake --port 8000``.
@@ -42,9 +44,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .fake_faults import RESET, STALL, TRANSPORT_FAULTS, TRUNCATE, TransportFaults, mark
 from .fake_model import ERRORS, ENDPOINTS, TERMINAL, FakeTask, Recorded, Switches, now_iso
 
-__all__ = ["ENDPOINTS", "FakeInferenceSh", "FakeTask", "Recorded", "Switches", "serve", "tiny_mp4"]
+__all__ = ["ENDPOINTS", "RESET", "STALL", "TRUNCATE", "FakeInferenceSh", "FakeTask", "Recorded", "Switches",
+           "serve", "tiny_mp4"]
 
 class FakeInferenceSh:
     """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
@@ -55,7 +59,7 @@ class FakeInferenceSh:
         self._background: set[asyncio.Task] = set()
         self._counter = 0  # never reset: ids stay unique for the server's life
         self.reset(**switches)
-        self.app = self._build_app()
+        self.app = TransportFaults(self._build_app(), lambda: self.switches.stall_seconds)
 
     # -- for tests -----------------------------------------------------------------------
 
@@ -144,11 +148,13 @@ class FakeInferenceSh:
         self.requests.append(rec)
         return rec
 
-    def _injected(self, endpoint: str) -> Response | None:
+    def _injected(self, request: Request, endpoint: str) -> Response | None:
         queue = self.switches.failures.get(endpoint)
         if queue:
             status = queue.pop(0)
-            if status >= 300:
+            if status in TRANSPORT_FAULTS:
+                mark(request.scope, status)  # handled as usual; the answer is damaged on the way out
+            elif status >= 300:
                 return self._problem(status)
         return None
 
@@ -157,12 +163,12 @@ class FakeInferenceSh:
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return self._problem(401)
         if self.switches.api_key is not None and auth[7:] != self.switches.api_key:
-            return self._problem(401)
+            return self._problem(401, f"Invalid API key {auth[7:]!r}" if self.switches.echo_key else None)
         return None
 
     async def _enter(self, request: Request, endpoint: str, *, auth: bool = True) -> Response | None:
         rec = await self._record(request, endpoint)
-        return (self._auth(rec) if auth else None) or self._injected(endpoint)
+        return (self._auth(rec) if auth else None) or self._injected(request, endpoint)
 
     def _task_dto(self, task: FakeTask, status: int | None = None, *, base: str) -> dict[str, Any]:
         status = task.status() if status is None else status
@@ -251,13 +257,15 @@ class FakeInferenceSh:
             return self._problem(422, "app field is required")
         inputs = body.get("input") if isinstance(body.get("input"), dict) else {}
         s = self.switches
+        own = s.per_task(inputs) if s.per_task is not None else {}
+        error = own.get("task_error", s.task_error)
         if s.reject:
             statuses, error = (13,), "insufficient balance: add credits or a payment method"
         else:
-            statuses = s.statuses if s.task_error is None else (*s.statuses[:-1], 11)
-            error = s.task_error
+            statuses = tuple(own.get("statuses", s.statuses))
+            statuses = statuses if error is None else (*statuses[:-1], 11)
         task = FakeTask(self._next_id("task"), body["app"], inputs, body.get("webhook"), statuses,
-                        s.step_latency, error)
+                        own.get("step_latency", s.step_latency), error)
         self.tasks[task.id] = task
         if task.webhook and s.send_webhooks and not s.reject:
             self._spawn(self._deliver_webhook(task, _base(request)))

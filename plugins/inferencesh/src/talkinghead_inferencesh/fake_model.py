@@ -4,6 +4,7 @@ records and the tasks it runs. Plain dataclasses, no server dependencies."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -31,12 +32,17 @@ class Switches:
     """What the fake does. Change them with ``fake.configure(...)`` at any time."""
 
     api_key: str | None = None                 # if set, any other bearer token gets 401
+    echo_key: bool = False                     # that 401 quotes the key it got (some APIs do)
     envelope: Literal["v1", "v2", "v3"] = "v2"  # v1 {success,status,data}; v2 bare; v3 {data,messages}
     statuses: tuple[int, ...] = (1, 2, 7, 9, 10)  # a task's path; the last one is where it ends
     step_latency: float = 0.0                  # seconds per status step
     task_error: str | None = None              # the task ends failed (11) with this error
     reject: bool = False                       # the create answers status 13 (no balance)
-    failures: dict[str, list[int]] = field(default_factory=dict)  # endpoint -> statuses, in order; 200 = behave
+    failures: dict[str, list[int]] = field(default_factory=dict)  # endpoint -> statuses, in order; 200 = behave;
+    #                                          1 RESET, 2 TRUNCATE, 3 STALL: handled, answer damaged (fake_faults.py)
+    stall_seconds: float = 5.0                 # how long a STALL holds the answer back
+    per_task: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # create input -> overrides of
+    #                                          statuses / step_latency / task_error for that task
     retry_after: float | None = None           # Retry-After header on failures
     create_delay: float = 0.0                  # the create sleeps this long first (then still runs)
     stream_partial: bool = True                # {data, fields} lines, else full snapshots

@@ -43,6 +43,10 @@ DEFAULT_APP = "klingai/avatar"
 PRICE_SOURCE = ("inference.sh app klingai/avatar, its own field description: std 0.056 and pro "
                 "0.112 USD per second of output video (protocol notes §11)")
 CHUNK = 256 * 1024
+# A file this small is read on the event loop: one read of it (from the page cache, as it was
+# just probed) costs less than a hop to a worker thread and back. Larger files are read chunk
+# by chunk in a worker thread, so a big upload never blocks the loop.
+INLINE_READ = CHUNK
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -217,10 +221,17 @@ class InferenceShProvider(Provider):
     # -- follow --------------------------------------------------------------------------
 
     async def get_task(self, task_id: str) -> dict[str, Any]:
-        task = await self._call("GET", f"/tasks/{task_id}")
-        if not isinstance(task, dict):
-            raise ServerError(f"GET /tasks/{task_id} answered with no task object", provider=self.name)
-        return task
+        # A read is safe to repeat: an answer that is not a task object (malformed or cut-short
+        # JSON under HTTP 200) is retried like a 5xx, rather than abandoning a paid job's follow.
+        attempts = max(1, int(self.setting("retry_attempts")))
+        for attempt in range(attempts):
+            task = await self._call("GET", f"/tasks/{task_id}")
+            if isinstance(task, dict):
+                return task
+            if attempt < attempts - 1:
+                await asyncio.sleep(http._backoff(attempt, self.setting("retry_backoff")))
+        raise ServerError(f"GET /tasks/{task_id} answered with no task object {attempts} times",
+                          provider=self.name)
 
     async def poll(self, job: Job) -> JobUpdate:
         task_id = _task_id(job)
@@ -296,7 +307,9 @@ class InferenceShProvider(Provider):
                     outcome.ended = "idle"
                     return
                 try:
-                    line = await asyncio.wait_for(anext(lines), remaining)
+                    # asyncio.timeout, not wait_for: no task is spawned for every line read
+                    async with asyncio.timeout(remaining):
+                        line = await anext(lines)
                 except StopAsyncIteration:
                     outcome.ended = "closed"
                     return
@@ -368,10 +381,38 @@ class _FileBody:
     async def _chunks(self) -> AsyncIterator[bytes]:
         stream = self.media.open()
         try:
-            while chunk := await asyncio.to_thread(stream.read, CHUNK):
-                yield chunk
+            if self.media.kind != "path" or _stream_size(stream) <= INLINE_READ:
+                # Bytes in memory, or a file that fits in one chunk: read on the event loop.
+                while chunk := stream.read(CHUNK):
+                    yield chunk
+                return
+            ended = False
+            while not ended:
+                chunks, ended = await asyncio.to_thread(_next_chunks, stream)
+                for chunk in chunks:
+                    yield chunk
         finally:
             stream.close()
+
+
+def _stream_size(stream: Any) -> int:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        return INLINE_READ + 1  # unknown: treat it as large
+
+
+def _next_chunks(stream: Any) -> tuple[list[bytes], bool]:
+    """The next chunk from ``stream`` and whether it has ended. A short read is almost always
+    the end of the file, so the read that confirms it is made in the same thread hop: the
+    last chunk costs one hop off the event loop, not two."""
+    chunk = stream.read(CHUNK)
+    if not chunk:
+        return [], True
+    if len(chunk) == CHUNK:
+        return [chunk], False
+    after = stream.read(CHUNK)
+    return ([chunk, after] if after else [chunk]), not after
 
 
 def _size(media: MediaFile) -> int:

@@ -28,6 +28,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -64,6 +65,8 @@ class LocalTask:
     duration_s: float | None = None
     error: str | None = None
     error_kind: str | None = None
+    webhook_url: str | None = None     # where to POST the callback when the render ends
+    created: float = field(default_factory=time.time)
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
     future: Future | None = field(default=None, repr=False)
 
@@ -138,7 +141,7 @@ class LocalProvider(Provider):
         face = await asyncio.to_thread(self.face, prepared.image)
         task_id = f"local-{secrets.token_hex(6)}"
         task = LocalTask(task_id=task_id, job_id=job.id, prepared=prepared,
-                         out=self.output_dir / f"{task_id}.mp4")
+                         out=self.output_dir / f"{task_id}.mp4", webhook_url=job.webhook_url)
         self.tasks[task_id] = task
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.workers,
@@ -192,7 +195,18 @@ class LocalProvider(Provider):
         return self._output_dir
 
     def _run(self, task: LocalTask, face: Face) -> None:
-        """The render, in a worker thread; its outcome is left on ``task`` for ``poll``."""
+        """The render, in a worker thread; its outcome is left on ``task`` for ``poll`` and,
+        given a webhook URL, POSTed there as a cloud backend would."""
+        try:
+            self._render(task, face)
+        finally:
+            if task.webhook_url and task.status.terminal:
+                from talkinghead.http import callback_payload, deliver_webhook
+
+                payload = callback_payload(task.task_id, self._update(task), task.created)
+                asyncio.run(deliver_webhook(task.webhook_url, payload, provider=self.name))
+
+    def _render(self, task: LocalTask, face: Face) -> None:
         if task.stop.is_set():
             task.status = JobStatus.CANCELLED
             return
