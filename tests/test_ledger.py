@@ -162,3 +162,22 @@ def test_journal_write_order(tmp_path, face, speech):
     final = ledger.get(before.id)
     assert final.status is JobStatus.COMPLETED and Path(final.output_path).exists()
     assert final.input_summary["image"]["format"] == "jpeg"
+
+
+def test_a_stale_copy_never_undoes_a_finished_job(tmp_path):
+    """Two processes hold the same job (say, a webhook receiver and the submitter): the one
+    that finishes it wins, and the other's late, stale write changes nothing."""
+    ledger = SQLiteLedger(tmp_path / "th.db")
+    mine = job(0.5)
+    ledger.open(mine)
+    theirs = ledger.get(mine.id)
+    theirs.status, theirs.task_id = JobStatus.COMPLETED, "t1"
+    ledger.close(theirs, 0.4)
+    mine.status = JobStatus.UNKNOWN
+    assert ledger.record(mine) is False
+    mine.status = JobStatus.FAILED
+    ledger.close(mine, 0.0)  # settles once: the first close stands
+    saved = ledger.get(mine.id)
+    assert (saved.status, saved.task_id, saved.settled_usd) == (JobStatus.COMPLETED, "t1", 0.4)
+    saved.output_path = "/videos/v.mp4"  # a finished job may still gain its download path
+    assert ledger.record(saved) and ledger.get(mine.id).output_path == "/videos/v.mp4"

@@ -218,3 +218,31 @@ async def test_local_posts_its_completion_callback_offline(tmp_path, face, speec
     assert set(payload) >= {"id", "status", "output", "error", "session_id", "created_at", "updated_at"}
     assert payload["status"] == 10 and payload["output"]["video"]["uri"].startswith("file://")
     assert payload["output"]["output_meta"]["outputs"][0]["seconds"] == pytest.approx(result.duration_s)
+
+
+async def test_callback_resolves_a_job_whose_create_answer_was_lost(world):
+    """The create reached the backend but its answer was lost: the job is `unknown`, with no
+    task id. The backend's callback to the job's own URL names the task; a read with our key
+    confirms it, and the job is followed to the end instead of staying unknown."""
+    client, url, request = world
+    job = await client.submit(request, provider="mock")
+    task_id = job.task_id
+    job.task_id, job.status = None, JobStatus.UNKNOWN  # as if the answer never arrived
+    client.ledger.record(job)
+    body = json.dumps({"id": task_id, "status": "running"}).encode()
+    for _ in range(4):
+        r = post(job.webhook_url, body)
+    saved = client.ledger.get(job.id)
+    assert r.status_code == 200 and saved.task_id == task_id
+    assert saved.status is JobStatus.COMPLETED and saved.settled_usd > 0
+
+
+async def test_callback_naming_a_task_that_does_not_exist_is_not_adopted(world):
+    client, url, request = world
+    job = await client.submit(request, provider="mock")
+    job.task_id, job.status = None, JobStatus.UNKNOWN
+    client.ledger.record(job)
+    before = snapshot(client, job.id)
+    r = post(job.webhook_url, json.dumps({"id": "mock-424242", "status": "completed"}).encode())
+    assert r.status_code == 400 and "does not exist" in r.json()["error"]
+    assert snapshot(client, job.id) == before  # still unknown, still reserved

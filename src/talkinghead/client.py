@@ -192,6 +192,12 @@ class AsyncClient:
         try:
             update = await cand.provider.submit(job, prepared)
         except SubmitOutcomeUnknown as exc:
+            current = self.ledger.get(job.id)
+            if current is not None and current.task_id:
+                # The answer was lost, but the backend's callback already told us the task.
+                bound.info("job.submitted", task_id=current.task_id, status=current.status.value,
+                           via="webhook")
+                return current
             job.status, job.error = JobStatus.UNKNOWN, str(exc)
             self.ledger.record(job)  # stays reserved: it may have been charged
             bound.error("job.unknown", error=str(exc))
@@ -345,16 +351,33 @@ class AsyncClient:
         if update.delivery_id and self.ledger.seen_delivery(provider, update.delivery_id):
             self._log.info("webhook.duplicate", job_id=job.id, provider=provider)
             return job
-        if not prov.signs_webhooks and job.task_id:
-            update = await prov.poll(job)
+        if not job.task_id and update.task_id:
+            # The create's answer was lost (``unknown``) or not recorded yet, and the callback
+            # came to this job's own URL naming its task. Unsigned, the task is adopted only
+            # once a read with our key shows it exists.
+            if not prov.signs_webhooks:
+                update = await self._confirm_task(prov, job, update.task_id)
+            job.task_id = update.task_id
+            self._log.info("webhook.task_recovered", job_id=job.id, provider=provider, task_id=job.task_id)
         elif not prov.signs_webhooks:
-            return job  # nothing to confirm against yet; the submit will record the task id
+            if not job.task_id:
+                return job
+            update = await prov.poll(job)
         if job.apply(update):
             self.ledger.record(job)
             self._log.info("webhook.applied", job_id=job.id, provider=provider, status=job.status.value)
             if job.status.terminal:
                 self._finish(job)
         return job
+
+    async def _confirm_task(self, prov: Provider, job: Job, task_id: str) -> JobUpdate:
+        try:
+            update = await prov.poll(job.model_copy(update={"task_id": task_id}))
+        except ProviderError as exc:
+            raise InputError("webhook", f"the callback names task {task_id}, which cannot be read: {exc}") from None
+        if update.error_kind == "not_found":
+            raise InputError("webhook", f"the callback names task {task_id}, which does not exist")
+        return update.model_copy(update={"task_id": task_id})
 
     async def aclose(self) -> None:
         for p in self.providers.values():

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS route_health (
 );
 """
 COMMITTED = "COALESCE(settled_usd, reserved_usd)"
+_TERMINAL = "('completed', 'failed', 'cancelled')"
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Ledger(Protocol):
     def open(self, job: Job, session: str | None = None) -> None:
         """Insert the job and reserve ``job.reserved_usd`` atomically, or ``BudgetExceeded``."""
 
-    def record(self, job: Job) -> None: ...
+    def record(self, job: Job) -> bool: ...
 
     def close(self, job: Job, cost_usd: float) -> None:
         """The job ended: settle to ``cost_usd`` (0 releases the reservation)."""
@@ -186,14 +187,22 @@ class SQLiteLedger:
     # A single statement is a transaction of its own in autocommit mode (isolation_level=None):
     # no BEGIN/COMMIT round trips for the writes made at every status change.
 
-    def record(self, job: Job) -> None:
-        self._conn().execute("UPDATE jobs SET status=?, task_id=?, updated_at=?, data=? WHERE id=?",
-                             (job.status.value, job.task_id, job.updated_at.isoformat(), job.model_dump_json(),
-                              job.id))
+    def record(self, job: Job) -> bool:
+        """Write the job's state, unless the row already ended and this state has not: another
+        process (a webhook receiver, a resume) may have finished the job meanwhile, and a stale
+        copy must not undo that. Returns whether the row was written."""
+        cur = self._conn().execute(
+            f"UPDATE jobs SET status=?, task_id=?, updated_at=?, data=? WHERE id=? AND"
+            f" (status NOT IN {_TERMINAL} OR ? IN {_TERMINAL})",
+            (job.status.value, job.task_id, job.updated_at.isoformat(), job.model_dump_json(), job.id,
+             job.status.value))
+        return cur.rowcount == 1
 
     def close(self, job: Job, cost_usd: float) -> None:
+        """Settle once: whoever ends the job first (client, receiver, resume) settles it."""
         job.settled_usd = round(cost_usd, 6)
-        self._conn().execute("UPDATE jobs SET status=?, task_id=?, updated_at=?, settled_usd=?, data=? WHERE id=?",
+        self._conn().execute("UPDATE jobs SET status=?, task_id=?, updated_at=?, settled_usd=?, data=?"
+                             " WHERE id=? AND settled_usd IS NULL",
                              (job.status.value, job.task_id, job.updated_at.isoformat(), job.settled_usd,
                               job.model_dump_json(), job.id))
 

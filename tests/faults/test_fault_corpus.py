@@ -247,19 +247,22 @@ async def test_webhook_and_stream_racing_to_the_end(fake, make_client, tmp_path)
     assert len(fake.creates) == 8 and len(fake.tasks) == 8
 
 
-async def test_a_webhook_for_an_unknown_job_changes_nothing(fake, make_client, tmp_path):
+async def test_a_webhook_resolves_a_job_whose_create_answer_was_lost(fake, make_client, tmp_path):
     """The create's answer is lost (held back past the read timeout) while the fake still runs
-    the task and calls back. The callback carries a task id, but unsigned callbacks are only a
-    hint and an ``unknown`` job has no task id to confirm it against: it stays ``unknown`` and
-    reserved, for a person to resolve (``talkinghead jobs resolve``)."""
+    the task and calls back to the job's own URL. The callback names the task; a read with our
+    key confirms it, so the job adopts its task and ends completed instead of staying
+    ``unknown``: one create, one task, settled."""
     fake.configure(failures={"create": [STALL]}, step_latency=0.0)
     receiver = make_client()
     with serve_receiver(receiver) as url:
         submitter = make_client(webhook_base=url)
-        with pytest.raises(SubmitOutcomeUnknown):
-            await submitter.submit(request(), provider="inferencesh")
-        await _until(lambda: fake.webhook_deliveries)
+        # The callback lands while the create's answer is held back, so when the read times
+        # out the submit finds the task already known and returns the job instead of raising.
+        job = await submitter.submit(request(), provider="inferencesh")
         assert fake.webhook_deliveries[0].get("status_code") == 200
     (row,) = assert_consistent(tmp_path / "journal.db")
-    assert (row.status, row.task_id, row.reserved) == ("unknown", None, True)
+    assert job.task_id == row.task_id == next(iter(fake.tasks))
+    assert row.status == "completed" and not row.reserved
     assert len(fake.creates) == 1 and len(fake.tasks) == 1
+
+
