@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,29 @@ def test_client_works_inside_a_running_loop(face, speech, tmp_path):
             return client.estimate(AvatarRequest(image=face, audio=speech))
     quotes = asyncio.run(inside())
     assert quotes[0].provider == "mock"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+async def test_a_damaged_download_is_not_kept(face, speech, tmp_path, damage):
+    """A result that arrives whole by its length but is cut short at the source (or is not a
+    video at all) raises DownloadError and leaves no file behind; the job stays completed, so
+    `jobs resume` can fetch it again."""
+    from talkinghead import DownloadError
+
+    class Damaged(get_provider_classes()["mock"]):
+        async def poll(self, job):
+            update = await super().poll(job)
+            if update.output_url:
+                good = Path(update.output_url[len("file://"):]).read_bytes()
+                bad = tmp_path / "bad.mp4"
+                bad.write_bytes(good[: len(good) // 2] if damage == "truncated" else b"\x00" * 5000)
+                update = update.model_copy(update={"output_url": bad.as_uri()})
+            return update
+
+    client = AsyncClient(providers=[Damaged()])
+    out = tmp_path / "v.mp4"
+    with pytest.raises(DownloadError, match="cut short|not a playable video"):
+        await client.run(AvatarRequest(image=face, audio=speech), output=out)
+    assert not out.exists()
+    (job,) = client.ledger.jobs()
+    assert job.status is JobStatus.COMPLETED and job.output_path is None

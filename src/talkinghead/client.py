@@ -23,7 +23,7 @@ from typing import Any
 from . import log, media, plugins, routing, tts
 from .config import Settings
 from .errors import (
-    ConfigError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
+    ConfigError, DownloadError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
     WebhookRejected,
 )
 from .http import download as http_download
@@ -290,6 +290,7 @@ class AsyncClient:
                             job_id=job.id, provider=job.provider)
         dest = Path(dest) if dest else self.settings.output_dir / f"{job.id}.mp4"
         path = await http_download(job.output_url, dest, provider=job.provider)
+        await asyncio.to_thread(_check_video, path)
         job.output_path = str(path.resolve())
         self.ledger.record(job)
         return path
@@ -388,6 +389,28 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _check_video(path: Path) -> None:
+    """A download that arrived whole by its length can still be cut short at the source: the
+    result must open as a video with a video stream, or it is not kept."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DownloadError(f"the downloaded result {path.name} has no video stream")
+            stream = container.streams.video[0]
+            # Reading packets (not decoding them) finds a file cut short after its index.
+            got = sum(1 for packet in container.demux(stream) if packet.size)
+            if stream.frames and got < stream.frames:
+                path.unlink(missing_ok=True)
+                raise DownloadError(f"the downloaded result is cut short ({got} of {stream.frames} frames); "
+                                    "talkinghead jobs resume downloads it again")
+    except av.FFmpegError as exc:
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"the downloaded result is not a playable video ({exc.__class__.__name__}); "
+                            "talkinghead jobs resume downloads it again") from None
 
 
 def token_hash(token: str) -> str:
