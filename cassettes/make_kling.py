@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from talkinghead.loopback import tiny_mp4
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
@@ -37,6 +38,10 @@ HOOK = "https://hooks.example.com/kling/jexamplestdurl0001"
 IMAGE_B64 = "<base64: 99952 chars>"
 AUDIO_B64 = "<base64: 74980 chars>"
 T0 = 1760000000000  # created_at, Unix ms (§3)
+
+
+# A real (tiny) MP4: the client checks a downloaded result is a whole video.
+VIDEO = tiny_mp4(seconds=0.5, size=32)
 
 
 def _req(method, uri, body=None):
@@ -108,7 +113,7 @@ def happy_std_url():
                         "c3d4e5f6-2222-4c3d-9e4f-333344445555")),
         # §13.4: the result on Kling's CDN, a tiny stand-in body (no Authorization goes there).
         (Request("GET", f"{CDN}/avatar/{tid}-output.mp4", None, {}),
-         _resp(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", content_type="video/mp4")),
+         _resp(VIDEO, content_type="video/mp4")),
     ]
 
 
@@ -228,7 +233,7 @@ def find_task_via_list():
          _ok([_task(tid, "processing", ext, updated=60000), other], "e5f6a7b8-4444-4e5f-9a6b-555566667777")),
         (_get(tid), _ok(done, "c3d4e5f6-2226-4c3d-9e4f-333344445555")),
         (Request("GET", f"{CDN}/avatar/{tid}-output.mp4", None, {}),
-         _resp(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom", content_type="video/mp4")),
+         _resp(VIDEO, content_type="video/mp4")),
     ]
 
 

@@ -85,7 +85,7 @@ async def test_happy_path_std_with_urls_and_callback(vcr, cassette_provider, liv
         async with AsyncClient(providers=[provider], ledger=SQLiteLedger(tmp_path / "j.db")) as client:
             job.status = JobStatus.COMPLETED
             path = await client.download(job, tmp_path / "out.mp4")
-        assert path.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
+        assert path.read_bytes()[4:8] == b"ftyp"
         cdn = vcr.requests[-1]
         assert cdn.host == "cdn.klingai.com" and "authorization" not in {k.lower() for k in cdn.headers}
     assert live or vcr.all_played
@@ -249,7 +249,7 @@ async def test_resume_finds_an_unanswered_create_in_the_task_list(vcr, make_prov
     ledger.record(job)
     async with AsyncClient(providers=[provider], ledger=ledger, timeout=30) as client:
         result = await client.resume(job, output=tmp_path / "out.mp4")
-    assert result.path.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
+    assert result.path.read_bytes()[4:8] == b"ftyp"
     assert (job.task_id, job.status, job.duration_s) == ("862311975201234575", JobStatus.COMPLETED, 6.941)
     assert all(r.method == "GET" for r in vcr.requests) and vcr.all_played
     stored = ledger.get(job.id)

@@ -44,8 +44,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from talkinghead.loopback import tiny_mp4
+
 from .fake_faults import RESET, STALL, TRANSPORT_FAULTS, TRUNCATE, TransportFaults, mark
-from .fake_model import ERRORS, ENDPOINTS, TERMINAL, FakeTask, Recorded, Switches, now_iso
+from .fake_model import ENDPOINTS, ERRORS, TERMINAL, FakeTask, Recorded, Switches, now_iso
 
 __all__ = ["ENDPOINTS", "RESET", "STALL", "TRUNCATE", "FakeInferenceSh", "FakeTask", "Recorded", "Switches",
            "serve", "tiny_mp4"]
@@ -427,28 +429,6 @@ def serve(fake: FakeInferenceSh | None = None, *, port: int = 0, **switches: Any
             yield fake
         finally:
             fake.url = None
-
-
-def tiny_mp4(seconds: float = 1.0, size: int = 64) -> bytes:
-    """A small valid MP4 (H.264 where the encoder exists) made with PyAV, a core dependency."""
-    import io
-
-    import av
-    import numpy as np
-
-    codec = next((c for c in ("libx264", "h264", "mpeg4") if c in av.codecs_available), "mpeg4")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(max(1, int(seconds * 10))):
-            frame = np.full((size, size, 3), (i * 20) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
 
 
 def _base(request: Request) -> str:
