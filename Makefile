@@ -39,3 +39,7 @@ test: install-test
 
 clean:
 	rm -rf $(VENV) out .talkinghead
+
+.PHONY: bench
+bench: install-test
+	$(BIN)/python bench/run_all.py

@@ -17,6 +17,7 @@ import binascii
 import io
 import os
 import re
+import stat
 import struct
 import threading
 import time
@@ -108,6 +109,15 @@ class PreparedRequest:
 
 def inspect_image(value: str | Path, field: str = "image") -> MediaFile:
     """Probe an image (format, size, width and height) and apply the shared rules."""
+    return _remembered("image", value, field, _inspect_image)
+
+
+def inspect_audio(value: str | Path, field: str = "audio") -> MediaFile:
+    """Probe audio (format, size, measured duration) and apply the shared rules."""
+    return _remembered("audio", value, field, _inspect_audio)
+
+
+def _inspect_image(value: str | Path, field: str) -> MediaFile:
     media, declared = _resolve(value, field)
     if media.kind == "url":
         return media
@@ -125,14 +135,13 @@ def inspect_image(value: str | Path, field: str = "image") -> MediaFile:
     return media
 
 
-def inspect_audio(value: str | Path, field: str = "audio") -> MediaFile:
-    """Probe audio (format, size, measured duration) and apply the shared rules."""
+def _inspect_audio(value: str | Path, field: str) -> MediaFile:
     media, declared = _resolve(value, field)
     if media.kind == "url":
         return media
     media = _sniffed(media, declared, AUDIO_FORMATS, "mp3, wav, m4a or aac")
     _check_size(media, SHARED.audio_max_bytes)  # before decoding: never chew on a huge file
-    media = replace(media, duration_s=_measured(media))
+    media = replace(media, duration_s=_measure(media))
     _check_audio(media, SHARED)
     return media
 
@@ -400,46 +409,70 @@ def _jpeg_size(f: IO[bytes]) -> tuple[int, int] | None:
         stray = 0
 
 
-# -- audio, measured with PyAV -------------------------------------------------------------
+# -- remembered probes ----------------------------------------------------------------------
 
-_DURATIONS: OrderedDict[tuple, float] = OrderedDict()  # stat identity of a local file -> seconds
-_DURATIONS_MAX = 256
-_SETTLED_NS = 2_000_000_000  # a file untouched for this long is cached (git's "racy" rule)
-_durations_lock = threading.Lock()
+# Probes of local files, remembered: 200 jobs from the same photo and speech read and decode
+# them once, not 200 times. The key is the file's identity and state (path as given and as
+# resolved, device, inode, size, mtime, ctime); only a file whose mtime and ctime are at
+# least two seconds old is remembered, so any later change to it, even within the file
+# system's timestamp granularity, gets a new ctime and a new key (git's "racy" rule).
+# Failures are never remembered: a bad file is probed, and refused, every time.
+_PROBES: OrderedDict[tuple, MediaFile] = OrderedDict()
+_PROBES_MAX = 256
+_SETTLED_NS = 2_000_000_000
+_probes_lock = threading.Lock()
 
 
-def _measured(media: MediaFile) -> float:
-    """``_measure``, remembered for local files: the same unchanged file (path, device, inode,
-    size, mtime and ctime) is decoded once per process, not once per job. Only a file whose
-    mtime and ctime are at least two seconds old is remembered, so any later change to it,
-    even within the file system's timestamp granularity, gets a new ctime and a new key.
-    Failures are never remembered."""
-    if media.kind != "path" or media.path is None:
-        return _measure(media)
+def _local_path(value: str | Path) -> Path | None:
+    """The local file ``value`` names, as ``_resolve`` would read it; None for URLs, data
+    URIs and other schemes (base64 text is told apart by the file not existing)."""
+    if isinstance(value, Path):
+        return value.expanduser()
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or text[:8].lower().startswith(("http://", "https://", "data:")) or _SCHEME.match(text):
+        return None
+    return Path(text).expanduser()
+
+
+def _probe_key(kind: str, value: str | Path, field: str) -> tuple[tuple, os.stat_result] | None:
+    path = _local_path(value)
+    if path is None:
+        return None
     try:
-        before = os.stat(media.path)
-    except OSError:
-        return _measure(media)  # it raises the readable error
-    key = (str(media.path), media.format, before.st_dev, before.st_ino, before.st_size,
-           before.st_mtime_ns, before.st_ctime_ns)
-    with _durations_lock:
-        seconds = _DURATIONS.get(key)
-        if seconds is not None:
-            _DURATIONS.move_to_end(key)
-            return seconds
-    seconds = _measure(media)
+        where = str(path.absolute())
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (kind, field, type(value).__name__, str(value), where, st.st_dev, st.st_ino, st.st_size,
+            st.st_mtime_ns, st.st_ctime_ns), st
+
+
+def _remembered(kind: str, value: str | Path, field: str, probe) -> MediaFile:
+    found = _probe_key(kind, value, field)
+    if found is None:
+        return probe(value, field)
+    key, before = found
+    with _probes_lock:
+        media = _PROBES.get(key)
+        if media is not None:
+            _PROBES.move_to_end(key)
+            return media
+    media = probe(value, field)
     settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) >= _SETTLED_NS
-    try:
-        after = os.stat(media.path)
-    except OSError:
-        return seconds
-    if settled and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[3:]:
-        with _durations_lock:
-            _DURATIONS[key] = seconds
-            while len(_DURATIONS) > _DURATIONS_MAX:
-                _DURATIONS.popitem(last=False)
-    return seconds
+    after = _probe_key(kind, value, field)
+    if settled and after is not None and after[0] == key:
+        with _probes_lock:
+            _PROBES[key] = media
+            while len(_PROBES) > _PROBES_MAX:
+                _PROBES.popitem(last=False)
+    return media
 
+
+# -- audio, measured with PyAV -------------------------------------------------------------
 
 def _measure(media: MediaFile) -> float:
     """Seconds of audio. ADTS and MP3 durations in the container are estimates from the
