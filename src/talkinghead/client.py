@@ -15,7 +15,6 @@ import hashlib
 import os
 import secrets
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -224,19 +223,20 @@ class AsyncClient:
         provider = self.provider(job.provider)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         limit = timeout if timeout is not None else self.timeout
-        deadline = time.monotonic() + limit
+        deadline = asyncio.get_running_loop().time() + limit
         updates = provider.stream(job)
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
                 try:
-                    update = await asyncio.wait_for(anext(updates), remaining)
+                    # A timeout scope per read, not wait_for: no extra task per update.
+                    async with asyncio.timeout_at(deadline):
+                        update = await anext(updates)
                 except StopAsyncIteration:
                     return
+                seen = (job.status, job.task_id)
                 if job.apply(update):
-                    self.ledger.record(job)
+                    if (job.status, job.task_id) != seen:  # journal status changes, not every tick
+                        self.ledger.record(job)
                     bound.info("job.progress", status=job.status.value, progress=job.progress)
                 yield update
                 if job.status.terminal:

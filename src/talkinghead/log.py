@@ -76,7 +76,9 @@ def configure(fmt: str | None = None, level: str | None = None, stream: Any = No
     if (_configured or structlog.is_configured()) and not force:
         return
     fmt = (fmt or os.environ.get("TALKINGHEAD_LOG_FORMAT", "console")).lower()
-    level = (level or os.environ.get("TALKINGHEAD_LOG_LEVEL", "info")).upper()
+    # A library stays quiet unless asked: warnings by default; -v or TALKINGHEAD_LOG_LEVEL=info
+    # shows every job step.
+    level = (level or os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")).upper()
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

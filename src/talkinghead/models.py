@@ -216,11 +216,16 @@ class Job(BaseModel):
     def _hide_webhook_secret(self, url: str | None) -> str | None:
         return redact_url(url) if url else url
 
+    def _observed(self) -> tuple:
+        # What an update can change (cheaper than dumping the whole model, twice per update).
+        return (self.task_id, self.status, self.progress, self.output_url, self.duration_s,
+                self.error, self.error_kind)
+
     def apply(self, update: JobUpdate) -> bool:
         """Fold an update in; returns whether anything changed. Terminal states are final."""
         if self.status.terminal:
             return False
-        before = self.model_dump()
+        before = self._observed()
         if update.task_id and not self.task_id:
             self.task_id = update.task_id
         self.status = update.status
@@ -233,7 +238,7 @@ class Job(BaseModel):
             value = getattr(update, name)
             if value is not None:
                 setattr(self, name, value)
-        changed = self.model_dump() != before
+        changed = self._observed() != before
         if changed:
             self.updated_at = utcnow()
         return changed
