@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from talkinghead import http, log, media
+from talkinghead import http, log, media, probe
 from talkinghead.errors import InputError
 from talkinghead.ledger import BudgetLimits, SQLiteLedger
 from talkinghead.models import Job, JobStatus
@@ -22,13 +22,13 @@ from talkinghead.models import Job, JobStatus
 @pytest.fixture
 def count_decodes(monkeypatch):
     calls = []
-    real = media._measure
+    real = probe.measure
 
     def counting(m):
         calls.append(m.path)
         return real(m)
 
-    monkeypatch.setattr(media, "_measure", counting)
+    monkeypatch.setattr(probe, "measure", counting)
     monkeypatch.setattr(media, "_PROBES", type(media._PROBES)())
     return calls
 

@@ -18,16 +18,15 @@ import io
 import os
 import re
 import stat
-import struct
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field as _field, replace
 from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
+from . import probe
 from .errors import InputError
 from .models import MB, AvatarRequest, Limits, Route
 from .tts import Speech
@@ -41,8 +40,6 @@ CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "mp3": "audio/mpeg",
 # File name suffixes per format, the usual one first (uploads get a name that matches).
 _EXTENSIONS = {"jpeg": (".jpg", ".jpeg"), "png": (".png",), "mp3": (".mp3",),
                "wav": (".wav", ".wave"), "m4a": (".m4a", ".mp4"), "aac": (".aac", ".adts")}
-_LABELS = {"jpeg": "JPEG", "png": "PNG", "mp3": "MP3", "wav": "WAV", "m4a": "MP4/M4A",
-           "aac": "AAC (ADTS)"}
 # What a data URI may declare for each format; anything else is a lie about the content.
 _MIME_FORMATS = {
     "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/pjpeg": "jpeg", "image/png": "png",
@@ -53,10 +50,8 @@ _MIME_FORMATS = {
 }
 _UNTYPED = ("", "application/octet-stream")
 # The ffmpeg demuxer to force for each format, so ffmpeg's own probing cannot disagree.
-_DEMUXERS = {"mp3": "mp3", "wav": "wav", "m4a": "mp4", "aac": "aac"}
 _HEAD = 64 * 1024          # enough to sniff, and to see past a typical ID3 tag
 _SHOWN = 60                # longest value quoted in a message (base64 can be megabytes)
-_BAD_PACKETS = 0.01        # share of undecodable audio packets tolerated (one glitch, not a mess)
 _B64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -123,12 +118,12 @@ def _inspect_image(value: str | Path, field: str) -> MediaFile:
         return media
     media = _sniffed(media, declared, IMAGE_FORMATS, "jpeg or png")
     with media.open() as f:
-        dims = _png_size(f.read(33)) if media.format == "png" else _jpeg_size(f)
-        if dims is not None and media.format == "png" and not _png_ends(f, media.size or 0):
+        dims = probe.png_size(f.read(33)) if media.format == "png" else probe.jpeg_size(f)
+        if dims is not None and media.format == "png" and not probe.png_ends(f, media.size or 0):
             raise InputError(field, f"truncated PNG ({media.origin}): no IEND chunk at its end",
                              value=media.format)
     if dims is None:
-        raise InputError(field, f"truncated or corrupt {_LABELS[media.format]} header "
+        raise InputError(field, f"truncated or corrupt {probe.LABELS[media.format]} header "
                          f"({media.origin})", value=media.format)
     media = replace(media, width=dims[0], height=dims[1])
     _check_image(media, SHARED)
@@ -141,7 +136,7 @@ def _inspect_audio(value: str | Path, field: str) -> MediaFile:
         return media
     media = _sniffed(media, declared, AUDIO_FORMATS, "mp3, wav, m4a or aac")
     _check_size(media, SHARED.audio_max_bytes)  # before decoding: never chew on a huge file
-    media = replace(media, duration_s=_measure(media))
+    media = replace(media, duration_s=probe.measure(media))
     _check_audio(media, SHARED)
     return media
 
@@ -277,9 +272,9 @@ def _sniffed(media: MediaFile, declared: str | None, allowed: tuple[str, ...],
         raise InputError(media.field, f"{media.origin} is empty (0 bytes)", value=0)
     with media.open() as f:
         head = f.read(_HEAD)
-    fmt = _sniff(head)
+    fmt = probe.sniff(head)
     if fmt not in allowed:
-        label = _LABELS.get(fmt, fmt)
+        label = probe.LABELS.get(fmt, fmt)
         if fmt == "unrecognised" and media.origin.startswith("base64"):
             # A bare string that merely looked like base64: most likely a mistyped path.
             raise InputError(media.field, f"no such file, and not base64 of {expected} content: "
@@ -289,124 +284,12 @@ def _sniffed(media: MediaFile, declared: str | None, allowed: tuple[str, ...],
                          f"format; expected {expected}", value=label, limit=allowed)
     if declared is not None and declared not in _UNTYPED and _MIME_FORMATS.get(declared) != fmt:
         raise InputError(media.field, f"data URI declares {declared} but the content is "
-                         f"{_LABELS[fmt]}", value=_LABELS[fmt], limit=declared)
+                         f"{probe.LABELS[fmt]}", value=probe.LABELS[fmt], limit=declared)
     # Backends may go by the upload's name, so "face.png" holding JPEG goes up as "face.jpg".
     stem, suffix = (media.path.stem, media.path.suffix.lower()) if media.path else (media.field, "")
     filename = media.filename if suffix in _EXTENSIONS[fmt] else stem + _EXTENSIONS[fmt][0]
     return replace(media, format=fmt, size=size, content_type=CONTENT_TYPES[fmt],
                    filename=filename)
-
-
-def _sniff(head: bytes) -> str:
-    """One of our format keys, or a readable name for what the content is instead."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"WEBP", b"AVI "):
-        return {b"WAVE": "wav", b"WEBP": "WebP", b"AVI ": "AVI"}[head[8:12]]
-    if head[4:8] == b"ftyp":  # ISO BMFF: pictures by brand; a video is told apart by its streams
-        brand = head[8:12]
-        if brand in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
-            return "HEIC"
-        return "AVIF" if brand in (b"avif", b"avis") else "m4a"
-    if head[:3] == b"ID3":
-        # An ID3 tag usually fronts MP3, but HLS-style ADTS AAC carries one too.
-        end = 10 + sum((b & 0x7F) << (21 - 7 * i) for i, b in enumerate(head[6:10]))  # syncsafe
-        end += 10 if len(head) > 5 and head[5] & 0x10 else 0
-        return "aac" if _mpeg_frame(head[end:end + 4]) == "aac" else "mp3"
-    simple = {b"GIF87a": "GIF", b"GIF89a": "GIF", b"%PDF": "PDF", b"II*\0": "TIFF",
-              b"MM\0*": "TIFF", b"OggS": "Ogg", b"fLaC": "FLAC", b"\x1a\x45\xdf\xa3": "Matroska/WebM",
-              b"FORM": "AIFF", b"BM": "BMP", b"PK\x03\x04": "ZIP"}
-    for magic, name in simple.items():
-        if head.startswith(magic):
-            return name
-    if frame := _mpeg_frame(head[:4]):
-        return frame
-    if head.lstrip()[:1] == b"<":
-        return "HTML/XML"
-    return "unrecognised"
-
-
-def _mpeg_frame(head: bytes) -> str | None:
-    """Tell an ADTS header (12-bit sync, layer 00) from an MPEG audio frame (11-bit sync,
-    layer 01..11); both start 0xFFF-ish, so the layer bits decide."""
-    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
-        return None
-    layer = (head[1] >> 1) & 3
-    if layer == 0:
-        return "aac" if head[1] & 0xF0 == 0xF0 else None
-    version, bitrate, rate = (head[1] >> 3) & 3, head[2] >> 4, (head[2] >> 2) & 3
-    if version == 1 or bitrate == 15 or rate == 3:  # reserved values: not a frame header
-        return None
-    return {1: "mp3", 2: "MP2", 3: "MP1"}[layer]
-
-
-# -- image headers, parsed by hand ----------------------------------------------------------
-
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _png_ends(f: IO[bytes], size: int) -> bool:
-    """Whether the PNG's chunks run whole from the signature to IEND, walked by their declared
-    lengths (their data is skipped, not read): a file cut short runs out first, and a backend
-    would fail on it only after the upload. Bytes after IEND are tolerated, as decoders do."""
-    pos = 8
-    while pos + 12 <= size:
-        f.seek(pos)
-        head = f.read(8)
-        if head[4:8] == b"IEND":
-            return True
-        pos += 12 + int.from_bytes(head[:4], "big")
-    return False
-
-
-def _png_size(head: bytes) -> tuple[int, int] | None:
-    # Signature, then the IHDR chunk: length 13, type, width, height, ..., CRC.
-    if len(head) < 33 or head[8:16] != b"\x00\x00\x00\x0dIHDR":
-        return None
-    if zlib.crc32(head[12:29]) != int.from_bytes(head[29:33], "big"):
-        return None
-    width, height = struct.unpack(">II", head[16:24])
-    return (width, height) if 0 < width < 2**31 and 0 < height < 2**31 else None
-
-
-def _jpeg_size(f: IO[bytes]) -> tuple[int, int] | None:
-    """Walk the marker segments to the first SOFn (frame header); seeks past EXIF and the like
-    instead of reading them."""
-    f.seek(2)
-    stray = 0
-    while True:
-        byte = f.read(1)
-        if not byte:
-            return None
-        if byte != b"\xff":
-            stray += 1  # libjpeg skips junk between segments; a lot of it means corruption
-            if stray > 64:
-                return None
-            continue
-        marker = f.read(1)
-        while marker == b"\xff":  # fill bytes
-            marker = f.read(1)
-        if not marker:
-            return None
-        m = marker[0]
-        if m in (0x00, 0x01, 0xD8) or 0xD0 <= m <= 0xD7:  # no length field
-            continue
-        if m in (0xD9, 0xDA):  # end of image, or scan data, before any frame header
-            return None
-        raw = f.read(2)
-        length = int.from_bytes(raw, "big") if len(raw) == 2 else 0
-        if length < 2:
-            return None
-        if m in _SOF:
-            body = f.read(5)  # precision, height, width
-            if len(body) < 5:
-                return None
-            height, width = struct.unpack(">HH", body[1:5])
-            return (width, height) if width and height else None
-        f.seek(length - 2, io.SEEK_CUR)
-        stray = 0
 
 
 # -- remembered probes ----------------------------------------------------------------------
@@ -470,75 +353,6 @@ def _remembered(kind: str, value: str | Path, field: str, probe) -> MediaFile:
             while len(_PROBES) > _PROBES_MAX:
                 _PROBES.popitem(last=False)
     return media
-
-
-# -- audio, measured with PyAV -------------------------------------------------------------
-
-def _measure(media: MediaFile) -> float:
-    """Seconds of audio. ADTS and MP3 durations in the container are estimates from the
-    bitrate, so those (and WAV, whose header can lie and which costs nothing) are decoded and
-    their samples counted; MP4/M4A carries an exact duration in its index."""
-    import av  # heavy: only when audio is actually inspected
-
-    source = str(media.path) if media.kind == "path" else io.BytesIO(media.data or b"")
-    label = _LABELS[media.format or ""]
-    try:
-        with av.open(source, format=_DEMUXERS[media.format or ""], metadata_errors="ignore") as c:
-            # Cover art shows up as a video stream flagged attached_pic: that is still audio.
-            videos = [s for s in c.streams.video
-                      if not s.disposition & av.stream.Disposition.attached_pic]
-            if videos:
-                codec = videos[0].codec_context.name
-                raise InputError(media.field, f"{media.origin} is a video ({codec} video stream), "
-                                 "not audio; expected mp3, wav, m4a or aac", value="video",
-                                 limit=AUDIO_FORMATS)
-            if not c.streams.audio:
-                raise InputError(media.field, f"{media.origin} has no audio stream",
-                                 value=label)
-            stream = c.streams.audio[0]
-            if media.format == "m4a":
-                if stream.duration and stream.time_base:
-                    return float(stream.duration * stream.time_base)
-                if c.duration:
-                    return c.duration / av.time_base
-            return _decoded_seconds(c, stream, media, av.FFmpegError)
-    except InputError:
-        raise
-    except Exception as exc:  # PyAV raises FFmpegError, but also ValueError, EOFError, ...
-        raise InputError(media.field, f"{media.origin} could not be decoded as {label}: "
-                         f"{_av_reason(exc)}", value=label) from None
-
-
-def _decoded_seconds(container, stream, media: MediaFile, ffmpeg_error: type) -> float:
-    seconds, packets, bad = 0.0, 0, 0
-    codec = stream.codec_context
-    for packet in container.demux(stream):
-        if packet.size == 0:  # the demuxer's end-of-stream marker
-            continue
-        packets += 1
-        try:
-            frames = codec.decode(packet)
-        except ffmpeg_error:
-            bad += 1
-            continue
-        seconds += sum(fr.samples / fr.sample_rate for fr in frames if fr.sample_rate)
-    try:
-        seconds += sum(fr.samples / fr.sample_rate for fr in codec.decode(None) if fr.sample_rate)
-    except ffmpeg_error:
-        bad += 1
-    if seconds == 0:
-        raise InputError(media.field, f"{media.origin} holds no decodable audio",
-                         value=_LABELS[media.format or ""])
-    if bad > packets * _BAD_PACKETS:
-        raise InputError(media.field, f"{media.origin} could not be decoded as "
-                         f"{_LABELS[media.format or '']}: {bad} of {packets} frames are corrupt",
-                         value=bad, limit=int(packets * _BAD_PACKETS))
-    return seconds
-
-
-def _av_reason(exc: Exception) -> str:
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return reason if len(reason) <= _SHOWN else reason[:_SHOWN - 3] + "..."
 
 
 # -- limits ----------------------------------------------------------------------------------
