@@ -1,4 +1,4 @@
-"""Run every client benchmark (start-up, upload memory, overhead, scale) and print every figure.
+"""Run every benchmark (start-up, upload memory, overhead, scale, local render) and print every figure.
 
     python bench/run_all.py                 # what `make bench` runs (about 3 minutes)
     python bench/run_all.py --update-docs   # also rewrite the table in docs/performance.md
@@ -14,6 +14,7 @@ import argparse
 import json
 import platform
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,11 @@ def run(quick: bool = False) -> dict:
         out[name] = data
         print(report(data))
         print(f"({name}: {time.perf_counter() - t0:.0f} s)\n", flush=True)
+    # The local renderer's own benchmark (its table lives in the "Local renderer" section).
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).with_name("local_render.py")),
+                    "--repeat", "1" if quick else "3"], check=False)
+    print(f"(local_render: {time.perf_counter() - t0:.0f} s)\n", flush=True)
     return out
 
 
