@@ -61,10 +61,10 @@ def test_recorded_authorization_headers_are_redacted(path):
 
 
 @pytest.mark.parametrize("sample", [
-    "Authorization: Key 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+    "Authorization: Key 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",  # fake secret: the scanner must catch its shape
     "authorization:\n      - Key myid1234:mysecret5678abcd",
     "FAL_KEY=6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
-    "Authorization: Bearer eyJhbGciOiJFZERTQSJ9.payload.sig",
+    "Authorization: Bearer eyJhbGciOiJFZERTQSJ9.payload.sig",  # fake secret: the scanner must catch its shape
     '{"token": "v3tok_abcdef0123456789", "token_type": "Bearer"}',
     "https://storage.googleapis.com/b/o?X-Goog-Credential=svc%40p.iam&X-Goog-Signature=00ff",
     '"upload_url": "https://up.example.com/f.png?X-Amz-Signature=abc"',

@@ -55,8 +55,8 @@ def test_recorded_authorization_headers_are_redacted(path):
 
 
 @pytest.mark.parametrize("sample", [
-    "Authorization: Bearer inf_live_9f8e7d6c5b4a",
-    "token inf_abcdef123456",
+    "Authorization: Bearer inf_live_9f8e7d6c5b4a",  # fake secret: the scanner must catch its shape
+    "token inf_abcdef123456",  # fake secret: the scanner must catch its shape
     "authorization: bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
     "https://bucket.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Signature=8d3f9a0b1c",
     '"upload_url": "https://storage.example.com/b/f.png?X-Signature=abc"',
