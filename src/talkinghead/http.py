@@ -357,3 +357,72 @@ async def deliver_webhook(url: str, payload: dict, *, provider: str, attempts: i
             await asyncio.sleep(_backoff(attempt, 0.2))
     get_logger().warning("webhook.undelivered", provider=provider, url=url.split("?")[0].rsplit("/", 1)[0])
     return False
+
+
+UPLOAD_CHUNK = 256 * 1024
+
+
+class UploadBody:
+    """A ``MediaFile``'s content for an upload request, read in chunks each time it is
+    iterated, so a retried PUT sends the whole file again and a large file is never held in
+    memory. Not a generator, so httpx lets it be re-read. Small content (bytes in memory, a
+    file of one chunk) is read on the event loop; larger files in a worker thread."""
+
+    def __init__(self, media) -> None:
+        self.media = media
+
+    def __aiter__(self):
+        return self._chunks()
+
+    async def _chunks(self):
+        stream = self.media.open()
+        try:
+            if self.media.kind != "path" or _stream_size(stream) <= UPLOAD_CHUNK:
+                while chunk := stream.read(UPLOAD_CHUNK):
+                    yield chunk
+                return
+            ended = False
+            while not ended:
+                chunks, ended = await asyncio.to_thread(_next_chunks, stream)
+                for chunk in chunks:
+                    yield chunk
+        finally:
+            stream.close()
+
+
+def upload_size(media) -> int:
+    """Bytes an upload of ``media`` will send (what is on disk now, for a path)."""
+    if media.kind == "path" and media.path is not None:
+        return os.path.getsize(media.path)
+    if media.data is not None:
+        return len(media.data)
+    if media.size is not None:
+        return media.size
+    raise InputError(media.field, "cannot upload: no path and no data")
+
+
+def response_text(response: httpx.Response) -> str:
+    """A response's text for an error message, or "" when it was not read or not text."""
+    try:
+        return response.text
+    except (httpx.ResponseNotRead, UnicodeDecodeError):
+        return ""
+
+
+def _stream_size(stream) -> int:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        return UPLOAD_CHUNK + 1  # unknown: treat it as large
+
+
+def _next_chunks(stream) -> tuple[list[bytes], bool]:
+    """The next chunk and whether the stream has ended. A short read is almost always the end,
+    so the read that confirms it is made in the same thread hop (one hop, not two)."""
+    chunk = stream.read(UPLOAD_CHUNK)
+    if not chunk:
+        return [], True
+    if len(chunk) == UPLOAD_CHUNK:
+        return [chunk], False
+    after = stream.read(UPLOAD_CHUNK)
+    return ([chunk, after] if after else [chunk]), not after

@@ -10,7 +10,7 @@ import io
 import shutil
 from dataclasses import replace
 
-from talkinghead_inferencesh import provider as provider_module
+from talkinghead import http as provider_module  # the shared upload body lives in core http
 
 from .conftest import FACE, MP3, WAV, job_for, prepared
 
@@ -26,7 +26,7 @@ async def test_small_and_large_files_upload_intact(fake, provider, tmp_path, mon
     monkeypatch.setattr(provider_module.asyncio, "to_thread", counting)
     big = tmp_path / "big.wav"  # larger than two chunks, ending mid-chunk (only uploaded, not probed)
     data = WAV.read_bytes()
-    while len(data) < 2 * provider_module.CHUNK + 1000:
+    while len(data) < 2 * provider_module.UPLOAD_CHUNK + 1000:
         data += WAV.read_bytes()[44:]
     big.write_bytes(data)
     shutil.copy(FACE, tmp_path / "face.jpg")

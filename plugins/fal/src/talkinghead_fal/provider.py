@@ -17,9 +17,8 @@ One HTTP protocol, translated (the notes: ``shared/protocols/fal.md``):
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -50,7 +49,6 @@ ENV_JWKS_URL = "FAL_JWKS_URL"
 JWKS_PATH = "/.well-known/jwks.json"
 PRICE_SOURCE = ("fal model pages: fal-ai/kling-video/ai-avatar/v2/standard 0.0562 and /v2/pro 0.115 USD per "
                 "second of output video (protocol notes §1)")
-CHUNK = 256 * 1024
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -162,7 +160,7 @@ class FalProvider(Provider):
     def _error(self, response: httpx.Response, payload: Any) -> Exception:
         """The typed error for a refused call (§5.5)."""
         code = response.status_code
-        message, error_type, field = protocol.error_info(payload, _text(response),
+        message, error_type, field = protocol.error_info(payload, http.response_text(response),
                                                          response.headers.get("x-fal-error-type"))
         message = protocol.redact(message, self.secrets())
         if code != 401 and code < 500 and protocol.is_billing_problem(code, message, error_type):
@@ -228,8 +226,8 @@ class FalProvider(Provider):
         if not isinstance(upload_url, str) or not isinstance(file_url, str) or not upload_url or not file_url:
             raise ServerError(f"upload initiate answered without an upload_url and file_url for {media.field}",
                               provider=self.name)
-        put = await self._send("PUT", upload_url, client=self._plain_client(), content=_FileBody(media),
-                               headers={"Content-Type": content_type, "Content-Length": str(_size(media))})
+        put = await self._send("PUT", upload_url, client=self._plain_client(), content=http.UploadBody(media),
+                               headers={"Content-Type": content_type, "Content-Length": str(http.upload_size(media))})
         if not put.is_success:
             # Storage errors say nothing about our key (a 403 is usually an expired signature):
             # never an AuthenticationError, and never the signed URL in the message.
@@ -270,7 +268,7 @@ class FalProvider(Provider):
             if failed:
                 return protocol.failure_update(request_id, error or error_type or "failed", error_type=error_type)
             raise ServerError(f"the result of request {request_id} has no video URL", provider=self.name)
-        message, result_type, _ = protocol.error_info(payload, _text(response), response.headers.get("x-fal-error-type"))
+        message, result_type, _ = protocol.error_info(payload, http.response_text(response), response.headers.get("x-fal-error-type"))
         message = protocol.redact(message, self.secrets())
         # Our key, a missing request or throttling: not the request's failure. A 5xx that fal
         # does not explain (no error_type, and the status said nothing) may be a passing gateway
@@ -335,46 +333,10 @@ class FalProvider(Provider):
                 await client.aclose()
 
 
-class _FileBody:
-    """Upload content read in chunks from disk (or memory) each time it is iterated, so a
-    retried PUT sends the whole file again. Not a generator, so httpx lets it be re-read."""
-
-    def __init__(self, media: MediaFile) -> None:
-        self.media = media
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        stream = self.media.open()
-        try:
-            while chunk := await asyncio.to_thread(stream.read, CHUNK):
-                yield chunk
-        finally:
-            stream.close()
-
-
-def _size(media: MediaFile) -> int:
-    if media.kind == "path" and media.path is not None:
-        return os.path.getsize(media.path)  # what is on disk now is what will be sent
-    if media.data is not None:
-        return len(media.data)
-    if media.size is not None:
-        return media.size
-    raise InputError(media.field, "cannot upload: no path and no data")
-
-
 def _task_id(job: Job) -> str:
     if not job.task_id:
         raise ProviderError(f"job {job.id} has no fal request id", provider="fal")
     return job.task_id
-
-
-def _text(response: httpx.Response) -> str:
-    try:
-        return response.text
-    except (httpx.ResponseNotRead, UnicodeDecodeError):
-        return ""
 
 
 __all__ = ["FalProvider"]

@@ -42,11 +42,6 @@ DEFAULT_BASE_URL = "https://api.inference.sh"
 DEFAULT_APP = "klingai/avatar"
 PRICE_SOURCE = ("inference.sh app klingai/avatar, its own field description: std 0.056 and pro "
                 "0.112 USD per second of output video (protocol notes §11)")
-CHUNK = 256 * 1024
-# A file this small is read on the event loop: one read of it (from the page cache, as it was
-# just probed) costs less than a hop to a worker thread and back. Larger files are read chunk
-# by chunk in a worker thread, so a big upload never blocks the loop.
-INLINE_READ = CHUNK
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -149,7 +144,7 @@ class InferenceShProvider(Provider):
             code = payload.get("status") if isinstance(payload, dict) else None
             status = code if isinstance(code, int) and code >= 400 else 400
             response = httpx.Response(status, headers=response.headers)
-        message, code = protocol.error_message(payload, _text(response))
+        message, code = protocol.error_message(payload, http.response_text(response))
         message = protocol.redact(message, self.secrets())
         if status not in (401, 403) and status < 500 and protocol.is_billing_problem(status, code, message):
             return BillingError(f"payment required ({status}): {message}", provider=self.name,
@@ -198,7 +193,7 @@ class InferenceShProvider(Provider):
         """``POST /files`` then ``PUT upload_url``; returns the file's ``uri`` (§6)."""
         filename = protocol.upload_filename(media.filename, media.format, media.field)
         content_type = media.content_type or protocol.content_type_for(media.format)
-        size = _size(media)
+        size = http.upload_size(media)
         record = {"uri": "", "filename": filename, "content_type": content_type, "path": None,
                   "size": size, "public": None}
         created = protocol.first_file(await self._call("POST", "/files", json={"files": [record]}))
@@ -208,7 +203,7 @@ class InferenceShProvider(Provider):
             raise ServerError(f"POST /files answered without an upload_url and uri for {media.field}",
                               provider=self.name)
         response = await self._send("PUT", str(upload_url), client=self._upload_client(),
-                                    content=_FileBody(media),
+                                    content=http.UploadBody(media),
                                     headers={"Content-Type": content_type, "Content-Length": str(size)})
         if not response.is_success:
             # Storage errors say nothing about our key (a 403 is usually an expired signature):
@@ -368,74 +363,10 @@ class _Connection:
         self.ended = "closed"
 
 
-class _FileBody:
-    """Upload content read in chunks from disk (or memory) each time it is iterated, so a
-    retried PUT sends the whole file again. Not a generator, so httpx lets it be re-read."""
-
-    def __init__(self, media: MediaFile) -> None:
-        self.media = media
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        stream = self.media.open()
-        try:
-            if self.media.kind != "path" or _stream_size(stream) <= INLINE_READ:
-                # Bytes in memory, or a file that fits in one chunk: read on the event loop.
-                while chunk := stream.read(CHUNK):
-                    yield chunk
-                return
-            ended = False
-            while not ended:
-                chunks, ended = await asyncio.to_thread(_next_chunks, stream)
-                for chunk in chunks:
-                    yield chunk
-        finally:
-            stream.close()
-
-
-def _stream_size(stream: Any) -> int:
-    try:
-        return os.fstat(stream.fileno()).st_size
-    except (OSError, AttributeError, ValueError):
-        return INLINE_READ + 1  # unknown: treat it as large
-
-
-def _next_chunks(stream: Any) -> tuple[list[bytes], bool]:
-    """The next chunk from ``stream`` and whether it has ended. A short read is almost always
-    the end of the file, so the read that confirms it is made in the same thread hop: the
-    last chunk costs one hop off the event loop, not two."""
-    chunk = stream.read(CHUNK)
-    if not chunk:
-        return [], True
-    if len(chunk) == CHUNK:
-        return [chunk], False
-    after = stream.read(CHUNK)
-    return ([chunk, after] if after else [chunk]), not after
-
-
-def _size(media: MediaFile) -> int:
-    if media.kind == "path" and media.path is not None:
-        return os.path.getsize(media.path)  # what is on disk now is what will be sent
-    if media.data is not None:
-        return len(media.data)
-    if media.size is not None:
-        return media.size
-    raise InputError(media.field, "cannot upload: no path and no data")
-
-
 def _task_id(job: Job) -> str:
     if not job.task_id:
         raise ProviderError(f"job {job.id} has no inference.sh task id", provider="inferencesh")
     return job.task_id
-
-
-def _text(response: httpx.Response) -> str:
-    try:
-        return response.text
-    except (httpx.ResponseNotRead, UnicodeDecodeError):
-        return ""
 
 
 __all__ = ["InferenceShProvider"]
