@@ -79,7 +79,8 @@ class FakeServer:
 def _serve(switches_json: str) -> None:
     """The server process: the plugin's fake, minus the memory of upload bodies (it would
     otherwise keep every uploaded byte, which a 1,000-job run does not need)."""
-    from talkinghead_inferencesh.fake import FakeInferenceSh, serve, tiny_mp4
+    from talkinghead_inferencesh.fake import FakeInferenceSh, serve
+    from talkinghead.loopback import tiny_mp4
 
     class LeanFake(FakeInferenceSh):
         async def upload(self, request):  # type: ignore[override]

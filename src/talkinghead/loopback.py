@@ -1,15 +1,17 @@
-"""Run an ASGI app (a fake backend, the webhook receiver) on 127.0.0.1 in a thread.
-
-Used by tests, benchmarks and plugin fakes: real uvicorn, real sockets, loopback only.
+"""Loopback servers for tests, benchmarks and plugin fakes: real uvicorn, real sockets,
+127.0.0.1 only. ``serve_asgi`` runs any ASGI app in a thread; ``FakeBackend`` and
+``serve_fake`` are what the cloud plugins' fake backends share.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
@@ -62,3 +64,132 @@ def tiny_mp4(seconds: float = 1.0, size: int = 64) -> bytes:
         for packet in stream.encode():
             container.mux(packet)
     return buf.getvalue()
+
+
+# -- what the loopback fakes of the cloud plugins share ---------------------------------------
+
+@dataclass
+class Recorded:
+    """One request a fake received, for tests to assert what was sent."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]   # lower-case names
+    json: Any
+    body: bytes
+    endpoint: str
+    claims: dict[str, Any] | None = None  # what a fake verified of the credentials, if it does
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token sent, if any."""
+        auth = self.header("authorization") or ""
+        return auth[7:] if auth.startswith("Bearer ") else None
+
+
+class FakeBackend:
+    """Plumbing shared by the fakes of backends (Starlette apps a plugin ships for its tests
+    and benchmarks): switches checked by name, a record of every request, background tasks,
+    the result video, and callbacks POSTed to loopback addresses only. A subclass sets
+    ``switches_type`` (a dataclass) and ``endpoints``, and builds ``self.app``."""
+
+    name = "fake"
+    switches_type: type
+    endpoints: tuple[str, ...] = ()
+
+    def __init__(self, *, video: bytes | None = None) -> None:
+        self._video = video
+        self.url: str | None = None
+        self.requests: list[Recorded] = []
+        self._background: set[Any] = set()
+
+    def configure(self, **switches: Any) -> Any:
+        known = {f.name for f in fields(self.switches_type)}
+        for name, value in switches.items():
+            if name not in known:
+                raise TypeError(f"unknown fake switch {name!r} (known: {', '.join(sorted(known))})")
+            if name == "failures":
+                value = {k: list(v) for k, v in value.items()}
+                bad = set(value) - set(self.endpoints)
+                if bad:
+                    raise TypeError(f"unknown endpoint(s) {sorted(bad)} (known: {self.endpoints})")
+            if name == "statuses":
+                value = tuple(value)
+            setattr(self.switches, name, value)
+        return self
+
+    def requests_to(self, endpoint: str) -> list[Recorded]:
+        return [r for r in self.requests if r.endpoint == endpoint]
+
+    @property
+    def video(self) -> bytes:
+        if self._video is None:
+            self._video = tiny_mp4()
+        return self._video
+
+    async def _record(self, request: Any, endpoint: str) -> Recorded:
+        body = await request.body()
+        parsed = None
+        if body:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                parsed = json.loads(body)
+        rec = Recorded(request.method, request.url.path, request.url.query,
+                       {k.lower(): v for k, v in request.headers.items()}, parsed, body, endpoint)
+        self.requests.append(rec)
+        return rec
+
+    def _spawn(self, coro: Any) -> None:
+        import asyncio
+
+        job = asyncio.get_running_loop().create_task(coro)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _deliver(self, url: str, delivery: dict[str, Any], **post: Any) -> None:
+        """POST a callback as the real platform would, best effort; loopback URLs only, so a
+        test never reaches a real host. What happened is appended to ``webhook_deliveries``."""
+        import httpx
+
+        if httpx.URL(str(url)).host not in ("127.0.0.1", "localhost", "::1"):
+            delivery["error"] = "skipped: the fake only calls loopback webhooks"
+        else:
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    response = await client.post(str(url), **post)
+                delivery["status_code"] = response.status_code
+            except Exception as exc:  # noqa: BLE001 - best effort, like the real platform
+                delivery["error"] = f"{type(exc).__name__}: {exc}"
+        self.webhook_deliveries.append(delivery)
+
+    def __repr__(self) -> str:
+        hidden = ("api_key", "access_key", "secret_key")
+        shown = {k: v for k, v in asdict(self.switches).items() if k not in hidden}
+        return f"<{type(self).__name__} {self.url or '(not serving)'} {shown}>"
+
+
+@contextlib.contextmanager
+def serve_fake(fake: FakeBackend, *, port: int = 0) -> Iterator[Any]:
+    """Serve a fake on 127.0.0.1; yields it with ``fake.url`` set for the duration."""
+    with serve_asgi(fake.app, port=port, name=f"fake-{fake.name}") as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            fake.url = None
+
+
+def run_fake(served: Any, banner: str) -> None:
+    """``python -m talkinghead_<name>.fake``: serve until Ctrl-C."""
+    with served as fake:
+        print(banner.format(url=fake.url), flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+def request_base(request: Any) -> str:
+    return str(request.base_url).rstrip("/")

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve, tiny_mp4
+from talkinghead_inferencesh.fake import FakeInferenceSh, serve
+from talkinghead.loopback import tiny_mp4
 
 from talkinghead import AsyncClient
 from talkinghead.ledger import SQLiteLedger

@@ -18,7 +18,8 @@ from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead.tts import Speech
 from talkinghead_fal import FalProvider
-from talkinghead_fal.fake import FakeFal, serve, tiny_mp4
+from talkinghead_fal.fake import FakeFal, serve
+from talkinghead.loopback import tiny_mp4
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"

@@ -15,7 +15,8 @@ import pytest
 from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve, tiny_mp4
+from talkinghead_inferencesh.fake import FakeInferenceSh, serve
+from talkinghead.loopback import tiny_mp4
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"

@@ -15,7 +15,8 @@ import pytest
 from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead_kling import KlingProvider
-from talkinghead_kling.fake import FakeKling, serve, tiny_mp4
+from talkinghead_kling.fake import FakeKling, serve
+from talkinghead.loopback import tiny_mp4
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"

@@ -4,7 +4,7 @@ A Starlette app (``FakeFal(...).app``) and ``serve()``, which runs it under uvic
 127.0.0.1 and a free port in a background thread. One server plays every fal host, so a
 provider needs only ``base_url`` (or ``FAL_BASE_URL``)::
 
-    with serve(step_latency=0.05, failures={"submit": [429, 200]}, retry_after=0) as fake:
+    run_fake(serve(step_latency=0.05, failures={"submit": [429, 200]}, retry_after=0) as fake:
         provider = FalProvider({"api_key": "k", "base_url": fake.url})
         ...
         assert len(fake.submits) == 2
@@ -35,40 +35,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.loopback import tiny_mp4
+from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
 from . import webhooks
-from .fake_model import ENDPOINTS, ERRORS, LOCKED, FakeRequest, Recorded, Switches
+from .fake_model import ENDPOINTS, ERRORS, LOCKED, FakeRequest, Switches
 from .protocol import COMPLETED, IN_QUEUE
 
-__all__ = ["ENDPOINTS", "FakeFal", "FakeRequest", "Recorded", "Switches", "serve", "tiny_mp4"]
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+__all__ = ["ENDPOINTS", "FakeFal", "FakeRequest", "Recorded", "Switches", "serve"]
 
 
-class FakeFal:
+class FakeFal(FakeBackend):
     """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
 
+    name = "fal"
+    switches_type = Switches
+    endpoints = ENDPOINTS
+
     def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
-        self._video = video
-        self.url: str | None = None
-        self._background: set[asyncio.Task] = set()
+        super().__init__(video=video)
         self.private_key = Ed25519PrivateKey.generate()  # signs webhook deliveries
         self.retired_keys: list[Ed25519PrivateKey] = []
         self.reset(**switches)
@@ -87,21 +83,6 @@ class FakeFal:
         self.webhook_deliveries: list[dict[str, Any]] = []
         return self.configure(**switches)
 
-    def configure(self, **switches: Any) -> FakeFal:
-        known = {f.name for f in fields(Switches)}
-        for name, value in switches.items():
-            if name not in known:
-                raise TypeError(f"unknown fake switch {name!r} (known: {', '.join(sorted(known))})")
-            if name == "failures":
-                value = {k: list(v) for k, v in value.items()}
-                bad = set(value) - set(ENDPOINTS)
-                if bad:
-                    raise TypeError(f"unknown endpoint(s) {sorted(bad)} (known: {ENDPOINTS})")
-            if name == "statuses":
-                value = tuple(value)
-            setattr(self.switches, name, value)
-        return self
-
     def rotate_key(self) -> Ed25519PrivateKey:
         """Sign with a new key from now on; the JWKS publishes only the new one."""
         self.retired_keys.append(self.private_key)
@@ -117,9 +98,6 @@ class FakeFal:
         kwargs.setdefault("user_id", self.switches.webhook_user_id)
         return webhooks.sign(self.private_key, body, request_id=request_id, **kwargs)
 
-    def requests_to(self, endpoint: str) -> list[Recorded]:
-        return [r for r in self.requests if r.endpoint == endpoint]
-
     @property
     def submits(self) -> list[Recorded]:
         return self.requests_to("submit")
@@ -127,12 +105,6 @@ class FakeFal:
     def uploaded(self) -> dict[str, bytes]:
         """File name -> bytes of every completed upload."""
         return {f["file_name"]: f["data"] for f in self.files.values() if f.get("data") is not None}
-
-    @property
-    def video(self) -> bytes:
-        if self._video is None:
-            self._video = tiny_mp4()
-        return self._video
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -142,17 +114,6 @@ class FakeFal:
             headers["Retry-After"] = f"{self.switches.retry_after:g}"
         return JSONResponse(body if body is not None else ERRORS.get(status, {"detail": "error"}),
                             status_code=status, headers=headers)
-
-    async def _record(self, request: Request, endpoint: str) -> Recorded:
-        body = await request.body()
-        parsed = None
-        if body and "json" in request.headers.get("content-type", ""):
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(body)
-        rec = Recorded(request.method, request.url.path, request.url.query,
-                       {k.lower(): v for k, v in request.headers.items()}, parsed, body, endpoint)
-        self.requests.append(rec)
-        return rec
 
     def _injected(self, endpoint: str) -> Response | None:
         queue = self.switches.failures.get(endpoint)
@@ -350,11 +311,6 @@ class FakeFal:
 
     # -- webhooks (§6) ---------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> None:
-        job = asyncio.get_running_loop().create_task(coro)
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
-
     def webhook_body(self, req: FakeRequest, base: str) -> dict[str, Any]:
         """What fal POSTs when ``req`` ends: ``OK`` with the output, or ``ERROR``."""
         code, output = self._outcome(req, base)
@@ -379,18 +335,7 @@ class FakeFal:
         if s.webhook_tamper:
             raw = raw.replace(b'"status": "OK"', b'"status": "ERROR"').replace(b"output.mp4", b"evil.mp4")
         delivery: dict[str, Any] = {"url": req.webhook, "request_id": req.id, "headers": headers, "body": raw}
-        if httpx.URL(str(req.webhook)).host not in LOOPBACK:
-            delivery["error"] = "skipped: the fake only calls loopback webhooks"
-            self.webhook_deliveries.append(delivery)
-            return
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                response = await client.post(str(req.webhook), content=raw,
-                                             headers={**headers, "Content-Type": "application/json"})
-            delivery["status_code"] = response.status_code
-        except Exception as exc:  # best effort, like the real platform
-            delivery["error"] = f"{type(exc).__name__}: {exc}"
-        self.webhook_deliveries.append(delivery)
+        await self._deliver(req.webhook, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
@@ -406,30 +351,12 @@ class FakeFal:
             Route("/{endpoint:path}", self.submit, methods=["POST"]),
         ])
 
-    def __repr__(self) -> str:
-        return f"<FakeFal {self.url or '(not serving)'} {asdict(self.switches)}>"
 
-
-@contextlib.contextmanager
-def serve(fake: FakeFal | None = None, *, port: int = 0, **switches: Any) -> Iterator[FakeFal]:
-    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread; yields it with
-    ``fake.url`` set. Stops the server on exit."""
-    from talkinghead.loopback import serve_asgi
-
-    if fake is None:
-        fake = FakeFal(**switches)
-    elif switches:
-        fake.configure(**switches)
-    with serve_asgi(fake.app, port=port, name="fake-fal") as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.url = None
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+def serve(fake: FakeFal | None = None, *, port: int = 0, **switches: Any) -> Any:
+    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
+    manager yielding it with ``fake.url`` set. Stops the server on exit."""
+    fake = fake.configure(**switches) if fake is not None else FakeFal(**switches)
+    return serve_fake(fake, port=port)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -437,11 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--step-latency", type=float, default=0.5)
     args = parser.parse_args(argv)
-    with serve(port=args.port, step_latency=args.step_latency) as fake:
-        print(f"fake fal at {fake.url} (Ctrl-C to stop; FAL_BASE_URL={fake.url})", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    run_fake(serve(port=args.port, step_latency=args.step_latency), "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
 
 
 if __name__ == "__main__":

@@ -60,20 +60,6 @@ class Switches:
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]   # lower-case names
-    json: Any
-    body: bytes
-    endpoint: str
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-
-@dataclass
 class FakeRequest:
     """One queue request and how it ends."""
 

@@ -3,7 +3,7 @@
 A Starlette app (``FakeInferenceSh(...).app``) and ``serve()``, which runs it under uvicorn on
 127.0.0.1 and a free port in a background thread::
 
-    with serve(step_latency=0.05, failures={"create": [429, 200]}) as fake:
+    run_fake(serve(step_latency=0.05, failures={"create": [429, 200]}) as fake:
         provider = InferenceShProvider({"api_key": "k", "base_url": fake.url})
         ...
         assert len(fake.requests_to("create")) == 2
@@ -31,34 +31,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict, fields
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from talkinghead.loopback import tiny_mp4
+from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
 from .fake_faults import RESET, STALL, TRANSPORT_FAULTS, TRUNCATE, TransportFaults, mark
-from .fake_model import ENDPOINTS, ERRORS, TERMINAL, FakeTask, Recorded, Switches, now_iso
+from .fake_model import ENDPOINTS, ERRORS, TERMINAL, FakeTask, Switches, now_iso
 
 __all__ = ["ENDPOINTS", "RESET", "STALL", "TRUNCATE", "FakeInferenceSh", "FakeTask", "Recorded", "Switches",
-           "serve", "tiny_mp4"]
+           "serve"]
 
-class FakeInferenceSh:
+
+class FakeInferenceSh(FakeBackend):
     """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
 
+    name = "inferencesh"
+    switches_type = Switches
+    endpoints = ENDPOINTS
+
     def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
-        self._video = video
-        self.url: str | None = None
-        self._background: set[asyncio.Task] = set()
+        super().__init__(video=video)
         self._counter = 0  # never reset: ids stay unique for the server's life
         self.reset(**switches)
         self.app = TransportFaults(self._build_app(), lambda: self.switches.stall_seconds)
@@ -77,24 +77,6 @@ class FakeInferenceSh:
         self._stream_connections: dict[str, int] = {}
         return self.configure(**switches)
 
-    def configure(self, **switches: Any) -> FakeInferenceSh:
-        known = {f.name for f in fields(Switches)}
-        for name, value in switches.items():
-            if name not in known:
-                raise TypeError(f"unknown fake switch {name!r} (known: {', '.join(sorted(known))})")
-            if name == "failures":
-                value = {k: list(v) for k, v in value.items()}
-                bad = set(value) - set(ENDPOINTS)
-                if bad:
-                    raise TypeError(f"unknown endpoint(s) {sorted(bad)} (known: {ENDPOINTS})")
-            if name == "statuses":
-                value = tuple(value)
-            setattr(self.switches, name, value)
-        return self
-
-    def requests_to(self, endpoint: str) -> list[Recorded]:
-        return [r for r in self.requests if r.endpoint == endpoint]
-
     @property
     def creates(self) -> list[Recorded]:
         return self.requests_to("create")
@@ -102,12 +84,6 @@ class FakeInferenceSh:
     def uploaded(self) -> dict[str, bytes]:
         """Filename -> bytes of every completed upload."""
         return {f["filename"]: f["data"] for f in self.files.values() if f.get("data") is not None}
-
-    @property
-    def video(self) -> bytes:
-        if self._video is None:
-            self._video = tiny_mp4()
-        return self._video
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -138,17 +114,6 @@ class FakeInferenceSh:
                 "detail": detail or default}
         return Response(json.dumps(body), status_code=status, headers=headers,
                         media_type="application/problem+json")
-
-    async def _record(self, request: Request, endpoint: str) -> Recorded:
-        body = await request.body()
-        parsed = None
-        if body and "json" in request.headers.get("content-type", ""):
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(body)
-        rec = Recorded(request.method, request.url.path, request.url.query,
-                       {k.lower(): v for k, v in request.headers.items()}, parsed, body, endpoint)
-        self.requests.append(rec)
-        return rec
 
     def _injected(self, request: Request, endpoint: str) -> Response | None:
         queue = self.switches.failures.get(endpoint)
@@ -365,11 +330,6 @@ class FakeInferenceSh:
 
     # -- webhooks ------------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> None:
-        job = asyncio.get_running_loop().create_task(coro)
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
-
     async def _deliver_webhook(self, task: FakeTask, base: str) -> None:
         generation = self._generation
         while task.status() not in TERMINAL:
@@ -379,17 +339,7 @@ class FakeInferenceSh:
             return  # the fake was reset meanwhile: this task belongs to a finished test
         payload = self._wrap(self._task_dto(task, base=base))
         delivery: dict[str, Any] = {"url": task.webhook, "task_id": task.id, "payload": payload}
-        if httpx.URL(str(task.webhook)).host not in ("127.0.0.1", "localhost", "::1"):
-            delivery["error"] = "skipped: the fake only calls loopback webhooks"
-            self.webhook_deliveries.append(delivery)
-            return
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                response = await client.post(str(task.webhook), json=payload)
-            delivery["status_code"] = response.status_code
-        except Exception as exc:  # best effort, like the real platform
-            delivery["error"] = f"{type(exc).__name__}: {exc}"
-        self.webhook_deliveries.append(delivery)
+        await self._deliver(task.webhook, delivery, json=payload)
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
@@ -405,35 +355,16 @@ class FakeInferenceSh:
             Route("/hooks/{name:path}", self.hook, methods=["POST"]),
         ])
 
-    def __repr__(self) -> str:
-        return f"<FakeInferenceSh {self.url or '(not serving)'} {asdict(self.switches)}>"
-
 
 class _StreamDrop(Exception):
     """Raised inside a streaming body: uvicorn then cuts the connection mid-response."""
 
 
-@contextlib.contextmanager
-def serve(fake: FakeInferenceSh | None = None, *, port: int = 0, **switches: Any) -> Iterator[FakeInferenceSh]:
-    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread; yields it with
-    ``fake.url`` set. Stops the server on exit, not waiting for open streams."""
-    from talkinghead.loopback import serve_asgi
-
-    if fake is None:
-        fake = FakeInferenceSh(**switches)
-    elif switches:
-        fake.configure(**switches)
-    with serve_asgi(fake.app, port=port, name="fake-inferencesh") as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.url = None
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
+def serve(fake: FakeInferenceSh | None = None, *, port: int = 0, **switches: Any) -> Any:
+    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
+    manager yielding it with ``fake.url`` set. Stops the server on exit."""
+    fake = fake.configure(**switches) if fake is not None else FakeInferenceSh(**switches)
+    return serve_fake(fake, port=port)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -442,11 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-latency", type=float, default=0.5)
     parser.add_argument("--envelope", choices=["v1", "v2", "v3"], default="v2")
     args = parser.parse_args(argv)
-    with serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope) as fake:
-        print(f"fake inference.sh at {fake.url} (Ctrl-C to stop)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope), "fake inference.sh at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

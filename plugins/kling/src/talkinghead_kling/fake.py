@@ -3,7 +3,7 @@
 A Starlette app (``FakeKling(...).app``) and ``serve()``, which runs it under uvicorn on
 127.0.0.1 and a free port in a background thread::
 
-    with serve(access_key=AK, secret_key=SK, step_latency=0.05) as fake:
+    run_fake(serve(access_key=AK, secret_key=SK, step_latency=0.05) as fake:
         provider = KlingProvider({"access_key": AK, "secret_key": SK, "base_url": fake.url})
         ...
         assert len(fake.creates) == 1 and fake.creates[0].claims["iss"] == AK
@@ -35,39 +35,35 @@ import argparse
 import asyncio
 import base64
 import binascii
-import contextlib
-import json
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, fields
 from typing import Any
 
-import httpx
 import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.loopback import tiny_mp4
+from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
-from .fake_model import CODES, DEFAULT_CODES, ENDPOINTS, TERMINAL, FakeTask, Recorded, Switches, now_ms
+from .fake_model import CODES, DEFAULT_CODES, ENDPOINTS, TERMINAL, FakeTask, Switches, now_ms
 
-__all__ = ["ENDPOINTS", "FakeKling", "FakeTask", "Recorded", "Switches", "serve", "tiny_mp4"]
+__all__ = ["ENDPOINTS", "FakeKling", "FakeTask", "Recorded", "Switches", "serve"]
 
 AVATAR = "/v1/videos/avatar/image2video"
 TTS = "/v1/audio/tts"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class FakeKling:
+class FakeKling(FakeBackend):
     """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
 
+    name = "kling"
+    switches_type = Switches
+    endpoints = ENDPOINTS
+
     def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
-        self._video = video
-        self.url: str | None = None
-        self._background: set[asyncio.Task] = set()
+        super().__init__(video=video)
         self._counter = 0  # never reset: ids stay unique for the server's life
         self.reset(**switches)
         self.app = self._build_app()
@@ -85,36 +81,12 @@ class FakeKling:
         self.webhook_deliveries: list[dict[str, Any]] = []
         return self.configure(**switches)
 
-    def configure(self, **switches: Any) -> FakeKling:
-        known = {f.name for f in fields(Switches)}
-        for name, value in switches.items():
-            if name not in known:
-                raise TypeError(f"unknown fake switch {name!r} (known: {', '.join(sorted(known))})")
-            if name == "failures":
-                value = {k: list(v) for k, v in value.items()}
-                bad = set(value) - set(ENDPOINTS)
-                if bad:
-                    raise TypeError(f"unknown endpoint(s) {sorted(bad)} (known: {ENDPOINTS})")
-            if name == "statuses":
-                value = tuple(value)
-            setattr(self.switches, name, value)
-        return self
-
-    def requests_to(self, endpoint: str) -> list[Recorded]:
-        return [r for r in self.requests if r.endpoint == endpoint]
-
     @property
     def creates(self) -> list[Recorded]:
         return self.requests_to("create")
 
     def task_by_external_id(self, external_id: str) -> FakeTask | None:
         return next((t for t in self.tasks.values() if t.external_task_id == external_id), None)
-
-    @property
-    def video(self) -> bytes:
-        if self._video is None:
-            self._video = tiny_mp4()
-        return self._video
 
     def now(self) -> float:
         """The fake's clock (epoch seconds), as used to check a JWT's ``exp`` and ``nbf``."""
@@ -139,17 +111,6 @@ class FakeKling:
     def _code(self, code: int, message: str | None = None) -> JSONResponse:
         status, default = CODES.get(code, (400, "error"))
         return self._fail(status, code, message or default)
-
-    async def _record(self, request: Request, endpoint: str) -> Recorded:
-        body = await request.body()
-        parsed = None
-        if body:
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                parsed = json.loads(body)
-        rec = Recorded(request.method, request.url.path, request.url.query,
-                       {k.lower(): v for k, v in request.headers.items()}, parsed, body, endpoint)
-        self.requests.append(rec)
-        return rec
 
     def _verify(self, rec: Recorded) -> JSONResponse | None:
         """Kling's JWT rules (§2.1): a Bearer token, HS256 with the secret, ``iss`` = access key,
@@ -350,11 +311,6 @@ class FakeKling:
 
     # -- callbacks (§8) ------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> None:
-        job = asyncio.get_running_loop().create_task(coro)
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
-
     async def _deliver_callbacks(self, task: FakeTask, url: str, base: str) -> None:
         """POST the bare task object on every status change after the first (the create's
         answer tells that one), as Kling does; loopback URLs only."""
@@ -372,17 +328,7 @@ class FakeKling:
 
     async def _post_callback(self, url: str, task: FakeTask, payload: dict[str, Any]) -> None:
         delivery: dict[str, Any] = {"url": url, "task_id": task.task_id, "payload": payload}
-        if httpx.URL(url).host not in _LOOPBACK:
-            delivery["error"] = "skipped: the fake only calls loopback callback URLs"
-            self.webhook_deliveries.append(delivery)
-            return
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                response = await client.post(url, json=payload)
-            delivery["status_code"] = response.status_code
-        except Exception as exc:  # best effort, like the real platform
-            delivery["error"] = f"{type(exc).__name__}: {exc}"
-        self.webhook_deliveries.append(delivery)
+        await self._deliver(url, delivery, json=payload)
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
@@ -394,10 +340,6 @@ class FakeKling:
             Route("/cdn/tts/{aid}.mp3", self.audio, methods=["GET"]),
             Route("/hooks/{name:path}", self.hook, methods=["POST"]),
         ])
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in asdict(self.switches).items() if k not in ("access_key", "secret_key")}
-        return f"<FakeKling {self.url or '(not serving)'} {shown}>"
 
 
 def _media_problem(field: str, value: str) -> str | None:
@@ -413,26 +355,11 @@ def _media_problem(field: str, value: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def serve(fake: FakeKling | None = None, *, port: int = 0, **switches: Any) -> Iterator[FakeKling]:
-    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread; yields it with
-    ``fake.url`` set. Stops the server on exit."""
-    from talkinghead.loopback import serve_asgi
-
-    if fake is None:
-        fake = FakeKling(**switches)
-    elif switches:
-        fake.configure(**switches)
-    with serve_asgi(fake.app, port=port, name="fake-kling") as url:
-        fake.url = url
-        try:
-            yield fake
-        finally:
-            fake.url = None
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+def serve(fake: FakeKling | None = None, *, port: int = 0, **switches: Any) -> Any:
+    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
+    manager yielding it with ``fake.url`` set. Stops the server on exit."""
+    fake = fake.configure(**switches) if fake is not None else FakeKling(**switches)
+    return serve_fake(fake, port=port)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -442,12 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-key", help="verify JWTs: the access key they must name (with --secret-key)")
     parser.add_argument("--secret-key", help="verify JWTs: the secret they must be signed with")
     args = parser.parse_args(argv)
-    with serve(port=args.port, step_latency=args.step_latency, access_key=args.access_key,
-               secret_key=args.secret_key) as fake:
-        print(f"fake Kling API at {fake.url} (Ctrl-C to stop)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    run_fake(serve(port=args.port, step_latency=args.step_latency, access_key=args.access_key,
+                   secret_key=args.secret_key), "fake Kling API at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ CODES: dict[int, tuple[int, str]] = {
     5001: (503, "Server temporarily unavailable"), 5002: (504, "Server internal timeout"),
 }
 
+
 @dataclass
 class Switches:
     """What the fake does. Change them with ``fake.configure(...)`` at any time."""
@@ -58,26 +59,6 @@ class Switches:
     external_lookup: bool = True       # GET .../{external_task_id} finds tasks (False: 1203)
     send_webhooks: bool = True         # POST each status change to the task's (loopback) callback_url
     answer_without_task_id: bool = False  # the create answers code 0 with no data.task_id
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]   # lower-case names
-    json: Any
-    body: bytes
-    endpoint: str
-    claims: dict[str, Any] | None = None  # the verified JWT payload, when verification is on
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-    @property
-    def token(self) -> str | None:
-        auth = self.header("authorization") or ""
-        return auth[7:] if auth.startswith("Bearer ") else None
 
 
 @dataclass
