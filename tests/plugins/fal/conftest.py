@@ -7,19 +7,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from talkinghead_fal import FalProvider
+from talkinghead_fal.fake import FakeFal
 
 from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead.tts import Speech
-from talkinghead_fal import FalProvider
-from talkinghead_fal.fake import FakeFal, serve
-from talkinghead.loopback import tiny_mp4
+from tests.plugins.shared import backend_fixtures
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -60,45 +60,7 @@ def job_for(task_id: str | None = None, **fields: Any) -> Job:
 
 # -- the fake server -------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def video_bytes() -> bytes:
-    return tiny_mp4()
-
-
-@pytest.fixture(scope="session")
-def fake_server(video_bytes: bytes) -> Iterator[FakeFal]:
-    """One server for the session (starting uvicorn per test would cost ~0.2 s each)."""
-    with serve(FakeFal(video=video_bytes)) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeFal) -> Iterator[FakeFal]:
-    """The fake, reset to default switches and an empty record for this test."""
-    yield fake_server.reset()
-    fake_server.reset()
-
-
-@pytest.fixture
-async def make_provider() -> AsyncIterator[Callable[..., FalProvider]]:
-    made: list[FalProvider] = []
-
-    def make(base_url: str | None = None, *, fast: bool = True, **config: Any) -> FalProvider:
-        cfg = {"api_key": TEST_KEY, **(FAST if fast else {}), **config}
-        if base_url:
-            cfg["base_url"] = base_url
-        provider = FalProvider(cfg)
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        await provider.aclose()
-
-
-@pytest.fixture
-def provider(fake: FakeFal, make_provider: Callable[..., FalProvider]) -> FalProvider:
-    return make_provider(fake.url)
+globals().update(backend_fixtures(FakeFal, FalProvider, {"api_key": TEST_KEY}, FAST))
 
 
 # Read once, before any test runs: the fixture below takes FAL_* out of every test's way.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,8 +15,8 @@ import pytest
 from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve
-from talkinghead.loopback import tiny_mp4
+from talkinghead_inferencesh.fake import FakeInferenceSh
+from tests.plugins.shared import backend_fixtures
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -46,45 +46,7 @@ def job_for(task_id: str | None = None, **fields: Any) -> Job:
 
 # -- the fake server -------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def video_bytes() -> bytes:
-    return tiny_mp4()
-
-
-@pytest.fixture(scope="session")
-def fake_server(video_bytes: bytes) -> Iterator[FakeInferenceSh]:
-    """One server for the session (starting uvicorn per test would cost ~0.2 s each)."""
-    with serve(FakeInferenceSh(video=video_bytes)) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeInferenceSh) -> Iterator[FakeInferenceSh]:
-    """The fake, reset to default switches and an empty record for this test."""
-    yield fake_server.reset()
-    fake_server.reset()
-
-
-@pytest.fixture
-async def make_provider() -> AsyncIterator[Callable[..., InferenceShProvider]]:
-    made: list[InferenceShProvider] = []
-
-    def make(base_url: str | None = None, *, fast: bool = True, **config: Any) -> InferenceShProvider:
-        cfg = {"api_key": TEST_KEY, **(FAST if fast else {}), **config}
-        if base_url:
-            cfg["base_url"] = base_url
-        provider = InferenceShProvider(cfg)
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        await provider.aclose()
-
-
-@pytest.fixture
-def provider(fake: FakeInferenceSh, make_provider: Callable[..., InferenceShProvider]) -> InferenceShProvider:
-    return make_provider(fake.url)
+globals().update(backend_fixtures(FakeInferenceSh, InferenceShProvider, {"api_key": TEST_KEY}, FAST))
 
 
 # -- cassettes -------------------------------------------------------------------------------

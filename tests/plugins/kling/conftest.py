@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,8 @@ import pytest
 from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead_kling import KlingProvider
-from talkinghead_kling.fake import FakeKling, serve
-from talkinghead.loopback import tiny_mp4
+from talkinghead_kling.fake import FakeKling
+from tests.plugins.shared import backend_fixtures
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -51,45 +51,7 @@ def job_for(task_id: str | None = None, **fields: Any) -> Job:
 
 # -- the fake server -------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def video_bytes() -> bytes:
-    return tiny_mp4()
-
-
-@pytest.fixture(scope="session")
-def fake_server(video_bytes: bytes) -> Iterator[FakeKling]:
-    """One server for the session (starting uvicorn per test would cost ~0.2 s each)."""
-    with serve(FakeKling(video=video_bytes)) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeKling) -> Iterator[FakeKling]:
-    """The fake, reset for this test: default switches, JWT verification with the test keys."""
-    yield fake_server.reset(access_key=TEST_AK, secret_key=TEST_SK)
-    fake_server.reset()
-
-
-@pytest.fixture
-async def make_provider() -> AsyncIterator[Callable[..., KlingProvider]]:
-    made: list[KlingProvider] = []
-
-    def make(base_url: str | None = None, *, fast: bool = True, **config: Any) -> KlingProvider:
-        cfg = {"access_key": TEST_AK, "secret_key": TEST_SK, **(FAST if fast else {}), **config}
-        if base_url:
-            cfg["base_url"] = base_url
-        provider = KlingProvider(cfg)
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        await provider.aclose()
-
-
-@pytest.fixture
-def provider(fake: FakeKling, make_provider: Callable[..., KlingProvider]) -> KlingProvider:
-    return make_provider(fake.url)
+globals().update(backend_fixtures(FakeKling, KlingProvider, {"access_key": TEST_AK, "secret_key": TEST_SK}, FAST, reset={"access_key": TEST_AK, "secret_key": TEST_SK}))
 
 
 # -- cassettes -------------------------------------------------------------------------------
