@@ -104,3 +104,9 @@ def test_help_reads_well():
     for flag in ("--image", "--audio", "--text", "--prompt", "--mode", "--aspect-ratio", "--provider",
                  "--output", "--json", "--webhook"):
         assert flag in proc.stdout
+
+
+def test_cli_choices_match_the_models():
+    from talkinghead import cli, models, routing
+
+    assert (cli.MODES, cli.ASPECTS, cli.POLICIES) == (models.MODES, models.ASPECT_RATIOS, routing.POLICIES)

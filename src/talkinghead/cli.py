@@ -16,6 +16,8 @@ import click
 
 from .cli_support import OneLineGroup, handle_errors, make_client, progress_bar
 
+# Copies of models.MODES, models.ASPECT_RATIOS and routing.POLICIES, so that `--help` does not
+# import pydantic; tests/test_cli.py checks they agree.
 MODES = ("std", "pro")
 ASPECTS = ("16:9", "9:16", "1:1")
 POLICIES = ("cheapest", "fastest", "priority")

@@ -9,7 +9,7 @@ import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_validator
 
@@ -17,8 +17,8 @@ from .errors import InputError
 
 Mode = Literal["std", "pro"]
 AspectRatio = Literal["16:9", "9:16", "1:1"]
-MODES: tuple[str, ...] = ("std", "pro")
-ASPECT_RATIOS: tuple[str, ...] = ("16:9", "9:16", "1:1")
+MODES: tuple[str, ...] = get_args(Mode)
+ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
 PROMPT_MAX_CHARS = 2500
 
 MB = 1024 * 1024

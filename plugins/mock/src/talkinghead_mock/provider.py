@@ -276,14 +276,12 @@ class MockProvider(Provider):
             raise KeyError(task_id)
         if not task.lock.locked():
             self.store.refresh(task)
-        update = task.update
-        output = None
-        if update.output_url:
-            output = {"video": {"uri": update.output_url, "content_type": "video/mp4"},
-                      "output_meta": {"outputs": [{"type": "video", "seconds": update.duration_s}]}}
-        return json.dumps({"id": task_id, "status": _STATUS_NUMBER[update.status],
-                           "progress": update.progress, "output": output, "error": update.error,
-                           "error_kind": update.error_kind}).encode()
+        from talkinghead.http import callback_payload
+
+        payload = callback_payload(task_id, task.update, task.submitted_unix)
+        # Two extras a real platform does not send, so tests can drive the receiver precisely.
+        payload.update(progress=task.update.progress, error_kind=task.update.error_kind)
+        return json.dumps(payload).encode()
 
     # -- rendering -----------------------------------------------------------------------
 
@@ -359,11 +357,7 @@ class MockProvider(Provider):
     async def _deliver(self, task: MockTask) -> None:
         from talkinghead.http import deliver_webhook
 
-        payload = json.loads(self.webhook_body(task.task_id))
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        payload.update(session_id=None, created_at=time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(task.submitted_unix)), updated_at=stamp)
-        await deliver_webhook(task.webhook_url, payload, provider=self.name)
+        await deliver_webhook(task.webhook_url, json.loads(self.webhook_body(task.task_id)), provider=self.name)
 
     async def aclose(self) -> None:
         """Let callbacks already on their way arrive before the event loop goes."""
@@ -391,9 +385,6 @@ _BY_NAME = {
     "completed": JobStatus.COMPLETED, "failed": JobStatus.FAILED, "rejected": JobStatus.FAILED,
     "cancelled": JobStatus.CANCELLED,
 }
-_STATUS_NUMBER = {JobStatus.QUEUED: 2, JobStatus.RUNNING: 7, JobStatus.COMPLETED: 10,
-                  JobStatus.FAILED: 11, JobStatus.CANCELLED: 12}
-
 
 def _status(value: Any) -> JobStatus:
     name = _STATUS_NAMES.get(value) if isinstance(value, int) and not isinstance(value, bool) else value
