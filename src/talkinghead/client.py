@@ -289,7 +289,8 @@ class AsyncClient:
             raise JobFailed(f"job {job.id} has no result to download (status {job.status.value})",
                             job_id=job.id, provider=job.provider)
         dest = Path(dest) if dest else self.settings.output_dir / f"{job.id}.mp4"
-        path = await http_download(job.output_url, dest, provider=job.provider)
+        path = await http_download(job.output_url, dest, provider=job.provider,
+                                   client=self._download_client(job.provider, job.output_url))
         await asyncio.to_thread(_check_video, path)
         job.output_path = str(path.resolve())
         self.ledger.record(job)
@@ -380,9 +381,23 @@ class AsyncClient:
             raise InputError("webhook", f"the callback names task {task_id}, which does not exist")
         return update.model_copy(update={"task_id": task_id})
 
+    def _download_client(self, provider: str, url: str) -> Any:
+        """One pooled HTTP client per provider for results, kept for the client's life: a new
+        connection (and client) per download costs more CPU than the rest of a poll loop."""
+        if not url.startswith(("http://", "https://")):
+            return None
+        clients = self.__dict__.setdefault("_downloads", {})
+        if provider not in clients:
+            from .http import DOWNLOAD_TIMEOUT, async_client
+
+            clients[provider] = async_client(provider, timeout=DOWNLOAD_TIMEOUT)
+        return clients[provider]
+
     async def aclose(self) -> None:
         for p in self.providers.values():
             await p.aclose()
+        for client in self.__dict__.pop("_downloads", {}).values():
+            await client.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -56,6 +56,7 @@ def _skip_missing_sniffio() -> None:
 _skip_missing_sniffio()
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CREATE_RETRY_STATUSES = frozenset({429, 503})  # refused before any work was accepted
@@ -290,7 +291,7 @@ async def download(url: str, dest: Path, *, provider: str = "download",
 
 async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None) -> None:
     own = client is None
-    client = client or async_client(provider, timeout=httpx.Timeout(60.0, connect=10.0))
+    client = client or async_client(provider, timeout=DOWNLOAD_TIMEOUT)
     try:
         for attempt in range(3):
             try:
