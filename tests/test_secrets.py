@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -283,8 +284,57 @@ async def test_inferencesh_failure_paths_leak_nothing(canary_env, tmp_path, monk
     assert scan_files(tmp_path) == {}
 
 
+# Shapes real credentials take, so a cassette re-recorded with a live key is caught even
+# though that key is no canary of ours.
+KEY_SHAPES = {
+    "inference.sh key": re.compile(r"\binf_[A-Za-z0-9]{20,}"),
+    "JWT": re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}"),
+    "fal key": re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9a-f]{32}\b"),
+    "bearer or key credential": re.compile(r"\b(?:Bearer|Key) [A-Za-z0-9._~+/=-]{16,}"),
+}
+CREDENTIAL_HEADERS = {"authorization", "x-api-key", "cookie", "set-cookie", "proxy-authorization"}
+
+
+def key_shapes(text: str) -> list[str]:
+    return [name for name, pattern in KEY_SHAPES.items() if pattern.search(text)]
+
+
+def cassette_leaks(root: Path) -> dict[str, list[str]]:
+    """Per cassette: canaries, credential-shaped strings, and credential headers recorded with
+    anything but the scrubbed placeholder."""
+    import yaml
+
+    leaks: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.yaml")):
+        text = path.read_text()
+        found = find_canaries(text) + key_shapes(text)
+        for interaction in (yaml.safe_load(text) or {}).get("interactions", []):
+            for part in ("request", "response"):
+                headers = interaction.get(part, {}).get("headers", {}) or {}
+                found += [f"{part} header {h}" for h, values in headers.items()
+                          if h.lower() in CREDENTIAL_HEADERS
+                          and any(v not in ("REDACTED", "[REDACTED]") for v in (values or []))]
+        if found:
+            leaks[str(path.relative_to(root))] = found
+    return leaks
+
+
+def test_the_scanner_finds_key_shapes_and_recorded_credential_headers(tmp_path):
+    fake_jwt = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJmYWtlIn0.FAKEsignatureFAKEsignature"  # made up
+    (tmp_path / "c.yaml").write_text(
+        "interactions:\n- request:\n    headers:\n      Authorization:\n      - Bearer " + fake_jwt +
+        "\n  response:\n    headers: {}\n")
+    (tmp_path / "clean.yaml").write_text("interactions:\n- request:\n    headers: {}\n  response: {}\n")
+    leaks = cassette_leaks(tmp_path)
+    assert set(leaks) == {"c.yaml"}
+    assert {"JWT", "bearer or key credential", "request header Authorization"} <= set(leaks["c.yaml"])
+    assert key_shapes("inf_" + "FAKE0123456789abcdefFAKE") == ["inference.sh key"]  # made up
+
+
 def test_the_repository_cassettes_hold_no_canary_or_key_shape():
-    assert scan_files(ROOT / "cassettes") == {}
+    cassettes = ROOT / "cassettes"
+    assert len(list(cassettes.rglob("*.yaml"))) >= 30  # the scan saw the real cassettes
+    assert cassette_leaks(cassettes) == {}
 
 
 # -- the CLI, in real processes ----------------------------------------------------------------
