@@ -31,3 +31,52 @@ def fresh_plugins():
     plugins.reset()
     yield plugins
     plugins.reset()
+
+
+# -- leaks fail loudly ---------------------------------------------------------------------------
+# A test that leaves a thread running (a sync Client never closed, a fake server never stopped)
+# or a talkinghead temp folder behind fails here, naming what it left, instead of slowing or
+# confusing the tests after it.
+
+_TEMP_PREFIXES = ("talkinghead-",)
+
+
+def pytest_configure(config):
+    """A temp folder of this run's own, for this process and its subprocesses, so what the
+    leak check sees is ours (other test runs on the machine share /tmp)."""
+    import os
+    import tempfile
+
+    private = tempfile.mkdtemp(prefix="th-tests-")
+    os.environ["TMPDIR"] = private
+    tempfile.tempdir = private
+
+
+def _temp_folders() -> set[str]:
+    import tempfile
+
+    root = Path(tempfile.gettempdir())
+    return {p.name for p in root.iterdir() if p.name.startswith(_TEMP_PREFIXES)} if root.exists() else set()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(request):
+    import threading
+    import time
+
+    threads_before = set(threading.enumerate())
+    temps_before = _temp_folders()
+    yield
+    if request.node.get_closest_marker("allow_leaks"):
+        return
+    deadline = time.monotonic() + 2.0
+    while True:  # threads told to stop get a moment to finish
+        left = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    temps = _temp_folders() - temps_before
+    problems = [f"thread {t.name!r} still running" for t in left]
+    problems += [f"temp folder {name} left behind" for name in sorted(temps)]
+    if problems:
+        pytest.fail("the test leaked: " + "; ".join(problems), pytrace=False)

@@ -89,6 +89,7 @@ class LocalProvider(Provider):
         self.workers = max(1, int(self.config.get("workers", 1)))
         out = self.config.get("output_dir")
         self._output_dir = Path(out).expanduser() if out else None
+        self._own_output_dir: weakref.finalize | None = None
         self.tasks: dict[str, LocalTask] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._faces: OrderedDict[tuple, Face] = OrderedDict()
@@ -183,6 +184,9 @@ class LocalProvider(Provider):
             for task in self.tasks.values():
                 if task.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                     task.status = JobStatus.CANCELLED
+        if self._own_output_dir is not None:  # our temp folder; a configured one is the user's
+            finalizer, self._own_output_dir, self._output_dir = self._own_output_dir, None, None
+            await asyncio.to_thread(finalizer)
 
     # -- rendering -----------------------------------------------------------------------
 
@@ -190,7 +194,8 @@ class LocalProvider(Provider):
     def output_dir(self) -> Path:
         if self._output_dir is None:
             self._output_dir = Path(tempfile.mkdtemp(prefix="talkinghead-local-"))
-            weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
+            # Removed by aclose (results are copied out on download), else when we go.
+            self._own_output_dir = weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
         self._output_dir.mkdir(parents=True, exist_ok=True)
         return self._output_dir
 

@@ -97,6 +97,7 @@ class MockProvider(Provider):
         output_dir = self.config.get("output_dir")
         self._output_dir = (Path(output_dir) if output_dir
                             else self.state_dir / "outputs" if self.state_dir else None)
+        self._own_output_dir: weakref.finalize | None = None  # set when we made a temp folder
         self.calls: list[MockCall] = []
         self._attempts = 0                     # submit calls, failed ones included
         self._injected = {"submit": 0, "run": 0}
@@ -290,8 +291,9 @@ class MockProvider(Provider):
         if self._output_dir is None:
             self._output_dir = Path(tempfile.mkdtemp(prefix="talkinghead-mock-"))
             # The client copies results out when it downloads them, so a temp dir of our own
-            # goes with the provider (or the process) rather than piling up in /tmp.
-            weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
+            # goes with the provider: removed by ``aclose``, or at the latest when the
+            # provider (or the process) goes, rather than piling up in /tmp.
+            self._own_output_dir = weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
         self._output_dir.mkdir(parents=True, exist_ok=True)
         return self._output_dir
 
@@ -360,9 +362,14 @@ class MockProvider(Provider):
         await deliver_webhook(task.webhook_url, json.loads(self.webhook_body(task.task_id)), provider=self.name)
 
     async def aclose(self) -> None:
-        """Let callbacks already on their way arrive before the event loop goes."""
+        """Let callbacks already on their way arrive before the event loop goes, then remove
+        the temp folder of results this provider made for itself (a ``output_dir`` set in
+        config is the user's and stays)."""
         if self._deliveries:
             await asyncio.gather(*self._deliveries, return_exceptions=True)
+        if self._own_output_dir is not None:
+            finalizer, self._own_output_dir, self._output_dir = self._own_output_dir, None, None
+            await asyncio.to_thread(finalizer)  # runs the rmtree once; the GC fallback is spent
 
     def _inject(self, stage: str) -> bool:
         """Whether to inject one more failure at ``stage``, counting it if so."""
