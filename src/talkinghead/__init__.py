@@ -21,7 +21,7 @@ _EXPORTS = {
     "TalkingHeadError": "errors", "InputError": "errors", "ConfigError": "errors",
     "RoutingError": "errors", "NoRouteError": "errors", "BudgetExceeded": "errors",
     "ProviderError": "errors", "AuthenticationError": "errors", "BillingError": "errors",
-    "RateLimitError": "errors", "ServerError": "errors", "ContentPolicyError": "errors",
+    "RateLimitError": "errors", "ServerError": "errors", "ContentPolicyError": "errors", "RequestRefused": "errors",
     "ProviderTimeout": "errors", "SubmitOutcomeUnknown": "errors", "NetworkBlocked": "errors",
     "JobFailed": "errors", "WebhookRejected": "errors", "JobTimeout": "errors", "DownloadError": "errors",
 }

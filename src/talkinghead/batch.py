@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .client import AsyncClient
 from .errors import InputError, TalkingHeadError
 from .models import AvatarRequest, Job, JobStatus
@@ -39,6 +40,21 @@ class LineResult:
         return json.dumps({k: v for k, v in self.__dict__.items() if v is not None})
 
 
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """The file's non-blank lines, numbered from 1. It must be UTF-8 (JSON is)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError("batch file", f"cannot read {path}: {exc.strerror or exc}", value=str(path)) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError("batch file", f"{Path(path).name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on "
+                         f"line {line}); save it as UTF-8", value=f"0x{data[exc.start]:02x}", limit="UTF-8") from None
+    return [(i, t) for i, t in enumerate(text.splitlines(), start=1) if t.strip()]
+
+
 def parse_line(number: int, text: str, base: Path) -> tuple[AvatarRequest, dict[str, Any]]:
     """One JSONL line to a request; relative paths are taken from the batch file's folder."""
     where = f"line {number}"
@@ -55,19 +71,33 @@ def parse_line(number: int, text: str, base: Path) -> tuple[AvatarRequest, dict[
     for key in ("image", "audio"):
         value = data.get(key)
         if isinstance(value, str) and "://" not in value and not value.startswith("data:") \
-                and (base / value).exists():
+                and _exists(base / value):
             data[key] = str((base / value).resolve())
     extra = {k: data.pop(k) for k in ("provider", "output") if k in data}
+    for key, value in extra.items():
+        if not isinstance(value, str):
+            raise InputError(f"{where}: {key}", f"must be a JSON string, not {type(value).__name__}",
+                             value=value)
     try:
         return AvatarRequest(**data), extra
     except InputError as exc:
         raise InputError(f"{where}: {exc.field}", exc.detail, value=exc.value, limit=exc.limit) from None
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a NUL in the name, a name too long
+        return False
+
+
 async def run_batch(client: AsyncClient, path: Path, *, results: Path, output_dir: Path,
                     concurrency: int = 4, provider: str | None = None,
                     on_line: Callable[[LineResult], Any] | None = None) -> list[LineResult]:
-    lines = [(i, t) for i, t in enumerate(Path(path).read_text().splitlines(), start=1) if t.strip()]
+    lines = read_lines(path)
+    # Where results go is checked before any line is paid for.
+    results = checks.output_path("results", results)
+    output_dir = checks.output_path("output_dir", Path(output_dir) / "line-00001.mp4").parent
     gate = asyncio.Semaphore(max(1, concurrency))
     results.parent.mkdir(parents=True, exist_ok=True)
     out = results.open("w")  # one line per input line, written as each finishes
@@ -92,11 +122,13 @@ async def _run_line(client: AsyncClient, number: int, text: str, base: Path, out
                     provider: str | None) -> LineResult:
     try:
         request, extra = parse_line(number, text, base)
+        given = extra.get("output")
+        output = checks.user_path(f"line {number}: output", given) if given else output_dir / f"line-{number:05d}.mp4"
+        if not output.is_absolute() and given:
+            output = base / output
+        output = checks.output_path(f"line {number}: output", output)  # before it is paid for
     except InputError as exc:
         return LineResult(number, "invalid", error=str(exc))
-    output = Path(extra.get("output") or output_dir / f"line-{number:05d}.mp4")
-    if not output.is_absolute() and extra.get("output"):
-        output = base / output
     previous = client.ledger.by_digest(request.digest())
     done = next((j for j in previous if j.status is JobStatus.COMPLETED and j.output_path
                  and Path(j.output_path).exists()), None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .cli_support import OneLineGroup, handle_errors, make_client, progress_bar
+from .cli_support import Number, OneLineGroup, handle_errors, make_client, progress_bar
 
 # Copies of models.MODES, models.ASPECT_RATIOS and routing.POLICIES, so that `--help` does not
 # import pydantic; tests/test_cli.py checks they agree.
@@ -113,11 +113,12 @@ def estimate(image: str, audio: str | None, text: str | None, mode: str, provide
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("talkinghead.mp4"),
               show_default=True, help="Where to write the MP4.")
 @click.option("--webhook", metavar="URL", help="Ask the backend to POST here when the job ends.")
-@click.option("--max-cost", type=float, metavar="USD", help="Refuse routes quoting more than this.")
-@click.option("--budget", "budget_usd", type=float, metavar="USD", help="Most this run may commit.")
+@click.option("--max-cost", type=Number(0), metavar="USD", help="Refuse routes quoting more than this.")
+@click.option("--budget", "budget_usd", type=Number(0), metavar="USD", help="Most this run may commit.")
 @click.option("--policy", type=click.Choice(POLICIES), help="Route order when no provider is named.")
 @click.option("--check-face", is_flag=True, help="Refuse a photo without exactly one usable face, before paying.")
-@click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait for the job.")
+@click.option("--timeout", type=Number(0, inclusive=False), default=1800, show_default=True,
+              help="Seconds to wait for the job.")
 @handle_errors
 def generate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None, as_json: bool,
              prompt: str | None, aspect_ratio: str, voice: str | None, output: Path, webhook: str | None,
@@ -166,7 +167,7 @@ def preview(video: Path, output: Path | None, columns: int, rows: int, width: in
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8787, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8787, show_default=True)
 @handle_errors
 def serve(host: str, port: int) -> None:
     """Receive backend callbacks at POST /webhooks/{provider}/{token}.

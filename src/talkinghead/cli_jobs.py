@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli_support import handle_errors, make_client, progress_bar
+from .cli_support import Number, handle_errors, make_client, progress_bar
 
 
 def _row(job) -> str:
@@ -44,7 +44,8 @@ def show(job_id: str) -> None:
 
 
 @jobs.command()
-@click.option("--timeout", type=float, default=1800, show_default=True, help="Seconds to wait per job.")
+@click.option("--timeout", type=Number(0, inclusive=False), default=1800, show_default=True,
+              help="Seconds to wait per job.")
 @handle_errors
 def resume(timeout: float) -> None:
     """Follow every unfinished job to its end and download its result. Nothing is resubmitted."""
@@ -150,8 +151,8 @@ def budget(as_json: bool) -> None:
 
 @click.command()
 @click.argument("jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-c", "--concurrency", type=int, default=4, show_default=True, help="Jobs at once.")
-@click.option("--budget", "budget_usd", type=float, metavar="USD", help="Most this run may spend.")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Jobs at once.")
+@click.option("--budget", "budget_usd", type=Number(0), metavar="USD", help="Most this run may spend.")
 @click.option("--provider", metavar="NAME", help="Provider for lines that name none.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: <file>.out/")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path), help="Default: <file>.results.jsonl")
@@ -159,11 +160,11 @@ def budget(as_json: bool) -> None:
 def batch(jobs_file: Path, concurrency: int, budget_usd: float | None, provider: str | None,
           output_dir: Path | None, results: Path | None) -> None:
     """Run one request per JSONL line; a second run skips what is done and resumes the rest."""
-    from .batch import run_batch, summarize
+    from .batch import read_lines, run_batch, summarize
 
     output_dir = output_dir or jobs_file.with_suffix(".out")
     results = results or jobs_file.with_suffix(".results.jsonl")
-    total = sum(1 for line in jobs_file.read_text().splitlines() if line.strip())
+    total = len(read_lines(jobs_file))
 
     async def go():
         client = make_client(budget_usd=budget_usd)

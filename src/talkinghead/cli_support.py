@@ -48,7 +48,10 @@ def _one_line_usage_errors():
 
 
 def handle_errors(fn):
-    """One readable line and an exit code for every known failure; never a traceback."""
+    """One readable line and an exit code for every known failure; never a traceback.
+
+    Anything else is a bug, not a bad input (every input has its own typed error): it exits 4
+    with one line, and the traceback goes to stderr only with -v."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .errors import TalkingHeadError
@@ -59,7 +62,42 @@ def handle_errors(fn):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # the guard at the CLI boundary
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and ctx.find_root().params.get("verbose"):
+                import traceback
+
+                traceback.print_exc()
+            reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+            _fail(f"unexpected {type(exc).__name__}{': ' + reason if reason else ''} "
+                  "(run with -v for details)", 4)
     return wrapper
+
+
+class Number(click.ParamType):
+    """A finite number at least ``minimum`` (or above it, when not ``inclusive``): click's
+    float takes "nan" and "inf", and a nan limit would pass every check."""
+
+    name = "number"
+
+    def __init__(self, minimum: float = 0.0, inclusive: bool = True) -> None:
+        self.minimum, self.inclusive = minimum, inclusive
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            out = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if out < self.minimum or (not self.inclusive and out <= self.minimum):
+            bound = "at least" if self.inclusive else "more than"
+            self.fail(f"{out:g} is out of range; it must be {bound} {self.minimum:g}", param, ctx)
+        return out + 0.0
 
 
 def make_client(**kw: Any):

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import log, media, plugins, routing, tts
+from . import checks, log, media, plugins, routing, tts
 from .config import Settings
 from .errors import (
     ConfigError, DownloadError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
@@ -49,6 +49,9 @@ class AsyncClient:
                  timeout: float = DEFAULT_TIMEOUT, budget_usd: float | None = None,
                  policy: str | None = None, priority: Iterable[str] | None = None,
                  webhook_base: str | None = None) -> None:
+        budget_usd = checks.number("budget_usd", budget_usd)  # nan would pass every limit check
+        timeout = checks.number("timeout", timeout, inclusive=False, none_ok=False)  # type: ignore[assignment]
+        webhook_base = checks.http_url("webhook_base", webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or None)
         self.settings = settings or Settings.load()
         if providers is None:
             providers = []
@@ -70,7 +73,7 @@ class AsyncClient:
             self.ledger.limits.session_usd = budget_usd
         self.session = new_job_id()  # groups this client's jobs for a per-run budget
         # Where `talkinghead serve` is reachable; each job then gets its own callback URL.
-        self.webhook_base = (webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or "").rstrip("/") or None
+        self.webhook_base = (webhook_base or "").rstrip("/") or None
         self.timeout = timeout
         self._log = log.get_logger()
 
@@ -111,10 +114,15 @@ class AsyncClient:
         request = prepared.request
         folder = self.settings.home / "speech"
         folder.mkdir(parents=True, exist_ok=True)
-        speech = engine.synthesize(request.text or "", folder / f"{request.digest()}.wav", voice=request.voice)
-        # A short line still makes a valid clip: pad with silence up to the shared minimum.
-        speech = tts.pad_to(speech, media.SHARED.audio_min_seconds)
-        audio = media.inspect_audio(speech.path, field="text")  # the same rules as uploaded audio
+        target = folder / f"{request.digest()}.wav"
+        try:
+            speech = engine.synthesize(request.text or "", target, voice=request.voice)
+            # A short line still makes a valid clip: pad with silence up to the shared minimum.
+            speech = tts.pad_to(speech, media.SHARED.audio_min_seconds)
+            audio = media.inspect_audio(speech.path, field="text")  # the same rules as uploaded audio
+        except BaseException:
+            target.unlink(missing_ok=True)  # no speech left behind for a request refused
+            raise
         return dataclasses.replace(prepared, audio=audio, speech=speech)
 
     async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
@@ -150,6 +158,8 @@ class AsyncClient:
         """Validate, quote, journal and reserve, then create the task on the best route,
         falling back to the next when a route fails on the provider's side before accepting
         the job. An ``InputError`` goes straight back: every route would refuse it."""
+        webhook_url = checks.http_url("webhook_url", webhook_url)
+        max_cost_usd = checks.number("max_cost_usd", max_cost_usd)
         prepared, found = await self._candidates(
             request, provider, model, max_cost_usd, check_face,
             include=list(include) if include is not None else None, exclude=list(exclude))
@@ -301,6 +311,9 @@ class AsyncClient:
                   max_cost_usd: float | None = None, timeout: float | None = None,
                   on_update: UpdateCallback | None = None, check_face: bool = False) -> VideoResult:
         """Submit, wait and download: the whole job in one call."""
+        # Checked before anything is paid for: a video with nowhere to go is money lost.
+        timeout = checks.number("timeout", timeout, inclusive=False)
+        output = checks.output_path("output", output) if output is not None else None
         job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
                                 max_cost_usd=max_cost_usd, check_face=check_face)
         if on_update is not None:
@@ -453,7 +466,7 @@ def _summary(prepared: media.PreparedRequest) -> dict[str, Any]:
     def one(m: media.MediaFile | None) -> dict[str, Any] | None:
         if m is None:
             return None
-        where = str(m.path) if m.path else (m.url.split("?")[0] if m.url else f"<{m.size} bytes>")
+        where = str(m.path) if m.path else (checks.safe_url(m.url) if m.url else f"<{m.size} bytes>")
         return {"source": where, "format": m.format, "size": m.size, "width": m.width,
                 "height": m.height, "duration_s": m.duration_s}
     req = prepared.request

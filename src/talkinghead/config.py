@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from . import checks
+from .errors import ConfigError, InputError
 
 
 def home() -> Path:
@@ -70,15 +71,42 @@ class Settings:
                 data = tomllib.loads(path.read_text())
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"config file {path}: {exc}") from None
-        budget = dict(data.get("budget", {}))
+        budget = _table(data, "budget", path)
         env_total = os.environ.get("TALKINGHEAD_BUDGET_USD")
         if env_total:
-            try:
-                budget["total_usd"] = float(env_total)
-            except ValueError:
-                raise ConfigError(f"TALKINGHEAD_BUDGET_USD={env_total!r} is not a number of USD") from None
-        return cls(home=root, providers=dict(data.get("providers", {})), prices=dict(data.get("prices", {})),
-                   budget=budget, routing=dict(data.get("routing", {})), tts=dict(data.get("tts", {})))
+            budget["total_usd"] = _number("TALKINGHEAD_BUDGET_USD", env_total, "the environment")
+        settings = cls(home=root, providers=_table(data, "providers", path), prices=_table(data, "prices", path),
+                       budget=budget, routing=_table(data, "routing", path), tts=_table(data, "tts", path))
+        settings._check_numbers(path)
+        return settings
+
+    def _check_numbers(self, path: Path) -> None:
+        """Every number a limit depends on is finite and in range: a nan budget would make
+        every comparison false, and so every limit check pass."""
+        where = f"config file {path}"
+        for key in ("total_usd", "daily_usd"):
+            if key in self.budget and not (key == "total_usd" and os.environ.get("TALKINGHEAD_BUDGET_USD")):
+                self.budget[key] = _number(f"budget.{key}", self.budget[key], where)
+        per_provider = self.budget.get("providers", {})
+        if not isinstance(per_provider, dict):
+            raise ConfigError(f"{where}: budget.providers must be a table of USD limits", field="budget.providers")
+        for name, value in per_provider.items():
+            per_provider[name] = _number(f"budget.providers.{name}", value, where)
+        for name, table in self.prices.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where}: prices.{name} must be a table of USD per second",
+                                  field=f"prices.{name}")
+            for mode, value in table.items():
+                table[mode] = _number(f"prices.{name}.{mode}", value, where)
+        for key in ("failure_window_s", "cooldown_s"):
+            if key in self.routing:
+                self.routing[key] = _number(f"routing.{key}", self.routing[key], where)
+        if "failure_threshold" in self.routing:
+            count = _number("routing.failure_threshold", self.routing["failure_threshold"], where)
+            if count < 1 or count != int(count):
+                raise ConfigError(f"routing.failure_threshold in {where}: {count:g} is not a whole number "
+                                  "of at least 1", field="routing.failure_threshold")
+            self.routing["failure_threshold"] = int(count)
 
     def provider_config(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))
@@ -90,3 +118,17 @@ class Settings:
     @property
     def database(self) -> Path:
         return Path(os.environ.get("TALKINGHEAD_DB", self.home / "talkinghead.db"))
+
+
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"config file {path}: [{key}] must be a table, not {type(value).__name__}", field=key)
+    return dict(value)
+
+
+def _number(field: str, value: Any, where: str) -> float:
+    try:
+        return checks.number(field, value, none_ok=False)  # type: ignore[return-value]
+    except InputError as exc:
+        raise ConfigError(f"{field} in {where}: {exc.detail}", field=field) from None

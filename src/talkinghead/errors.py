@@ -7,6 +7,7 @@
     │   ├── NoRouteError              3  no configured route accepts the request
     │   └── BudgetExceeded            3  the quote is over a limit
     ├── ProviderError                 4  the backend said no, or could not be reached
+    │   ├── RequestRefused            4  the backend refused the request as invalid (400/422)
     │   ├── AuthenticationError       4  bad or missing credentials (names the env var)
     │   ├── BillingError              4  no balance / payment refused / rejected task
     │   ├── RateLimitError            4  429 or a concurrency limit; ``retry_after`` seconds
@@ -54,6 +55,10 @@ class InputError(TalkingHeadError, ValueError):
 class ConfigError(TalkingHeadError):
     exit_code = 2
 
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field  # the setting at fault ("budget.total_usd", "TALKINGHEAD_BUDGET_USD")
+        super().__init__(message)
+
 
 class RoutingError(TalkingHeadError):
     exit_code = 3
@@ -100,6 +105,16 @@ class RateLimitError(ProviderError):
     def __init__(self, message: str, *, provider: str | None = None, status_code: int | None = None,
                  retry_after: float | None = None) -> None:
         self.retry_after = retry_after
+        super().__init__(message, provider=provider, status_code=status_code)
+
+
+class RequestRefused(ProviderError):
+    """The backend answered 400/422: it refused the request after it was sent (exit 4, not 2:
+    2 means nothing was sent). ``field`` is the input it named, when it named one."""
+
+    def __init__(self, message: str, *, provider: str | None = None, status_code: int | None = None,
+                 field: str | None = None) -> None:
+        self.field = field
         super().__init__(message, provider=provider, status_code=status_code)
 
 

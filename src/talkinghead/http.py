@@ -34,6 +34,7 @@ from .errors import (
     ProviderError,
     ProviderTimeout,
     RateLimitError,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -243,7 +244,7 @@ def _where(client: httpx.AsyncClient, url: str) -> str:
 
 
 def error_for_status(response: httpx.Response, message: str, *, provider: str,
-                     env_var: str | None = None) -> ProviderError | InputError:
+                     env_var: str | None = None) -> ProviderError:
     """The typed error for an HTTP error status; providers use it after reading the message."""
     code = response.status_code
     if code in (401, 403):
@@ -252,7 +253,9 @@ def error_for_status(response: httpx.Response, message: str, *, provider: str,
     if code == 402:
         return BillingError(f"payment required: {message}", provider=provider, status_code=code)
     if code in (400, 422):
-        return InputError("request", f"{provider} rejected the request: {message}", value=code)
+        # Sent and refused: exit 4, not 2 (2 means nothing was sent).
+        return RequestRefused(f"the backend refused the request ({code}): {message}", provider=provider,
+                              status_code=code)
     if code == 429:
         return RateLimitError(f"rate limited: {message}", provider=provider, status_code=code,
                               retry_after=retry_after(response))

@@ -26,12 +26,18 @@ from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-from . import probe
+from . import checks, probe
 from .errors import InputError
 from .models import MB, AvatarRequest, Limits, Route
 from .tts import Speech
 
 SHARED = Limits()  # the rules every route shares; a route may only narrow them
+# Images larger than this are refused from their header, before any pixel is decoded: a
+# 30000x30000 PNG can be under 1 MB on disk and still take gigabytes to decode.
+MAX_PIXELS = 40_000_000
+# Speech faster than this is not speech: text that would need more to fit a route's longest
+# audio is refused before it is synthesized (a fast reader manages about 15 to 20).
+CHARS_PER_SECOND = 25
 
 IMAGE_FORMATS = ("jpeg", "png")
 AUDIO_FORMATS = ("mp3", "wav", "m4a", "aac")
@@ -127,6 +133,11 @@ def _inspect_image(value: str | Path, field: str) -> MediaFile:
                          f"({media.origin})", value=media.format)
     media = replace(media, width=dims[0], height=dims[1])
     _check_image(media, SHARED)
+    if dims[0] * dims[1] > MAX_PIXELS:  # from the header alone: a bomb costs nothing
+        raise InputError(field, f"{dims[0]}x{dims[1]} px ({media.origin}) is more than the "
+                         f"{MAX_PIXELS // 1_000_000} megapixel maximum", value=dims,
+                         limit=MAX_PIXELS)
+    probe.decode_image(media)  # every pixel: a backend would fail on it only after the upload
     return media
 
 
@@ -143,6 +154,10 @@ def _inspect_audio(value: str | Path, field: str) -> MediaFile:
 
 def prepare(request: AvatarRequest) -> PreparedRequest:
     """Probe the request's media and apply the shared rules (no network)."""
+    if request.voice is not None and request.audio is not None:
+        raise InputError("voice", f"{_show(request.voice)} applies to text only, and audio was "
+                         "given; drop the voice or give text instead of audio",
+                         value=request.voice)
     _check_text(request, SHARED)  # cheap checks first
     image = inspect_image(request.image, "image")
     audio = inspect_audio(request.audio, "audio") if request.audio is not None else None
@@ -170,7 +185,7 @@ def check_route(prepared: PreparedRequest, route: Route) -> None:
 def _resolve(value: str | Path, field: str) -> tuple[MediaFile, str | None]:
     """Turn a user's value into a MediaFile (no format yet) and a data URI's declared type."""
     if isinstance(value, Path):
-        return _local(value.expanduser(), field, str(value)), None
+        return _local(checks.user_path(field, value), field, str(value)), None
     if not isinstance(value, str):
         raise InputError(field, f"expected a path, URL, data URI or base64 text, got "
                          f"{type(value).__name__}", value=type(value).__name__)
@@ -184,17 +199,18 @@ def _resolve(value: str | Path, field: str) -> tuple[MediaFile, str | None]:
             parts = urlsplit(text)
         except ValueError:  # e.g. an unclosed IPv6 bracket
             parts = urlsplit("http://")
+        shown = _show(checks.safe_url(text))  # never a password or a signature in a message
         if not parts.hostname:
-            raise InputError(field, f"URL {_show(text)} has no host", value=_show(text))
+            raise InputError(field, f"URL {shown} has no host", value=shown)
         name = unquote(parts.path.rsplit("/", 1)[-1]) or field
-        return MediaFile(field, "url", filename=name, url=text, origin=f"URL {_show(text)}"), None
+        return MediaFile(field, "url", filename=name, url=text, origin=f"URL {shown}"), None
     if lower.startswith("data:"):
         return _data_uri(text, field)
     if scheme := _SCHEME.match(text):
         raise InputError(field, f"{scheme.group(1)}:// URLs are not supported ({_show(text)}); "
                          "give a local path, an http(s) URL, a data URI or base64 text",
                          value=scheme.group(1), limit=("http", "https", "data"))
-    path = Path(text).expanduser()
+    path = checks.user_path(field, text) if text.startswith("~") else Path(text)
     try:
         exists = path.exists()
     except (OSError, ValueError):  # e.g. base64 text longer than a file name may be
@@ -209,6 +225,8 @@ def _resolve(value: str | Path, field: str) -> tuple[MediaFile, str | None]:
 
 
 def _local(path: Path, field: str, given: str) -> MediaFile:
+    if "\0" in str(path):
+        raise InputError(field, "a path cannot contain a NUL character", value=_show(given))
     if path.is_dir():
         raise InputError(field, f"{_show(given)} is a directory, not a file", value=_show(given))
     if not path.is_file():
@@ -358,10 +376,12 @@ def _remembered(kind: str, value: str | Path, field: str, probe) -> MediaFile:
 # -- limits ----------------------------------------------------------------------------------
 
 def _check_text(request: AvatarRequest, limits: Limits, where: str = "") -> None:
-    checks = (("prompt", request.prompt, limits.prompt_max_chars),
-              ("text", request.text, limits.text_max_chars))
-    for name, text, limit in checks:
+    fields = (("prompt", request.prompt, limits.prompt_max_chars),
+              ("text", request.text, limits.text_max_chars),
+              ("voice", request.voice, 200))
+    for name, text, limit in fields:
         if text is not None and not where:
+            checks.plain_text(name, text)
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:  # lone surrogates: bytes that were not UTF-8
@@ -371,6 +391,13 @@ def _check_text(request: AvatarRequest, limits: Limits, where: str = "") -> None
         if text is not None and limit is not None and len(text) > limit:
             raise InputError(name, f"{len(text)} characters is longer than the {limit} maximum"
                              f"{where}", value=len(text), limit=limit)
+    spoken = int(limits.audio_max_seconds * CHARS_PER_SECOND)
+    if request.text is not None and len(request.text) > spoken:
+        # Before synthesis: 100,000 characters would take minutes to speak, then be refused.
+        raise InputError("text", f"{len(request.text)} characters cannot be spoken within the "
+                         f"{limits.audio_max_seconds:g} s audio maximum{where} (at most {spoken} "
+                         f"characters, {CHARS_PER_SECOND} a second)", value=len(request.text),
+                         limit=spoken)
 
 
 def _check_size(media: MediaFile, limit: int, where: str = "") -> None:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 GAP = 8                              # pixels between and around tiles
 BACKGROUND = (24, 24, 24)
 SEEK_AHEAD_S = 4.0                   # seek rather than decode through gaps longer than this
+MAX_GRID = 50                        # columns or rows: more is not a preview (and costs memory)
+MAX_WIDTH = 16384                    # sheet width in pixels
+MAX_SHEET_PIXELS = 100_000_000       # the whole sheet (tall videos make tall tiles)
 
 # 3x5 glyphs for the characters a timestamp needs, one string per row ("#" = ink).
 _GLYPHS = {
@@ -60,18 +63,39 @@ def contact_sheet(video: Path | str, out: Path | str, *, columns: int = 4, rows:
     """Write a PNG of ``columns`` x ``rows`` evenly spaced frames of ``video``, ``width`` pixels
     wide, each labelled with its time. Frames are taken at the middle of equal slices of the
     video (a clip shorter than the grid gives one tile per frame). Returns ``out``."""
+    from .checks import output_path
+    from .errors import InputError
+
+    for name, value, high in (("columns", columns, MAX_GRID), ("rows", rows, MAX_GRID),
+                              ("width", width, MAX_WIDTH)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise InputError(name, f"{value!r} is out of range; it must be a whole number from 1 to {high}",
+                             value=value, limit=(1, high))
+    tile_w = (width - (columns + 1) * GAP) // columns
+    if tile_w < 16:
+        raise InputError("width", f"{width} px is too narrow for {columns} columns (at least "
+                         f"{columns * (16 + GAP) + GAP} px)", value=width, limit=columns * (16 + GAP) + GAP)
+    out = output_path("output", out)
+    name = Path(video).name
+    try:
+        return _sheet(video, out, columns, rows, tile_w)
+    except InputError:
+        raise
+    except Exception as exc:  # FFmpegError mostly: an empty, truncated or non-video file
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise InputError("video", f"{name} could not be read as a video: {reason[:80]}",
+                         value=name) from None
+
+
+def _sheet(video: Path | str, out: Path, columns: int, rows: int, tile_w: int) -> Path:
     import av
     import numpy as np
 
-    if columns < 1 or rows < 1:
-        raise ValueError(f"columns and rows must be at least 1, got {columns}x{rows}")
-    tile_w = (width - (columns + 1) * GAP) // columns
-    if tile_w < 16:
-        raise ValueError(f"width {width} is too small for {columns} columns")
-    out = Path(out)
+    from .errors import InputError
+
     with av.open(os.fspath(video)) as container:
         if not container.streams.video:
-            raise ValueError(f"{video} has no video stream")
+            raise InputError("video", f"{Path(video).name} has no video stream", value="no video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
@@ -80,8 +104,13 @@ def contact_sheet(video: Path | str, out: Path | str, *, columns: int = 4, rows:
         targets = [duration * (k + 0.5) / count for k in range(count)]
         frames = _frames_at(container, stream, targets, 0.5 / rate)
         if not frames:
-            raise ValueError(f"{video} has no decodable frames")
+            raise InputError("video", f"{Path(video).name} has no decodable frames", value="no frames")
         tile_h = max(2, round(tile_w * frames[0][1].height / frames[0][1].width))
+        if rows * tile_h * columns * tile_w > MAX_SHEET_PIXELS:
+            raise InputError("width", f"a {columns}x{rows} sheet {columns * tile_w} px wide of this "
+                             f"{frames[0][1].width}x{frames[0][1].height} video would be over "
+                             f"{MAX_SHEET_PIXELS // 1_000_000} megapixels; give a smaller --width",
+                             value=columns * tile_w, limit=MAX_SHEET_PIXELS)
         sheet = np.empty((rows * tile_h + (rows + 1) * GAP, columns * tile_w + (columns + 1) * GAP, 3),
                          dtype=np.uint8)
         sheet[:] = BACKGROUND

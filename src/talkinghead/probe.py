@@ -136,6 +136,30 @@ def jpeg_size(f: IO[bytes]) -> tuple[int, int] | None:
         stray = 0
 
 
+# -- images, decoded with PyAV ---------------------------------------------------------------
+
+def decode_image(media: MediaFile) -> None:
+    """Decode every pixel of a JPEG or PNG, strictly (``err_detect=explode``: a JPEG cut short
+    in its scan data or a PNG with garbage in IDAT fails here, where a lenient decoder would
+    fill in grey). The caller has already bounded the pixel count from the header."""
+    import av
+
+    with media.open() as f:
+        data = f.read()
+    label = LABELS[media.format or ""]
+    try:
+        ctx = av.CodecContext.create("mjpeg" if media.format == "jpeg" else "png", "r")
+        ctx.options = {"err_detect": "explode"}
+        frames = ctx.decode(av.Packet(data)) + ctx.decode(None)
+    except Exception as exc:  # FFmpegError mostly; PyAV raises ValueError and others too
+        raise InputError(media.field, f"{media.origin} could not be decoded as {label}: "
+                         f"{av_reason(exc)}", value=label) from None
+    if not frames or (frames[0].width, frames[0].height) != (media.width, media.height):
+        got = f"{frames[0].width}x{frames[0].height}" if frames else "no picture"
+        raise InputError(media.field, f"{media.origin} could not be decoded as {label}: {got}, "
+                         f"where its header says {media.width}x{media.height}", value=label)
+
+
 # -- audio, measured with PyAV -------------------------------------------------------------
 
 def measure(media: MediaFile) -> float:

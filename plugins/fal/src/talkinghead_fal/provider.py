@@ -30,6 +30,7 @@ from talkinghead.errors import (
     ContentPolicyError,
     InputError,
     ProviderError,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -88,7 +89,9 @@ class FalProvider(Provider):
     def routes(self) -> list[Route]:
         return [Route(provider=self.name, model="kling-avatar", price_per_second=dict(protocol.PRICES),
                       native_text=False, price_source=PRICE_SOURCE,
-                      limits=Limits(audio_max_seconds=self.setting("audio_max_seconds")))]
+                      # Kling Avatar's image rules belong to the model, so they hold here too.
+                      limits=Limits(audio_max_seconds=self.setting("audio_max_seconds"),
+                                    image_min_side=300, image_aspect_range=(0.4, 2.5)))]
 
     @property
     def poll_interval(self) -> tuple[float, float, float]:  # type: ignore[override]
@@ -169,7 +172,8 @@ class FalProvider(Provider):
             return ContentPolicyError(f"refused by content policy ({code}): {message}", provider=self.name,
                                       status_code=code)
         if code in (400, 422):
-            return InputError(field or "request", f"fal rejected the request: {message}", value=code)
+            return RequestRefused(f"fal refused the request ({code}): {message}", provider=self.name,
+                                  status_code=code, field=field)
         if code == 404:
             return ProviderError(f"not found (404): {message}", provider=self.name, status_code=code)
         return http.error_for_status(response, message, provider=self.name, env_var=ENV_KEY)

@@ -28,7 +28,7 @@ from talkinghead.errors import (
     ServerError,
     SubmitOutcomeUnknown,
 )
-from talkinghead.models import Job, JobStatus, JobUpdate, Route
+from talkinghead.models import Job, JobStatus, JobUpdate, Limits, Route
 from talkinghead.provider import Provider
 
 from . import protocol
@@ -77,9 +77,12 @@ class InferenceShProvider(Provider):
     # -- declaration ---------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
+        # Kling Avatar's own image rules (sides >= 300 px, aspect 1:2.5 to 2.5:1) belong to
+        # the model, so they hold on this route too: refused here rather than after paying.
         return [Route(provider=self.name, model="kling-avatar",
                       price_per_second={"std": 0.056, "pro": 0.112},
-                      native_text=False, price_source=PRICE_SOURCE)]
+                      native_text=False, price_source=PRICE_SOURCE,
+                      limits=Limits(image_min_side=300, image_aspect_range=(0.4, 2.5)))]
 
     @property
     def base_url(self) -> str:

@@ -20,6 +20,7 @@ from talkinghead.errors import (
     InputError,
     ProviderError,
     RateLimitError,
+    RequestRefused,
     ServerError,
 )
 from talkinghead.models import JobStatus, JobUpdate
@@ -115,12 +116,12 @@ def request_id_of(payload: Any) -> str | None:
 # -- errors (§9) -----------------------------------------------------------------------------
 
 def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterable[str | None] = (),
-              retry_after: float | None = None) -> ProviderError | InputError:
+              retry_after: float | None = None) -> ProviderError:
     """The typed error for a Kling error answer, by ``code`` first and HTTP status second.
 
     1000s: authentication (names the env vars); 1100s: the account (balance, arrears,
     permission): ``BillingError``, so the router may try another backend; 1200s: parameters:
-    ``InputError`` with Kling's message; 1300/1301: content policy; 1302/1303: rate or
+    ``RequestRefused`` (exit 4: it was sent) with Kling's message; 1300/1301: content policy; 1302/1303: rate or
     concurrency limit (retry later); 1304: IP whitelist; 5000s: server (retryable)."""
     code = code_of(payload)
     message = redact(message_of(payload, text), secrets)
@@ -139,7 +140,8 @@ def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterab
     if code is not None and 1100 <= code < 1200:
         return BillingError(f"account or balance problem: {detail}", provider=PROVIDER, status_code=status_code)
     if code is not None and 1200 <= code < 1300:
-        return InputError(_field_in(message), f"Kling rejected the request: {detail}", value=code)
+        return RequestRefused(f"Kling refused the request: {detail}", provider=PROVIDER,
+                              status_code=status_code, field=_field_in(message))
     if code in RATE_LIMIT_CODES:
         what = "concurrency limit of the resource pack reached" if code == 1303 else "requests too fast"
         return RateLimitError(f"rate limited, {what}: {detail}", provider=PROVIDER, status_code=status_code,
@@ -160,7 +162,8 @@ def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterab
         return RateLimitError(f"rate limited: {detail}", provider=PROVIDER, status_code=status_code,
                               retry_after=retry_after)
     if status_code in (400, 422):
-        return InputError(_field_in(message), f"Kling rejected the request: {detail}", value=status_code)
+        return RequestRefused(f"Kling refused the request: {detail}", provider=PROVIDER,
+                              status_code=status_code, field=_field_in(message))
     if 200 <= status_code < 300:
         return ServerError(f"unexpected answer: {detail}", provider=PROVIDER, status_code=status_code)
     return ProviderError(f"HTTP {status_code}: {detail}", provider=PROVIDER, status_code=status_code)

@@ -31,6 +31,7 @@ from talkinghead.errors import (
     InputError,
     ProviderError,
     ProviderTimeout,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
     TalkingHeadError,
@@ -316,8 +317,8 @@ class KlingProvider(Provider):
             raise ProviderError(f"job {job.id} has no Kling task id", provider=self.name)
         try:
             task = await self.get_task(job.task_id)
-        except InputError as exc:  # 1203: "the requested resource does not exist"
-            raise ProviderError(f"task {job.task_id} not found: {exc.detail}", provider=self.name) from None
+        except RequestRefused as exc:  # 1203: "the requested resource does not exist"
+            raise ProviderError(f"task {job.task_id} not found: {exc}", provider=self.name) from None
         update = protocol.task_update(task)
         return update if update.task_id else update.model_copy(update={"task_id": job.task_id})
 
@@ -328,8 +329,8 @@ class KlingProvider(Provider):
         external = job.id
         try:
             task = await self.get_task(external)
-        except (InputError, ProviderError) as exc:
-            if type(exc) not in (InputError, ProviderError, ServerError):
+        except ProviderError as exc:
+            if type(exc) not in (RequestRefused, ProviderError, ServerError):
                 raise  # credentials, rate limits, the network guard: the list would fail the same way
             task = None  # 1201/1203/404: this path does not take it, or no such task
         if task is not None and protocol.external_id_of(task) in (external, None):
