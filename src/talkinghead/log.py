@@ -21,10 +21,11 @@ _PATTERNS = [
     re.compile(r"(?i)\b(bearer|key|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=:-]{12,}"),
     re.compile(r"\binf_[A-Za-z0-9_-]{8,}"),
     re.compile(r"(?i)([?&](x-amz-signature|x-signature|signature|sig|token)=)[^&\s\"']+"),
+    re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@"),  # user:password@ in a URL
 ]
 # What every pattern above needs somewhere in the text; most log values (ids, statuses,
 # numbers) have none of it, and then the three substitutions are skipped.
-_MAYBE = re.compile(r"(?i)bearer|key|token|inf_|[?&]")
+_MAYBE = re.compile(r"(?i)bearer|key|token|inf_|[?&@]")
 _SENSITIVE_KEYS = re.compile(r"(?i)(authorization|api[_-]?key|secret|password|token)")
 _configured = False
 
@@ -45,6 +46,7 @@ def redact(text: str) -> str:
         return text
     text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", text)
     text = _PATTERNS[1].sub("[REDACTED]", text)
+    text = _PATTERNS[3].sub(lambda m: f"{m.group(1)}[REDACTED]@", text)
     return _PATTERNS[2].sub(lambda m: f"{m.group(1)}[REDACTED]", text)
 
 

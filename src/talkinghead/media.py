@@ -338,7 +338,10 @@ def _local_path(value: str | Path) -> Path | None:
 
 
 def _probe_key(kind: str, value: str | Path, field: str) -> tuple[tuple, os.stat_result] | None:
-    path = _local_path(value)
+    try:
+        path = _local_path(value)
+    except RuntimeError:  # ~nosuchuser: not remembered; the probe itself says what is wrong
+        return None
     if path is None:
         return None
     try:

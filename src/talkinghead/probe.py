@@ -147,6 +147,11 @@ def decode_image(media: MediaFile) -> None:
     with media.open() as f:
         data = f.read()
     label = LABELS[media.format or ""]
+    # FFmpeg pads a JPEG cut near its end and decodes it; the end-of-image marker must follow
+    # the last scan (scan data cannot hold FFD9 or FFDA: an FF there is stuffed as FF00).
+    if media.format == "jpeg" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise InputError(media.field, f"truncated JPEG ({media.origin}): no end-of-image marker "
+                         "after its last scan", value=label)
     try:
         ctx = av.CodecContext.create("mjpeg" if media.format == "jpeg" else "png", "r")
         ctx.options = {"err_detect": "explode"}
