@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from talkinghead import http
-from talkinghead.errors import AuthenticationError, InputError, NetworkBlocked, SubmitOutcomeUnknown
+from talkinghead.errors import AuthenticationError, InputError, NetworkBlocked, RequestRefused, SubmitOutcomeUnknown
 
 
 class Script(httpx.AsyncBaseTransport):
@@ -95,7 +95,7 @@ def test_error_for_status_maps_kinds():
     assert isinstance(err, AuthenticationError) and "P_KEY" in str(err)
     resp = httpx.Response(422, request=httpx.Request("GET", "http://x"))
     err = http.error_for_status(resp, "image is required", provider="p")
-    assert isinstance(err, InputError) and "image is required" in str(err)
+    assert isinstance(err, RequestRefused) and err.exit_code == 4 and "image is required" in str(err)
 
 
 async def test_download_file_url_is_atomic(tmp_path):

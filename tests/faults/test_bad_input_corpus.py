@@ -674,3 +674,17 @@ def test_cli_in_real_processes(media, fake, tmp_path):
         assert_one_line_exit_2(proc.returncode, text, field.split(" ")[0], out.decode())
     assert_nothing_sent_or_reserved(fake)
     assert_no_job(tmp_path / "home")
+
+
+def test_a_backend_refusal_on_create_exits_4_not_2(fake, cli_env, tmp_path):
+    """2 means nothing was sent; a 422 from the backend comes after the upload and the create,
+    so it exits 4 and says the backend refused it. Nothing is charged for it."""
+    fake.configure(failures={"create": [422]})
+    args = ["generate", "--provider", "inferencesh", "--image", str(FACE), "--audio", str(MP3),
+            "--output", str(tmp_path / "out.mp4")]
+    result = CliRunner().invoke(cli_main, args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 4 and len(lines) == 1 and "refused" in lines[0], result.stderr
+    assert [r.path for r in fake.requests if r.method == "POST" and r.path.endswith("/run")]
+    (job,) = SQLiteLedger(cli_env / "talkinghead.db").jobs()
+    assert job.status.value == "failed" and job.settled_usd == 0

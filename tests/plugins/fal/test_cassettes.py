@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from talkinghead.errors import AuthenticationError, BillingError, InputError, RateLimitError
+from talkinghead.errors import AuthenticationError, BillingError, InputError, RateLimitError, RequestRefused
 from talkinghead.models import JobStatus
 
 from .conftest import FACE, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text, spy
@@ -204,8 +204,8 @@ async def test_content_policy_refusal_is_named(vcr, cassette_provider):
 
 
 @pytest.mark.default_cassette("submit_validation_error.yaml")
-async def test_422_on_submit_is_an_input_error_naming_the_field(vcr, cassette_provider):
-    with pytest.raises(InputError) as exc:
+async def test_422_on_submit_is_refused_naming_the_field(vcr, cassette_provider):
+    with pytest.raises(RequestRefused) as exc:  # sent and refused: exit 4, not 2
         await cassette_provider.submit(job_for(), _url_request())
     assert exc.value.field == "image" and "Failed to download the file" in str(exc.value)
     assert vcr.all_played

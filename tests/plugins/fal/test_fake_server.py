@@ -20,6 +20,7 @@ from talkinghead.errors import (
     ProviderError,
     ProviderTimeout,
     RateLimitError,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -233,9 +234,9 @@ async def test_locked_account_is_a_billing_error(fake, provider):
     assert exc.value.status_code == 403
 
 
-async def test_422_on_submit_is_an_input_error_naming_the_field(fake, provider):
+async def test_422_on_submit_is_refused_naming_the_field(fake, provider):
     fake.configure(failures={"submit": [422]})
-    with pytest.raises(InputError, match="image_url: field required") as exc:
+    with pytest.raises(RequestRefused, match="image_url: field required") as exc:
         await provider.submit(job_for(), prepared(*URLS))
     assert exc.value.field == "image"
 
@@ -267,7 +268,7 @@ async def test_echoed_key_is_redacted_from_error_messages(fake, make_provider, m
         return httpx.Response(400, json={"detail": f"bad header Key {key}"})
 
     monkeypatch.setattr(http, "send", echo)
-    with pytest.raises(InputError) as exc:
+    with pytest.raises(RequestRefused) as exc:
         await provider.poll(job_for("r1"))
     assert key not in str(exc.value) and key.split(":")[1] not in str(exc.value) and "***" in str(exc.value)
 

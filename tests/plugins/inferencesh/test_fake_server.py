@@ -17,6 +17,7 @@ from talkinghead.errors import (
     NetworkBlocked,
     ProviderError,
     ProviderTimeout,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -225,9 +226,9 @@ async def test_402_is_a_billing_error(fake, provider, envelope):
         await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
 
 
-async def test_422_is_an_input_error_with_the_provider_message(fake, provider):
+async def test_422_is_refused_with_the_provider_message(fake, provider):
     fake.configure(failures={"create": [422]})
-    with pytest.raises(InputError, match="input.image: field required"):
+    with pytest.raises(RequestRefused, match="input.image: field required"):
         await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
 
 
@@ -260,7 +261,7 @@ async def test_echoed_key_is_redacted_from_error_messages(fake, make_provider, m
         return httpx.Response(400, json={"detail": f"bad token Bearer {TEST_KEY}"})
 
     monkeypatch.setattr(http, "send", echo)
-    with pytest.raises(InputError) as exc:
+    with pytest.raises(RequestRefused) as exc:
         await provider.poll(job_for("t1"))
     assert TEST_KEY not in str(exc.value) and "***" in str(exc.value)
 

@@ -22,6 +22,7 @@ from talkinghead.errors import (
     ContentPolicyError,
     InputError,
     RateLimitError,
+    RequestRefused,
 )
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import JobStatus
@@ -219,11 +220,11 @@ async def test_1301_is_a_content_policy_error(vcr, make_provider):
 
 
 @pytest.mark.default_cassette("invalid_parameter.yaml")
-async def test_1201_is_an_input_error_with_kling_message(vcr, make_provider):
+async def test_1201_is_refused_with_kling_message(vcr, make_provider):
     provider = make_provider(API)
-    with pytest.raises(InputError, match="File is not in a valid base64 format") as exc:
+    with pytest.raises(RequestRefused, match="File is not in a valid base64 format") as exc:
         await provider.submit(job_for(), prepared(IMAGE_URL, AUDIO_URL))
-    assert exc.value.value == 1201 and vcr.all_played
+    assert "1201" in str(exc.value) and exc.value.status_code == 400 and vcr.all_played
 
 
 @pytest.mark.default_cassette("lost_create_resolved.yaml")

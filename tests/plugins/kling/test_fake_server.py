@@ -19,6 +19,7 @@ from talkinghead.errors import (
     ProviderError,
     ProviderTimeout,
     RateLimitError,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -104,7 +105,7 @@ async def test_too_short_speech_is_refused_before_the_avatar_is_paid_for(fake, p
 async def test_tts_refusals_are_typed_and_nothing_is_created(fake, provider):
     text = "Good evening. Tonight's top story is a talking head."
     fake.configure(failures={"tts": [(400, 1201, "voice_id does not match voice_language")]})
-    with pytest.raises(InputError, match="voice_id does not match") as exc:
+    with pytest.raises(RequestRefused, match="voice_id does not match") as exc:
         await provider.submit(job_for(), prepared(FACE, text=text, voice="uk_boy1#zh"))
     assert exc.value.field == "voice"
     fake.configure(failures={"tts": [(400, 1301, "Trigger the content security policy")]})
@@ -263,7 +264,7 @@ async def test_balance_and_parameter_errors_are_not_resent(fake, provider):
         await provider.submit(job_for(), prepared(*URLS))
     job = job_for()
     await provider.submit(job, prepared(*URLS))
-    with pytest.raises(InputError, match="external_task_id .* already exists"):
+    with pytest.raises(RequestRefused, match="external_task_id .* already exists"):
         await provider.submit(job, prepared(*URLS))  # the same job id twice: Kling refuses it
     assert len(fake.creates) == 3 and len(fake.tasks) == 1
 

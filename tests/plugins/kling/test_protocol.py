@@ -16,6 +16,7 @@ from talkinghead.errors import (
     InputError,
     ProviderError,
     RateLimitError,
+    RequestRefused,
     ServerError,
 )
 from talkinghead.models import JobStatus
@@ -36,8 +37,8 @@ def _err(code, message="m", rid="r-1"):
     (401, 1004, AuthenticationError, False),
     (429, 1100, BillingError, True), (429, 1101, BillingError, True), (429, 1102, BillingError, True),
     (403, 1103, BillingError, True),
-    (400, 1200, InputError, False), (400, 1201, InputError, False), (404, 1202, InputError, False),
-    (404, 1203, InputError, False),
+    (400, 1200, RequestRefused, False), (400, 1201, RequestRefused, False), (404, 1202, RequestRefused, False),
+    (404, 1203, RequestRefused, False),
     (400, 1300, ContentPolicyError, False), (400, 1301, ContentPolicyError, False),
     (429, 1302, RateLimitError, True), (429, 1303, RateLimitError, True),
     (429, 1304, AuthenticationError, False),
@@ -64,7 +65,7 @@ def test_a_code_under_http_200_is_still_an_error():
 
 
 @pytest.mark.parametrize(("status", "kind"), [(401, AuthenticationError), (403, AuthenticationError),
-                                               (429, RateLimitError), (400, InputError), (502, ServerError),
+                                               (429, RateLimitError), (400, RequestRefused), (502, ServerError),
                                                (404, ProviderError), (200, ServerError)])
 def test_without_a_kling_code_the_http_status_decides(status, kind):
     error = protocol.error_for(status, None, text="<html>gateway</html>")
