@@ -100,6 +100,13 @@ def output_path(field: str, value: str | os.PathLike[str]) -> Path:
     not something other than a regular file, and inside a folder we can create a file in
     (missing folders are fine when the nearest existing one is writable)."""
     path = user_path(field, value)
+    try:
+        return _writable(field, value, path)
+    except OSError as exc:  # a name too long, a loop of symlinks, ...
+        raise InputError(field, f"{_short(str(value))}: {exc.strerror or exc}", value=_short(str(value))) from None
+
+
+def _writable(field: str, value: str | os.PathLike[str], path: Path) -> Path:
     if not str(path).strip() or path.is_dir():
         raise InputError(field, f"{_short(str(value))} is a directory; give a file name",
                          value=_short(str(value)))
