@@ -1,7 +1,7 @@
 """The ``talkinghead`` command. Heavy modules load inside commands, so ``--help`` stays fast.
 
-Exit codes: 0 success, 2 invalid input, 3 budget exceeded or no usable route,
-4 provider or job failure, 130 interrupted.
+Exit codes: 0 success, 2 invalid input (nothing was sent or reserved), 3 budget exceeded or no
+usable route, 4 provider or job failure (a backend refusal included), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from talkinghead.errors import ConfigError, InputError
 from talkinghead.hookspecs import hookimpl
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import MB, AvatarRequest, Limits
+from talkinghead.tts import Speech, TTSEngine
 
 from .. import media_factory as mf
 
@@ -688,3 +689,53 @@ def test_a_backend_refusal_on_create_exits_4_not_2(fake, cli_env, tmp_path):
     assert [r.path for r in fake.requests if r.method == "POST" and r.path.endswith("/run")]
     (job,) = SQLiteLedger(cli_env / "talkinghead.db").jobs()
     assert job.status.value == "failed" and job.settled_usd == 0
+
+
+class OverlongSpeech(TTSEngine):
+    """A text-to-speech engine whose speech always runs past the 300 s maximum (silence, 8 kHz,
+    8-bit: quick to write). Text within the characters-per-second bound still gets here."""
+
+    name = "overlong"
+    priority = -1  # chosen before any installed engine
+
+    def synthesize(self, text, out, *, voice=None, rate=None):
+        with wave.open(str(out), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(1)
+            w.setframerate(8000)
+            w.writeframes(b"\x80" * 8000 * 301)
+        return Speech(path=Path(out), duration_s=301.0, engine=self.name)
+
+
+class OverlongPlugin:
+    @hookimpl
+    def register_tts(self, register):
+        register(OverlongSpeech)
+
+
+async def test_speech_refused_after_synthesis_leaves_no_file(fake, client, tmp_path, monkeypatch):
+    plugins.register(OverlongPlugin(), name="overlong-tts")
+    try:
+        with pytest.raises(InputError) as info:
+            await client.run(AvatarRequest(image=FACE, text="Good evening."), provider="inferencesh",
+                             output=tmp_path / "out.mp4")
+    finally:
+        plugins.pm.unregister(name="overlong-tts")
+    assert info.value.field == "text" and "300" in str(info.value)
+    assert list((client.settings.home / "speech").glob("*")) == []
+    assert_nothing_sent_or_reserved(fake, client)
+
+
+def test_userinfo_and_signatures_never_reach_the_journal(tmp_path):
+    """A URL input keeps its credentials out of the journal's input summary and the logs."""
+    from talkinghead import Client, log
+
+    url = "https://bob:hunter2@cdn.example/face.jpg?X-Amz-Signature=s3cr3tsig&X-Amz-Credential=AKIA"
+    with Client(providers=[MOCK({})], ledger=SQLiteLedger(tmp_path / "j.db")) as client:
+        job = client.submit(AvatarRequest(image=url, audio=MP3), provider="mock")
+        stored = client.ledger.get(job.id)
+    summary = json.dumps(stored.input_summary)
+    assert "cdn.example/face.jpg" in summary
+    for secret in ("hunter2", "bob", "s3cr3tsig", "AKIA"):
+        assert secret not in summary
+    assert "hunter2" not in log.redact(f"fetching {url}")

@@ -50,7 +50,7 @@ FACE = ROOT / "examples" / "face.jpg"
 MP3 = ROOT / "examples" / "hello.mp3"
 WAV = ROOT / "examples" / "hello.wav"
 KEY = "junk-property-key-0123456789"
-EXAMPLES = {"generate": 120, "estimate": 80, "batch": 40, "preview": 60, "api": 80}
+EXAMPLES = {"generate": 250, "estimate": 150, "batch": 80, "preview": 120, "api": 150}
 SCALE = float(os.environ.get("TALKINGHEAD_JUNK_SCALE", "1"))  # e.g. 20 to hunt, outside `make test`
 GUARD = "run with -v for details"
 
