@@ -41,8 +41,8 @@ def number(field: str, value: Any, *, minimum: float = 0.0, inclusive: bool = Tr
                          limit="finite")
     bound = f"at least {minimum:g}" if inclusive else f"more than {minimum:g}"
     if out < minimum or (not inclusive and out <= minimum):
-        raise InputError(field, f"{out:g} is out of range; it must be {bound}", value=out,
-                         limit=minimum)
+        what = "negative" if out < 0 <= minimum else "out of range"
+        raise InputError(field, f"{out:g} is {what}; it must be {bound}", value=out, limit=minimum)
     if maximum is not None and out > maximum:
         raise InputError(field, f"{out:g} is out of range; it must be at most {maximum:g}",
                          value=out, limit=maximum)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from talkinghead import http
+from talkinghead import checks, http
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
@@ -100,11 +100,8 @@ class InferenceShProvider(Provider):
         value = self.config.get(key)
         if value is None:
             return DEFAULTS[key]
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is not a number",
-                             value=value) from None
+        # Finite and not negative: a nan timeout or price would pass every comparison.
+        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
 
     # -- HTTP plumbing -------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from talkinghead import http, log
+from talkinghead import checks, http, log
 from talkinghead.errors import (
     AuthenticationError,
     ContentPolicyError,
@@ -119,13 +119,8 @@ class KlingProvider(Provider):
         value = self.config.get(key)
         if value is None:
             return DEFAULTS[key]
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is not a number", value=value) from None
-        if number < 0:
-            raise InputError(f"providers.{self.name}.{key}", f"{value!r} is negative", value=value, limit=0)
-        return number
+        # Finite and not negative: a nan timeout or price would pass every comparison.
+        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
 
     def voice(self, request_voice: str | None) -> tuple[str, str]:
         language = str(self.config.get("voice_language") or protocol.DEFAULT_VOICE_LANGUAGE).lower()
