@@ -128,9 +128,13 @@ PREFER = {"image": ("face.jpg", "face.png"), "audio": ("hello.mp3", "hello.wav",
 NAMES = st.sampled_from(["face.jpg", "face.png", "hello.mp3", "hello.wav", "tone.m4a", "clip.mp4", "noext",
                          "ü名前 photo.JPG", "-dash.png", ".hidden.wav"])
 SPECIAL_PATHS = ["~nosuchuser/a.jpg", "~/missing.png", "/proc/self/nope", "/proc/talkinghead.mp4", "", " ", ".",
-                 "..", "/", "/dev/null", "/etc/passwd", "http://u:secret@h.example/x.jpg", "https:///x.png",
+                 "..", "/", "/dev/null", "/etc/hostname", "http://u:secret@h.example/x.jpg", "https:///x.png",
                  "ftp://h/x.jpg", "file:///etc/passwd", "data:image/png;base64,iVBORw0KGgo=", "data:,",
                  "data:image/png;base64", "a" * 300, "\udcff\udcfe.jpg", "x\x1b[31m.png"]
+# Destinations that must be refused, or are relative to the example's own folder: a run that
+# passes every check writes its result there, so nothing outside the folder is ever written.
+OUTPUT_SPECIALS = ["~nosuchuser/o.mp4", "/proc/talkinghead.mp4", "/proc/self/nope/o.mp4", "", " ", ".", "..", "/",
+                   "/dev/null", "\udcff.mp4", "x\x1b[31m.mp4", "a" * 300, "sub/dir/o.mp4", "o\0.mp4"]
 NUMBERS = st.one_of(
     st.sampled_from(["nan", "NaN", "inf", "-inf", "-0", "0", "-0.0", "1e999", "-1", "abc", "", "0x10", "1_000",
                      "0.0001", "5", "1e-320"]),
@@ -161,25 +165,30 @@ def world(fake: FakeInferenceSh, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @contextlib.contextmanager
 def example(fake: FakeInferenceSh, world: Path) -> Iterator[Path]:
-    """A fresh home (journal, config) and an empty fake record for one example."""
+    """A fresh home (journal, config), an empty fake record and a working directory of its own
+    (junk relative paths, like an output named "false", land there) for one example."""
     fake.reset(step_latency=0.0, heartbeat_interval=0.02, stream_max_seconds=2.0, retry_after=0.01)
     folder = Path(tempfile.mkdtemp(dir=world))
     old = os.environ.get("TALKINGHEAD_HOME")
     os.environ["TALKINGHEAD_HOME"] = str(folder / "home")
     try:
-        yield folder
+        with contextlib.chdir(folder):
+            yield folder
     finally:
         os.environ["TALKINGHEAD_HOME"] = old or ""
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def place(folder: Path, draw: Any, field: str) -> str:
-    """A value for a path option: a junk file written here, or a special or random string."""
+    """A value for a path option: a junk file written here, or a special or random string.
+    Destinations (``out``, ``results``) are never an absolute path that could be written."""
     kind = draw(st.sampled_from(["file", "file", "file", "file", "special", "random"]))
+    writes = field in ("out", "results")
     if kind == "special":
-        return draw(st.sampled_from(SPECIAL_PATHS))
+        return draw(st.sampled_from(OUTPUT_SPECIALS if writes else SPECIAL_PATHS))
     if kind == "random":
-        return draw(st.text(min_size=0, max_size=40))
+        text = draw(st.text(min_size=0, max_size=40))
+        return "./" + text if writes else text
     path = folder / f"{field}-{draw(NAMES)}"
     path.write_bytes(draw(junk_bytes(PREFER.get(field, ()))))
     return str(path)
@@ -270,6 +279,8 @@ def test_batch_with_junk(data, fake, world):
                                              LINE_VALUES, max_size=4)))
             if draw(st.booleans()):
                 line["audio"] = place(folder, draw, "audio")
+            if isinstance(line.get("output"), str):
+                line["output"] = "./" + line["output"]  # relative to the jobs file's folder: stays inside
             lines.append(json.dumps(line).encode())
         jobs = folder / "jobs.jsonl"
         jobs.write_bytes(b"\n".join(lines) + b"\n")
@@ -321,7 +332,7 @@ def test_the_python_api_with_junk(data, fake, world):
                                            API_VALUES, max_size=3)))
         run = {"max_cost_usd": draw(API_NUMBERS), "timeout": draw(API_NUMBERS),
                "webhook_url": draw(st.one_of(st.none(), st.sampled_from(SPECIAL_PATHS), st.text(max_size=20))),
-               "output": draw(st.one_of(st.just(str(folder / "out.mp4")), st.sampled_from(SPECIAL_PATHS)))}
+               "output": draw(st.one_of(st.just(str(folder / "out.mp4")), st.sampled_from(OUTPUT_SPECIALS)))}
         budget = draw(API_NUMBERS)
         provider = draw(st.sampled_from(["inferencesh", "fal", "mock"]))
         ledger = SQLiteLedger(folder / "home" / "talkinghead.db")
