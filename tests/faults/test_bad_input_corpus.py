@@ -485,7 +485,23 @@ def sheet(m: dict[str, Any], t: Path, *extra: str, video: str | None = None) -> 
     return ["preview", video or m["video_as_audio"], "-o", str(t / "sheet.png"), *extra]
 
 
+def with_config(t: Path, text: str, args: list[str]) -> list[str]:
+    """``args``, run with ``text`` as the config file (the CLI's home is ``t/home``)."""
+    (t / "home").mkdir(exist_ok=True)
+    (t / "home" / "config.toml").write_text(text)
+    return args
+
+
+def generate_args(t: Path) -> list[str]:
+    return ["generate", "--provider", "inferencesh", "--image", str(FACE), "--audio", str(MP3), "-o", str(t / "o.mp4")]
+
+
 COMMANDS = [
+    *(Command(f"config {key} = {value}", key,
+              lambda m, t, k=key, v=value: with_config(t, f"[{k.rsplit('.', 1)[0]}]\n{k.rsplit('.', 1)[1]} = {v}\n",
+                                                        generate_args(t)))
+      for key, value in (("providers.inferencesh.timeout", "nan"), ("providers.inferencesh.retry_attempts", "-1"),
+                         ("providers.fal.timeout", "inf"), ("providers.kling.price_std", '"cheap"'))),
     *(Command(f"preview {option} {value}", option[2:], lambda m, t, o=option, v=value: sheet(m, t, o, v))
       for option, value in (("--columns", "0"), ("--columns", "-3"), ("--columns", "100000"), ("--rows", "0"),
                             ("--rows", "1000"), ("--width", "-5"), ("--width", "0"), ("--width", "40"),

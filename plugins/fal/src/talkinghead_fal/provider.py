@@ -80,6 +80,8 @@ class FalProvider(Provider):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
+        for key in DEFAULTS.keys() & self.config.keys():  # a bad number fails here, before any job
+            self.setting(key)
         self._api: httpx.AsyncClient | None = None
         self._plain: httpx.AsyncClient | None = None
         self._jwks: webhooks.JWKSCache | None = None

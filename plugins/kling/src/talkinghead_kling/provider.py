@@ -91,6 +91,8 @@ class KlingProvider(Provider):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
+        for key in DEFAULTS.keys() & self.config.keys():  # a bad number fails here, before any job
+            self.setting(key)
         self._api: httpx.AsyncClient | None = None
         self._auth: KlingAuth | None = None
         self.poll_interval = (self.setting("poll_first"), self.setting("poll_factor"), self.setting("poll_max"))
