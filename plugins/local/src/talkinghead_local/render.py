@@ -50,13 +50,14 @@ FACE_CENTRE = 0.45            # face centre height in the frame (a little headro
 FACE_CENTRE_PORTRAIT = 0.36   # ... and higher in a portrait frame, with the chest below
 FILL_DARKEN = 0.75            # brightness of the fill beside a photo that does not cover the frame
 SEAM = 0.02                   # half-width of the blur across the photo's edge, of the short side
-MAX_OPEN = 0.11               # jaw drop at full opening, as a share of the face height
+MAX_OPEN = 0.10               # jaw drop at full opening, as a share of the face height
 EYE_RX, EYE_RY = 0.34, 0.11   # half axes of the eye opening, as shares of the eye box
-LID_SHADE = 0.80              # the lid's top, in the brow's shadow (its edge is 1.0)
+LID_REACH = 2.4               # the lid's skin that slides down starts this many EYE_RY above the eye
 ROUNDING = 0.22               # horizontal squeeze of the lips at full rounding
 SWAY_STEP = 0.3               # pixels the head may lag its sway before it is warped again
-MOUTH_DARK = np.array([86.0, 34.0, 38.0], np.float32)   # the inner mouth's edge colour
-MOUTH_DEEP = np.array([24.0, 8.0, 10.0], np.float32)    # ... and its middle
+MOUTH_EDGE_MAX_Y = 95.0       # the inner mouth's edge is the lip line's shadow, at most this bright
+MOUTH_DEEP = 0.30             # the back of the mouth: the edge colour scaled by this
+TONGUE = 0.45                 # how much of the lower lip's colour shows low in a wide opening
 ENCODER_PRESET = "veryfast"   # x264: mostly static frames keep their quality; ~1.6x quicker than "fast"
 
 
@@ -272,6 +273,7 @@ class Animator:
         fall = np.where(jy < my, 0.0, np.where(jy <= chin, 1.0, 1 - _ramp(jy, chin, below)))
         s = _ramp(jy, my, chin)
         half = (1 - s) * 0.5 * f.mouth_width + s * 0.40 * f.w
+        self._jaw_s = s  # 0 along the lips (an oval opening) .. 1 at the chin (a soft bump)
         self.jaw_dx = (jx - mx).astype(np.float32)
         self.jaw_y = (jy - my).astype(np.float32)       # height below the lip line
         self.lip_row = float(my - (self.box[1] + self.jaw[0].start))
@@ -284,9 +286,30 @@ class Animator:
         # Rounding squeezes around the mouth, in a box about the lips.
         lips = _bump((jx - mx) / (0.9 * f.mouth_width)) * _bump((jy - my) / (0.16 * f.h))
         self.round_dx = (ROUNDING * lips * (jx - mx)).astype(np.float32)
-        # The inner mouth darkens toward its middle.
-        self.mouth_shade = _bump((jx - mx) / (0.5 * f.mouth_width)).astype(np.float32)
-        self.mouth_dark, self.mouth_deep = yuv(MOUTH_DARK), yuv(MOUTH_DEEP)
+        # The inner mouth darkens toward its middle (the back of the mouth) and fades out
+        # toward the corners, where the lips meet.
+        u = np.abs(jx - mx) / (0.5 * f.mouth_width)
+        self.mouth_shade = _bump(u).astype(np.float32)
+        self.mouth_fade = _ramp(u, 1.0, 0.8).astype(np.float32)
+        self.mouth_dark, self.mouth_deep, self.tongue = (yuv(c) for c in self._mouth_colours())
+
+    def _mouth_colours(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inner mouth's colours, from the photo: at its edge the shadow along the lip
+        line (the darkest quarter of it), at the back that much darker, and low in the
+        opening a darker lower lip (the tongue's colour is close to the lips')."""
+        f = self.face
+        mx, my = f.mouth
+        x0, x1 = int(mx - 0.3 * f.mouth_width), int(mx + 0.3 * f.mouth_width) + 1
+        line = self.static[max(0, int(my) - 1):int(my) + 2, max(0, x0):x1, :3].reshape(-1, 3)
+        line = line.astype(np.float32)
+        luma = line @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        edge = line[luma <= np.percentile(luma, 25)].mean(axis=0)
+        edge_y = float(edge @ np.array([0.2126, 0.7152, 0.0722], np.float32))
+        edge = edge * min(1.0, MOUTH_EDGE_MAX_Y / max(edge_y, 1.0))
+        low = f.lips[1] if f.lips else my + 0.08 * f.h
+        ly = int(my + 0.6 * (low - my))
+        lip = self.static[ly - 1:ly + 2, int(mx) - 2:int(mx) + 3, :3].reshape(-1, 3).astype(np.float32)
+        return edge, edge * MOUTH_DEEP, lip.mean(axis=0) * 0.55
 
     def _jaw_shape(self, rounding: float) -> tuple[np.ndarray, np.ndarray]:
         """(down, up) displacement per unit of opening, narrower as the lips round, padded by
@@ -296,7 +319,11 @@ class Animator:
         if key not in self._jaw_shapes:
             fall, half, lift, lip_half = self._jaw_parts
             squeeze = 1 - 0.3 * key / 20
-            down = fall * _bump(self.jaw_dx / (half * squeeze))
+            t = self.jaw_dx / (half * squeeze)
+            # Along the lips an oval (the opening is round-ended, as wide as the lips),
+            # blending into a raised cosine down the chin (the jaw moves as one).
+            oval = np.clip(1 - t * t, 0, 1)
+            down = fall * ((1 - self._jaw_s) * oval + self._jaw_s * _bump(t))
             up = 0.25 * lift * _bump(self.jaw_dx / (lip_half * squeeze))
             p = self.pad
             self._jaw_shapes[key] = tuple(np.pad((self.max_open * a).astype(np.float32), p, mode="edge")
@@ -305,26 +332,13 @@ class Animator:
 
     def _eyes_setup(self, xs: np.ndarray, ys: np.ndarray) -> None:
         f = self.face
-        es = f.eye_size
-        # The eye opening is an ellipse about the eye box's centre. Blinking, a lid covers it
-        # from its top down to an edge that descends with the blink, lashes darkening the
-        # edge. The lid is the skin around the eye (the median of a ring about the opening,
-        # which leaves out lashes, brow and the eye itself), in shadow under the brow and
-        # lighter toward its edge.
-        self.eye_axes = rx, ry = (EYE_RX * es, EYE_RY * es)
-        self.eyes = []
-        x0, y0 = self.box[:2]
-        for ex, ey in (f.left_eye, f.right_eye):
-            box = self._sub(ex - 1.1 * rx, ey - ry - 2, ex + 1.1 * rx, ey + ry + 2)
-            around = self._sub(ex - 2 * rx, ey - 3 * ry, ex + 2 * rx, ey + 3 * ry)
-            ax, ay = xs[around], ys[around]
-            r = np.hypot((ax - ex) / rx, (ay - ey) / (2.2 * ry))
-            ring = self.static[y0:self.box[3], x0:self.box[2]][around][(r > 1.25) & (r < 1.8)]
-            skin = np.median(ring.reshape(-1, 3), axis=0).astype(np.float32)
-            rows = (ys[box] - (ey - ry)) / (2 * ry)       # 0 at the top of the opening, 1 bottom
-            shade = LID_SHADE + (1 - LID_SHADE) * np.clip(rows, 0, 1)
-            lid = yuv(skin * shade[..., None])
-            self.eyes.append((box, ex, ey, lid[..., 0], lid[::2, ::2, 1:]))
+        # The eye opening is an ellipse about the eye box's centre. Blinking, the skin
+        # between it and the brow slides down over it: nothing is painted, the lid is the
+        # photo's own lid, lashes and all, stretched down to an edge that descends with
+        # the blink.
+        self.eye_axes = rx, ry = (EYE_RX * f.eye_size, EYE_RY * f.eye_size)
+        self.eyes = [(self._sub(ex - 1.1 * rx, ey - LID_REACH * ry - 2, ex + 1.1 * rx, ey + ry + 3), ex, ey)
+                     for ex, ey in (f.left_eye, f.right_eye)]
 
     # -- per frame -----------------------------------------------------------------------
 
@@ -394,8 +408,11 @@ class Animator:
                 line = p + math.ceil(self.lip_row)  # the rows either side, unshifted
                 down = opening * padded[0][line, p + sx:p + sx + w]
                 up = opening * padded[1][line - 1, p + sx:p + sx + w]
-                gap = np.clip(np.minimum(b + 0.5, down) - np.maximum(b - 0.5, -up), 0, 1)
+                # (Over a two-pixel band, which softens the edge along the lips.)
+                gap = np.clip((np.minimum(b + 1, down) - np.maximum(b - 1, -up)) / 2, 0, 1)
+                gap *= self.mouth_fade[rows]
                 depth = np.clip((b + up) / np.maximum(down + up, 1), 0, 1)  # 0 top .. 1 bottom
+                wide = min(1.0, float(np.max(down)) / 10)  # a tongue shows in a wide opening
             if abs(rounding) > 1e-3:
                 jmx += rounding * self.round_dx
             out_y[jaw] = cv2.remap(self.src_y, jmx, jmy, cv2.INTER_LINEAR,
@@ -404,29 +421,50 @@ class Animator:
                                                 cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             if opening > 1e-3 and gap.any():
                 near = (slice(jaw[0].start + r0, jaw[0].start + r1), jaw[1])
-                deep = (1 - np.abs(2 * depth - 1)) * self.mouth_shade[rows]
-                dark, deep_c = self.mouth_dark, self.mouth_deep
-                _blend(out_y, near, gap, dark[0] + (deep_c[0] - dark[0]) * deep)
-                a, d = gap[::2, ::2, None], deep[::2, ::2, None]
-                _blend(out_uv, self._half(near), a, dark[1:] + (deep_c[1:] - dark[1:]) * d)
+                shade = self.mouth_shade[rows]
+                deep = np.sqrt(1 - np.abs(2 * depth - 1)) * shade
+                tongue = TONGUE * wide * _ramp(depth, 0.55, 0.95) * shade
+                dark, deep_c, tongue_c = self.mouth_dark, self.mouth_deep, self.tongue
+                colour = dark + (deep_c - dark) * deep[..., None]
+                colour += (tongue_c - colour) * tongue[..., None]
+                _blend(out_y, near, gap, colour[..., 0])
+                _blend(out_uv, self._half(near), gap[::2, ::2, None], colour[::2, ::2, 1:])
         if blink > 1e-3:
-            rx, ry = self.eye_axes
-            for box, ex, ey, lid_y, lid_uv in self.eyes:
-                # In source coordinates, so the lid follows the eye as the head sways.
-                sx, sy = mx[box] + self.box[0], my[box] + self.box[1]
-                half = ry * np.sqrt(np.clip(1 - ((sx - ex) / rx) ** 2, 0, 1))
-                top = ey - half
-                edge = top + blink * 2 * half
-                inside = np.clip(half - 0.5, 0, 1)
-                cover = np.clip((sy - top + 1.5) / 2, 0, 1) * np.clip(edge - sy + 0.5, 0, 1) * inside
-                # Lashes along the lid's edge scale colour towards black: Y towards 16, U/V 128.
-                shade = 1 - 0.45 * min(1.0, 2 * blink) * inside * _bump((sy - edge) / max(1.0, 0.3 * ry))
-                _blend(out_y, box, cover, lid_y)
-                out_y[box] = (16 + (out_y[box] - 16.0) * shade).astype(np.uint8)
-                hb = self._half(box)
-                _blend(out_uv, hb, cover[::2, ::2, None], lid_uv)
-                out_uv[hb] = (128 + (out_uv[hb] - 128.0) * shade[::2, ::2, None]).astype(np.uint8)
+            for box, ex, ey in self.eyes:
+                self._lid(out_y, out_uv, box, ex, ey, blink)
         return out_y, out_uv
+
+    def _lid(self, out_y: np.ndarray, out_uv: np.ndarray, box: tuple[slice, slice],
+             ex: float, ey: float, blink: float) -> None:
+        """Close one eye by ``blink`` (0 open .. 1 shut): in each column the skin from
+        LID_REACH above the eye down to the lid's edge is stretched down to a new edge,
+        ``blink`` of the way across the opening; below it the eye is as it was. The edge
+        is antialiased over a pixel; the warp fades to nothing at the eye's corners."""
+        import cv2
+
+        rx, ry = self.eye_axes
+        x0, y0 = self.box[:2]
+        mx, my = self.map_x[box], self.map_y[box]
+        # In source coordinates, so the lid follows the eye as the head sways.
+        sx, sy = mx + x0, my + y0
+        half = ry * np.sqrt(np.clip(1 - ((sx - ex) / rx) ** 2, 0, 1))
+        top = ey - LID_REACH * ry
+        lid0 = ey - half                            # where the lid's edge is in the photo
+        edge = lid0 + blink * 2 * half              # ... and where it is now
+        # Output row at v (0 top .. 1 new edge) shows source row g(v) of the old lid,
+        # g(v) = (v + v^k) / 2: the lashes at the edge are stretched half as much as a
+        # plain scaling would (k times), so they stay lashes, not streaks.
+        k = np.maximum(edge - top, 1e-3) / np.maximum(lid0 - top, 1e-3)
+        v = np.clip((sy - top) / np.maximum(edge - top, 1e-3), 0, 1)
+        lid_y = np.where(sy > top, top + (lid0 - top) * 0.5 * (v + v ** k), sy) - y0
+        cover = np.clip(edge - sy + 0.5, 0, 1)
+        cover[sy <= top] = 0
+        lid_src_y = cv2.remap(self.src_y, mx, lid_y.astype(np.float32), cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        lid_src_uv = cv2.remap(self.src_uv, mx[::2, ::2] * 0.5, lid_y[::2, ::2].astype(np.float32) * 0.5,
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        _blend(out_y, box, cover, lid_src_y)
+        _blend(out_uv, self._half(box), cover[::2, ::2, None], lid_src_uv)
 
     def frame(self, opening: float, rounding: float, blink: float, sway: Sequence[float]) -> object:
         """One whole frame as a yuv420p ``av.VideoFrame`` (for ``video.encode_mp4``)."""
