@@ -28,7 +28,7 @@ import numpy as np
 
 from talkinghead.errors import InputError
 
-from .lips import find_lips
+from .lips import find_lips, line_rise
 
 MIN_FACE_PX = 80
 DETECT_SIDE = 640         # long side of the detection image; enough for a face >= 80 px
@@ -56,7 +56,9 @@ class Face:
     mouth_width: float
     image_size: tuple[int, int]     # (width, height)
     weight: float = 0.0             # the cascade's confidence
-    lips: tuple[float, float] | None = None  # top of the upper lip, bottom of the lower (found by colour)
+    # Found by colour: top of the upper lip, bottom of the lower, heights of the left and
+    # right corners (a smile lifts them above the line between the lips).
+    lips: tuple[float, float, float, float] | None = None
 
     @property
     def width(self) -> int:
@@ -76,7 +78,7 @@ class Face:
                        h=self.h * sy, left_eye=pt(self.left_eye), right_eye=pt(self.right_eye),
                        eye_size=self.eye_size * sx, mouth=pt(self.mouth),
                        mouth_width=self.mouth_width * sx, image_size=image_size,
-                       lips=None if self.lips is None else (self.lips[0] * sy + oy, self.lips[1] * sy + oy))
+                       lips=None if self.lips is None else tuple(v * sy + oy for v in self.lips))
 
 
 @functools.cache
@@ -201,7 +203,9 @@ def locate(gray: np.ndarray, box: np.ndarray, weight: float,
     lips = find_lips(image, (x, y, w, h), (cx, mouth_y)) if image is not None else None
     mouth_x, width, extent = cx, MOUTH_WIDTH * w, None
     if lips is not None:
-        mouth_x, width, extent = lips.centre_x, lips.width, (lips.top, lips.bottom)
+        mouth_x, width = lips.centre_x, lips.width
+        corner = mouth_y + line_rise(gray, (mouth_x, mouth_y), width / 2, h)
+        extent = (lips.top, lips.bottom, corner, corner)
         mouth_y = _lip_line(gray, mouth_x, mouth_y, w, h)
     return Face(x=x, y=y, w=w, h=h, left_eye=(lx, ly), right_eye=(rx, ry), eye_size=eye_size,
                 eyes_found=pair is not None, mouth=(mouth_x, mouth_y), mouth_width=width,

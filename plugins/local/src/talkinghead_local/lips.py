@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_WIDTH, MAX_WIDTH = 0.22, 0.62   # plausible mouth width, as shares of the face box width
+MAX_RISE = 0.04                     # corners at most this share of the face height off the line
 MIN_CONTRAST = 6.0                  # a* units between lips and skin, below which it is a guess
 
 
@@ -83,4 +84,24 @@ def find_lips(image: np.ndarray, face_box: tuple[float, float, float, float],
                 top=y0 + float(top), bottom=y0 + float(bottom))
 
 
-__all__ = ["Lips", "find_lips"]
+def line_rise(gray: np.ndarray, centre: tuple[float, float], half_width: float, face_h: float) -> float:
+    """How far the line between the lips rises at the corners above its middle (pixels,
+    negative when it falls): in each column across the mouth the darkest row near the
+    middle's height (the shadow between the lips, or under a smile's teeth), then the
+    parabola y = y0 + rise * t^2 (t = -1 .. 1 corner to corner) fitted to them."""
+    import cv2
+
+    cx, cy = centre
+    # Not into the corners themselves, where creases beside the mouth are as dark.
+    x0, x1 = int(cx - 0.75 * half_width), int(cx + 0.75 * half_width) + 1
+    y0, y1 = int(cy - 0.05 * face_h), int(cy + 0.03 * face_h) + 1
+    if x0 < 0 or y0 < 0 or x1 > gray.shape[1] or y1 > gray.shape[0] or y1 - y0 < 5:
+        return 0.0
+    patch = cv2.GaussianBlur(gray[y0:y1, x0:x1].astype(np.float32), (3, 5), 0)
+    rows = y0 + np.argmin(patch, axis=0)
+    t = (np.arange(x0, x1) - cx) / half_width
+    rise = float(np.sum(t * t * (rows - cy)) / max(np.sum(t ** 4), 1e-6))
+    return float(np.clip(rise, -MAX_RISE * face_h, MAX_RISE * face_h))
+
+
+__all__ = ["Lips", "find_lips", "line_rise"]

@@ -270,18 +270,28 @@ class Animator:
         self.max_open = MAX_OPEN * f.h
         # Down: the whole lower lip and chin, fading out down the neck; as wide as the mouth
         # at the lips and as the jaw at the chin. Up: the upper lip a little, fading to the nose.
-        fall = np.where(jy < my, 0.0, np.where(jy <= chin, 1.0, 1 - _ramp(jy, chin, below)))
+        # The line between the lips is a parabola through its middle and the corners found
+        # by colour (a smile curves it up), so the opening follows it; flat without them.
+        lift_corners = 0.0
+        if f.lips is not None:
+            lift_corners = float(np.clip((f.lips[2] + f.lips[3]) / 2 - my, -0.05 * f.h, 0.05 * f.h))
+        t = np.clip((jx - mx) / (0.5 * f.mouth_width), -1, 1)
+        line_y = my + lift_corners * t * t
+        fall = np.where(jy < line_y, 0.0, np.where(jy <= chin, 1.0, 1 - _ramp(jy, chin, below)))
         s = _ramp(jy, my, chin)
         half = (1 - s) * 0.5 * f.mouth_width + s * 0.40 * f.w
         self._jaw_s = s  # 0 along the lips (an oval opening) .. 1 at the chin (a soft bump)
         self.jaw_dx = (jx - mx).astype(np.float32)
-        self.jaw_y = (jy - my).astype(np.float32)       # height below the lip line
+        self.jaw_y = (jy - line_y).astype(np.float32)   # height below the lip line
         self.lip_row = float(my - (self.box[1] + self.jaw[0].start))
+        # Per column, the first row at or below the line (region rows of the jaw box).
+        self.line_rows = np.ceil(line_y[0] - (self.box[1] + self.jaw[0].start)).astype(np.intp)
+        self.line_span = (float(self.line_rows.min()), float(self.line_rows.max()))
         # How far sway can carry the lips, in pixels (rotation about the neck plus shift).
         self.sway_margin = 3 + (math.radians(SWAY_DEG) * 0.6 * f.w + 1.5 * SWAY_SHIFT * f.w)
         self.pad = math.ceil(self.sway_margin)
         self.lip_at = (self.jaw[0].start + int(self.lip_row), int(mx) - self.box[0])
-        self._jaw_parts = (fall, half, np.where(jy < my, _ramp(jy, top, my), 0.0), 0.5 * f.mouth_width)
+        self._jaw_parts = (fall, half, np.where(jy < line_y, _ramp(jy, top, line_y), 0.0), 0.5 * f.mouth_width)
         self._jaw_shapes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Rounding squeezes around the mouth, in a box about the lips.
         lips = _bump((jx - mx) / (0.9 * f.mouth_width)) * _bump((jy - my) / (0.16 * f.h))
@@ -395,8 +405,8 @@ class Animator:
                 # The opening can only be within these rows of the jaw box (the lip line, the
                 # opening either side of it, the sway): the inner mouth is worked out there.
                 reach = opening * self.max_open + self.sway_margin
-                r0 = _even(max(0, self.lip_row - 0.25 * reach), False)
-                r1 = _even(min(h, self.lip_row + reach + 1), True)
+                r0 = _even(max(0, self.line_span[0] - 1 - 0.25 * reach), False)
+                r1 = _even(min(h, self.line_span[1] + reach + 1), True)
                 rows = slice(r0, r1)
                 # Where each pixel sampled before the jaw moved, relative to the lip line.
                 b = jmy[rows] - self.gy[jaw][rows] + self.jaw_y[rows]
@@ -405,9 +415,10 @@ class Animator:
                 # [-up, down] about the lip line that the rows either side of it now skip
                 # over; each pixel (a unit band about b) is covered by it by their overlap,
                 # which antialiases the edges and is 0 where the mouth is shut.
-                line = p + math.ceil(self.lip_row)  # the rows either side, unshifted
-                down = opening * padded[0][line, p + sx:p + sx + w]
-                up = opening * padded[1][line - 1, p + sx:p + sx + w]
+                line = p + self.line_rows  # the rows either side, unshifted
+                cols = p + sx + np.arange(w)
+                down = opening * padded[0][line, cols]
+                up = opening * padded[1][line - 1, cols]
                 # (Over a two-pixel band, which softens the edge along the lips.)
                 gap = np.clip((np.minimum(b + 1, down) - np.maximum(b - 1, -up)) / 2, 0, 1)
                 gap *= self.mouth_fade[rows]
