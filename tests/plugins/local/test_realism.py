@@ -23,8 +23,7 @@ def test_output_video_moves_like_a_face_not_a_cutout(name, aspect, tmp_path):
     assert 1 <= fig.blinks_per_6s <= 3, fig
     assert 0.5 <= fig.head_rms_px <= 6, fig          # at 360 px, half the 720 px scale
     assert fig.mouth_edge_ratio <= 2 and fig.lid_edge_ratio <= 2, fig
-    if name == "face.jpg":  # see docs/local.md: on the second face the figure is 0.5-0.55
-        assert fig.mouth_r >= 0.6, fig
+    assert fig.mouth_r >= 0.6, fig
 
 
 def test_blink_moves_the_photos_own_lid_and_paints_nothing(face_rgb):

@@ -1,7 +1,7 @@
 """Realism figures of a talking-head video, measured on the decoded MP4 alone.
 
-Nothing here reads the renderer's state: the face is found again in the video's quietest
-frame with ``check_face``, and everything else comes from the frames' luma and the file's
+Nothing here reads the renderer's state: the face is found again in the video's quiet
+frame (the end of its quietest quarter second) with ``check_face``, and everything else comes from the frames' luma and the file's
 own audio track. So the same figures can be put on any renderer's output (the bench
 compares today's renderer with the one on ``main``).
 
@@ -9,14 +9,14 @@ compares today's renderer with the one on ``main``).
   darker than the quietest frame's darkest 5% there, per pixel of mouth width) and the
   loudness (RMS dBFS of each frame's audio, floored at -60).
 * ``chin_r``: Pearson r between the chin's downward shift (normalized cross-correlation of a
-  patch under the lips, less the forehead's shift) and the same loudness.
+  patch under the lips, less the shift of the patch above them) and the same loudness.
 * ``blinks_per_6s``: blinks: frames where the eye boxes differ from their own median over
   the 6 frames either side by more than 10x the clip's median difference and 30% of its
   largest (runs 3 frames apart counted apart).
 * ``head_rms_px``: RMS of the upper face's shift (forehead to eyes, tracked the same way)
   about its mean, in pixels.
 * ``mouth_edge_ratio`` / ``lid_edge_ratio``: "nothing pasted". The median luminance gradient
-  (Sobel, per pixel) along the boundary of the most opened mouth (its dark region) and of a
+  (Sobel, per pixel) along the boundary of the most opened mouth (that darker region) and of a
   closing eyelid (the region that changed from a frame shortly before the blink), divided by
   the median gradient along the photo's own lip line (the boundary of the quiet frame's dark
   region in the same box) and lid line (same, in the eye box). A shape with a hard edge
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 FLOOR_DB = -60.0
+DARKER = 40.0       # luma levels darker than the quiet frame: inside the opened mouth
 SEARCH_PX = 12      # how far a tracked patch may move from the quiet frame
 BLINK_WINDOW = 6    # frames either side of each frame whose median is the eye "as usual"
 BLINK_RISE = 10.0   # a blinking eye differs from that by this many times the usual difference ...
@@ -152,7 +153,9 @@ def measure(path: Path | str) -> Figures:
     luma, _, fps = decode(path)
     n = len(luma)
     loud = frame_loudness(path, n, fps)
-    rest = int(np.argmin(loud))
+    # The quiet frame: the one with the quietest quarter second up to it (the mouth closes
+    # over a few frames after a sound, so the quietest single frame may still be open).
+    rest = int(np.argmin([loud[max(0, i - 6):i + 1].max() for i in range(n)]))
     import av
 
     with av.open(str(path)) as c:
@@ -169,16 +172,29 @@ def measure(path: Path | str) -> Figures:
     head = _shifts(forehead, forehead[rest])
     head_rms = float(np.sqrt(np.mean(np.sum((head - head.mean(axis=0)) ** 2, axis=1))))
 
-    # Chin: the patch under the lips, against the quiet frame, less the head's shift.
-    chin = _box(luma, mx - 0.35 * w, my + 0.10 * h, mx + 0.35 * w, my + 0.32 * h)
-    chin_dy = _shifts(chin, chin[rest])[:, 1] - head[:, 1]
+    # Above the lips (nose to upper lip) moves with the head but not the jaw; the mouth
+    # and chin are measured against it (nearer the neck, they sway less than the brows).
+    upper = _box(luma, mx - 0.6 * mw, my - 0.24 * h, mx + 0.6 * mw, my - 0.05 * h)
+    still = _shifts(upper, upper[rest])
 
-    # Mouth: dark pixels about the lips, darker than the quiet frame's darkest 5% there.
-    mouth = _box(luma, mx - 0.6 * mw, my - 0.06 * h, mx + 0.6 * mw, my + 0.18 * h)
-    dark = float(np.percentile(mouth[rest], 5))
-    opening = (mouth < dark).sum(axis=(1, 2)) / max(1.0, mw)
+    # Chin: the patch under the lips, against the quiet frame, less that shift.
+    chin = _box(luma, mx - 0.35 * w, my + 0.10 * h, mx + 0.35 * w, my + 0.32 * h)
+    chin_dy = _shifts(chin, chin[rest])[:, 1] - still[:, 1]
+
+    # Mouth: the pixels about the lips much darker than in the quiet frame (moved by the
+    # shift above the lips, so the sway itself darkens nothing): the opening.
+    box = (mx - 0.6 * mw, my - 0.06 * h, mx + 0.6 * mw, my + 0.18 * h)
+    mouth = _box(luma, *box)
+    opened = np.zeros(mouth.shape, bool)
+    for i in range(n):
+        dx, dy = (int(round(v)) for v in still[i])
+        ref = _box(luma[rest:rest + 1], box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy)[0]
+        if ref.shape == mouth.shape[1:]:
+            opened[i] = ref - mouth[i] > DARKER
+    opening = opened.sum(axis=(1, 2)) / max(1.0, mw)
     widest = int(np.argmax(opening))
-    mouth_ratio = (edge_gradient(mouth[widest], mouth[widest] < dark)
+    dark = float(np.percentile(mouth[rest], 5))
+    mouth_ratio = (edge_gradient(mouth[widest], opened[widest])
                    / edge_gradient(mouth[rest], mouth[rest] < dark))
 
     # Eyes: how far each eye box is from the same box's median over the frames around it
