@@ -57,3 +57,34 @@ def test_lips_are_found_by_colour_and_bound_the_mouth(face_rgb):
     # A grey photo has no colour to go by: no lips, and the face keeps its proportional guess.
     grey = np.repeat(face_rgb.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
     assert find_lips(grey, (face.x, face.y, face.w, face.h), face.mouth) is None
+
+
+@pytest.fixture(scope="module")
+def small_animator(face_rgb):
+    animator, _ = R.prepare_scene(face_rgb, "1:1", 240)
+    return animator
+
+
+def test_mouth_and_lids_change_only_their_own_regions(small_animator):
+    """Invariant: whatever the opening, rounding and blink, with the head still, a frame
+    differs from the photo only in the jaw box (mouth) and the eye boxes (lids), and a
+    shut mouth with open eyes is the photo itself."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    a = small_animator
+    rest_y, rest_uv = a.draw(0.0, 0.0, 0.0, (0.0, 0.0, 0.0))
+    assert np.array_equal(rest_y, a.src_y) and np.array_equal(rest_uv, a.src_uv)
+    allowed = np.zeros(rest_y.shape, bool)
+    allowed[a.jaw] = True
+    for box, _, _ in a.eyes:
+        allowed[box] = True
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.floats(0, 1), st.floats(-1, 1), st.floats(0, 1))
+    def check(opening, rounding, blink):
+        out_y, _ = a.draw(opening, rounding, blink, (0.0, 0.0, 0.0))
+        changed = out_y != a.src_y
+        assert not (changed & ~allowed).any()
+
+    check()

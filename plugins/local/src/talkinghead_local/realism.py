@@ -94,6 +94,7 @@ def _shifts(patches: np.ndarray, ref: np.ndarray, margin: int = SEARCH_PX) -> np
     within ``margin`` pixels, to a tenth of a pixel (a parabola through the peak)."""
     import cv2
 
+    margin = max(2, min(margin, ref.shape[0] // 4, ref.shape[1] // 4))  # small faces: less
     template = np.ascontiguousarray(ref[margin:-margin, margin:-margin])
     out = np.zeros((len(patches), 2))
     for i, p in enumerate(patches):
