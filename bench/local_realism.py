@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -80,7 +81,7 @@ def render(source: Path | None, face: Path, out: Path, aspect: str, resolution: 
 
 def ok(name: str, value: float) -> str:
     lo, hi = TARGETS[name]
-    good = value == value and (lo is None or value >= lo) and (hi is None or value <= hi)
+    good = not math.isnan(value) and (lo is None or value >= lo) and (hi is None or value <= hi)
     return "ok" if good else "MISS"
 
 

@@ -55,7 +55,7 @@ def find_lips(image: np.ndarray, face_box: tuple[float, float, float, float],
         return None
     patch = np.ascontiguousarray(image[y0:y1, x0:x1, :3])
     a = cv2.GaussianBlur(cv2.cvtColor(patch, cv2.COLOR_RGB2LAB)[..., 1], (3, 3), 0)
-    level, mask = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, mask = cv2.threshold(a, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     red, rest = a[mask > 0], a[mask == 0]
     if red.size == 0 or rest.size == 0 or float(np.median(red)) - float(np.median(rest)) < MIN_CONTRAST:
         return None

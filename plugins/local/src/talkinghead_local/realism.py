@@ -188,7 +188,7 @@ def measure(path: Path | str) -> Figures:
     mouth = _box(luma, *box)
     opened = np.zeros(mouth.shape, bool)
     for i in range(n):
-        dx, dy = (int(round(v)) for v in still[i])
+        dx, dy = (round(float(v)) for v in still[i])
         ref = _box(luma[rest:rest + 1], box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy)[0]
         if ref.shape == mouth.shape[1:]:
             opened[i] = ref - mouth[i] > DARKER

@@ -11,25 +11,26 @@ Each frame is the static framed photo with one region rewritten: the head, throu
 
 * the sway: a small rotation about the neck plus a shift, weighted 1 over the head and
   fading to 0 at the region's edge, so shoulders and background stay still;
-* the jaw: everything below the line between the lips moves down by the mouth opening,
-  fully along the lips and chin and fading out down the neck and out to the cheeks;
-  the lens-shaped gap this opens is painted as a dark inner mouth (nothing is there when
-  the mouth is shut, so silent frames are the photo itself);
+* the jaw: everything below the line between the lips (curved like the photo's, see
+  ``lips.py``) moves down by the mouth opening, fully along the lips and chin and fading
+  out down the neck and out to the cheeks; along the lips the drop is an oval as wide as
+  the lips, and the gap it opens is shaded from the photo's own lip-line shadow, darker to
+  the back, with a hint of tongue low in a wide opening (nothing is there when the mouth
+  is shut, so silent frames are the photo itself);
 * the lips' rounding: a horizontal squeeze (or spread) around the mouth;
-* the eyelids: a lid the colour of the skin around each eye closes over it, top down.
+* the eyelids: the skin above each eye slides down over it, lashes and all (a second small
+  remap, blended in over the lid's antialiased edge); nothing is painted.
 
 Everything that does not change per frame (the framed background, already in yuv420p, the
 grids and weight fields) is computed once. The head is warped again only when the sway has
 moved it by SWAY_STEP pixels since the last warp (about one frame in three); every frame
-re-warps just the jaw box over that, and blends the lids. Pixels outside the head are never
+re-warps just the jaw box over that, and the eye boxes while blinking. Pixels outside the head are never
 touched, and no frame is converted from RGB.
 """
 
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from talkinghead.tts import Phoneme
 
 from .face import Face, check_face
 from .motion import SWAY_DEG, SWAY_SHIFT, Motion, plan
+from .threads import ahead
 
 FPS = 25
 DEFAULT_RESOLUTION = 720      # short side: 1280x720, 720x1280, 720x720
@@ -510,49 +512,6 @@ def _blend(plane: np.ndarray, box: tuple[slice, slice], alpha: np.ndarray, colou
     """plane[box] = plane[box] * (1 - alpha) + colour * alpha, in place, as uint8."""
     region = plane[box].astype(np.float32)
     plane[box] = (region + (colour - region) * alpha + 0.5).astype(np.uint8)
-
-
-def ahead(items: Iterator[object], depth: int = 6) -> Iterator[object]:
-    """``items``, produced by a worker thread up to ``depth`` ahead of the consumer. Drawing
-    is numpy/OpenCV work that releases the GIL, so it overlaps the encoder instead of
-    alternating with it (about 1.5x faster end to end on two cores). An exception in the
-    worker (``RenderCancelled`` included) is raised in the consumer; a consumer that stops
-    early stops the worker."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(entry: tuple[object, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((done, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            put((done, exc))
-
-    worker = threading.Thread(target=work, name="talkinghead-local-draw", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, error = q.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 def prepare_scene(image: np.ndarray | Path | str | bytes, aspect_ratio: str,
