@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_WIDTH, MAX_WIDTH = 0.22, 0.62   # plausible mouth width, as shares of the face box width
+MIN_WIDTH, MAX_WIDTH = 0.22, 0.46   # plausible mouth width, as shares of the face box width;
+# wider is lips merged with red creases beside them (seen on an older face)
 MAX_RISE = 0.04                     # corners at most this share of the face height off the line
 MIN_CONTRAST = 6.0                  # a* units between lips and skin, below which it is a guess
 
