@@ -1,10 +1,5 @@
-"""Draw and encode the talking head: framing, the per-frame warp, and the MP4.
-
-Framing crops the photo around the face to the aspect ratio (the face about a third of the
-frame's short side, a little above the middle), shrinking the crop to stay inside the photo
-while the face is not too big for it; what the photo still cannot cover is filled by
-``talkinghead.video.frame_image`` with a blurred, slightly darkened continuation of the
-photo, and the seams between the two are blurred.
+"""Draw and encode the talking head: the per-frame warp and the MP4 (framing, where the
+photo goes in the frame, is ``framing.py``).
 
 Each frame is the static framed photo with one region rewritten: the head, through one
 ``cv2.remap`` of its luma and one of its half-size chroma, by a displacement field that sums
@@ -24,8 +19,8 @@ Each frame is the static framed photo with one region rewritten: the head, throu
 Everything that does not change per frame (the framed background, already in yuv420p, the
 grids and weight fields) is computed once. The head is warped again only when the sway has
 moved it by SWAY_STEP pixels since the last warp (about one frame in three); every frame
-re-warps just the jaw box over that, and the eye boxes while blinking. Pixels outside the head are never
-touched, and no frame is converted from RGB.
+re-warps just the jaw box over that, and the eye boxes while blinking. Pixels outside the
+head are never touched, and no frame is converted from RGB.
 """
 
 from __future__ import annotations
@@ -41,17 +36,11 @@ from talkinghead import video
 from talkinghead.tts import Phoneme
 
 from .face import Face, check_face
+from .framing import Layout, background, frame_dims, layout
 from .motion import SWAY_DEG, SWAY_SHIFT, Motion, plan
 from .threads import ahead
 
 FPS = 25
-DEFAULT_RESOLUTION = 720      # short side: 1280x720, 720x1280, 720x720
-FACE_SHARE = 0.30             # face box height / frame's short side, when the photo allows
-MAX_FACE_SHARE = 0.50         # zoom in this far to avoid filling, no further
-FACE_CENTRE = 0.45            # face centre height in the frame (a little headroom) ...
-FACE_CENTRE_PORTRAIT = 0.36   # ... and higher in a portrait frame, with the chest below
-FILL_DARKEN = 0.75            # brightness of the fill beside a photo that does not cover the frame
-SEAM = 0.02                   # half-width of the blur across the photo's edge, of the short side
 MAX_OPEN = 0.10               # jaw drop at full opening, as a share of the face height
 EYE_RX, EYE_RY = 0.34, 0.11   # half axes of the eye opening, as shares of the eye box
 LID_REACH = 2.4               # the lid's skin that slides down starts this many EYE_RY above the eye
@@ -60,19 +49,12 @@ SWAY_STEP = 0.3               # pixels the head may lag its sway before it is wa
 MOUTH_EDGE_MAX_Y = 95.0       # the inner mouth's edge is the lip line's shadow, at most this bright
 MOUTH_DEEP = 0.30             # the back of the mouth: the edge colour scaled by this
 TONGUE = 0.45                 # how much of the lower lip's colour shows low in a wide opening
+TEETH = 0.55                  # ... and of the upper teeth's colour, for the lower teeth, in a smile
 ENCODER_PRESET = "veryfast"   # x264: mostly static frames keep their quality; ~1.6x quicker than "fast"
 
 
 class RenderCancelled(Exception):
     """The render was stopped on request; no output was written."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    crop: tuple[int, int, int, int]   # x, y, width, height of the photo's part shown
-    size: tuple[int, int]             # frame (width, height)
-    scale: tuple[float, float]        # photo px -> frame px
-    offset: tuple[float, float]       # where the crop's corner lands in the frame
 
 
 @dataclass(frozen=True)
@@ -83,88 +65,6 @@ class Rendered:
     size: tuple[int, int]
     face: Face                        # in frame coordinates
     motion: Motion
-
-
-def frame_dims(aspect_ratio: str, resolution: int | str | tuple[int, int] | None = None) -> tuple[int, int]:
-    """(width, height) for an aspect ratio: ``resolution`` is the short side (720 gives
-    1280x720, 720x1280, 720x720), or an explicit "WxH" / (w, h) of even numbers."""
-    if resolution is None:
-        resolution = DEFAULT_RESOLUTION
-    if isinstance(resolution, str):
-        text = resolution.strip().lower()
-        if "x" in text:
-            w, _, h = text.partition("x")
-            resolution = (int(w), int(h))
-        else:
-            resolution = int(text.rstrip("p"))
-    if isinstance(resolution, tuple):
-        w, h = (int(v) for v in resolution)
-        if w < 16 or h < 16 or w % 2 or h % 2:
-            raise ValueError(f"resolution {w}x{h}: both sides must be even and at least 16")
-        return w, h
-    if resolution < 16:
-        raise ValueError(f"resolution {resolution}: the short side must be at least 16 px")
-    return video.frame_size(aspect_ratio, int(resolution))
-
-
-def layout(photo_size: tuple[int, int], face: Face, size: tuple[int, int]) -> Layout:
-    """Where the photo goes in a frame of ``size`` so the face is framed like a presenter."""
-    pw, ph = photo_size
-    width, height = size
-    aspect, short = width / height, min(width, height)
-    cx, cy = face.center
-    # The crop window (photo px) at the preferred face size, then shrunk (zooming in) while
-    # it is bigger than the photo, as long as the face stays within MAX_FACE_SHARE.
-    win_h = face.h * height / (FACE_SHARE * short)
-    fit = min(pw / (win_h * aspect), ph / win_h, 1.0)
-    win_h = max(win_h * fit, face.h * height / (MAX_FACE_SHARE * short))
-    cw, ch = min(pw, round(win_h * aspect)), min(ph, round(win_h))
-    centre = FACE_CENTRE if width >= height else FACE_CENTRE_PORTRAIT
-    x = round(min(max(cx - cw / 2, 0), pw - cw))
-    y = round(min(max(cy - centre * ch, 0), ph - ch))
-    # frame_image contains the crop: scaled to fit, centred (same arithmetic as there).
-    s = min(width / cw, height / ch)
-    fw, fh = max(1, round(cw * s)), max(1, round(ch * s))
-    return Layout(crop=(x, y, cw, ch), size=size, scale=(fw / cw, fh / ch),
-                  offset=((width - fw) // 2 - x * fw / cw, (height - fh) // 2 - y * fh / ch))
-
-
-def background(photo: np.ndarray, lay: Layout, aspect_ratio: str) -> np.ndarray:
-    """The static frame: the crop framed by ``video.frame_image`` (which fills what the crop
-    leaves uncovered with a blurred continuation of it), the fill only a little darker than
-    the photo and the seams between them blurred, so the fill reads as out-of-focus
-    surroundings rather than as bands."""
-    import cv2
-
-    x, y, cw, ch = lay.crop
-    crop = np.ascontiguousarray(photo[y:y + ch, x:x + cw])
-    code = cv2.COLOR_RGBA2BGRA if crop.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, png = cv2.imencode(".png", cv2.cvtColor(crop, code), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("could not encode the cropped photo")
-    frame = video.frame_image(png.tobytes(), aspect_ratio, lay.size, darken=FILL_DARKEN)
-    width, height = lay.size
-    left, top = round(lay.offset[0] + x * lay.scale[0]), round(lay.offset[1] + y * lay.scale[1])
-    right, bottom = left + round(cw * lay.scale[0]), top + round(ch * lay.scale[1])
-    f = max(2, round(SEAM * min(width, height)))
-    for edge, size, axis in ((left, width, 1), (right, width, 1), (top, height, 0), (bottom, height, 0)):
-        if 0 < edge < size:
-            _soften_seam(frame, edge, f, axis)
-    return frame
-
-
-def _soften_seam(frame: np.ndarray, edge: int, f: int, axis: int) -> None:
-    """Blur across a straight seam at ``edge`` along ``axis`` (1: a vertical seam), fully at
-    the seam and not at all ``f`` pixels either side."""
-    import cv2
-
-    lo, hi = max(0, edge - f), min(frame.shape[axis], edge + f)
-    band = frame[:, lo:hi] if axis == 1 else frame[lo:hi]
-    kernel = (2 * f + 1, 1) if axis == 1 else (1, 2 * f + 1)
-    blurred = cv2.blur(band, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)
-    w = 1 - np.abs(np.arange(lo, hi) + 0.5 - edge) / f
-    w = (w[None, :, None] if axis == 1 else w[:, None, None]).astype(np.float32)
-    band[:] = (band * (1 - w) + blurred * w + 0.5).astype(np.uint8)
 
 
 def _bump(d: np.ndarray) -> np.ndarray:
@@ -304,6 +204,24 @@ class Animator:
         self.mouth_shade = _bump(u).astype(np.float32)
         self.mouth_fade = _ramp(u, 1.0, 0.8).astype(np.float32)
         self.mouth_dark, self.mouth_deep, self.tongue = (yuv(c) for c in self._mouth_colours())
+        self.teeth = self._teeth_colour()
+
+    def _teeth_colour(self) -> np.ndarray | None:
+        """The upper teeth's colour (YUV) when the photo shows them (a smile: a band just
+        above the line between the lips much brighter than the lips), else None; the
+        lower teeth are hinted with it in a wide opening."""
+        f = self.face
+        mx, my = f.mouth
+        x0, x1 = int(mx - 0.25 * f.mouth_width), int(mx + 0.25 * f.mouth_width) + 1
+        rows = max(2, int(0.02 * f.h))
+        band = self.static[max(0, int(my) - 1 - rows):int(my) - 1, max(0, x0):x1, :3].reshape(-1, 3)
+        lips = self.static[int(my) + 2:int(my) + 2 + rows, max(0, x0):x1, :3].reshape(-1, 3)
+        if band.size == 0 or lips.size == 0:
+            return None
+        w = np.array([0.2126, 0.7152, 0.0722], np.float32)
+        if float(band.astype(np.float32).mean(axis=0) @ w) < float(lips.astype(np.float32).mean(axis=0) @ w) + 40:
+            return None
+        return yuv(band.astype(np.float32).mean(axis=0) * 0.8)  # in the mouth's shadow
 
     def _mouth_colours(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The inner mouth's colours, from the photo: at its edge the shadow along the lip
@@ -440,6 +358,10 @@ class Animator:
                 dark, deep_c, tongue_c = self.mouth_dark, self.mouth_deep, self.tongue
                 colour = dark + (deep_c - dark) * deep[..., None]
                 colour += (tongue_c - colour) * tongue[..., None]
+                if self.teeth is not None:
+                    # Lower teeth: a soft band just above the lower lip, in the middle.
+                    teeth = TEETH * wide * _ramp(depth, 0.6, 0.85) * _ramp(depth, 1.0, 0.9) * shade ** 2
+                    colour += (self.teeth - colour) * teeth[..., None]
                 _blend(out_y, near, gap, colour[..., 0])
                 _blend(out_uv, self._half(near), gap[::2, ::2, None], colour[::2, ::2, 1:])
         if blink > 1e-3:
