@@ -56,8 +56,8 @@ class Face:
     mouth_width: float
     image_size: tuple[int, int]     # (width, height)
     weight: float = 0.0             # the cascade's confidence
-    # Found by colour: top of the upper lip, bottom of the lower, heights of the left and
-    # right corners (a smile lifts them above the line between the lips).
+    # Found by colour: top of the upper lip, bottom of the lower; then the height of the
+    # line between the lips at the left and right corners (a smile lifts them).
     lips: tuple[float, float, float, float] | None = None
 
     @property
@@ -204,9 +204,9 @@ def locate(gray: np.ndarray, box: np.ndarray, weight: float,
     mouth_x, width, extent = cx, MOUTH_WIDTH * w, None
     if lips is not None:
         mouth_x, width = lips.centre_x, lips.width
+        mouth_y = _lip_line(gray, mouth_x, mouth_y, w, h)
         corner = mouth_y + line_rise(gray, (mouth_x, mouth_y), width / 2, h)
         extent = (lips.top, lips.bottom, corner, corner)
-        mouth_y = _lip_line(gray, mouth_x, mouth_y, w, h)
     return Face(x=x, y=y, w=w, h=h, left_eye=(lx, ly), right_eye=(rx, ry), eye_size=eye_size,
                 eyes_found=pair is not None, mouth=(mouth_x, mouth_y), mouth_width=width,
                 image_size=(gray.shape[1], gray.shape[0]), weight=float(weight), lips=extent)
