@@ -28,6 +28,8 @@ import numpy as np
 
 from talkinghead.errors import InputError
 
+from .lips import find_lips, line_rise
+
 MIN_FACE_PX = 80
 DETECT_SIDE = 640         # long side of the detection image; enough for a face >= 80 px
 CASCADE_WINDOW = 24       # the frontal cascade's smallest window, in detection pixels
@@ -35,6 +37,7 @@ SMALLEST_FACE_PX = 40     # smaller faces are not looked for ("no face found")
 MIN_WEIGHT = 2.5          # final-stage weight of a plausible face
 SURE_WEIGHT = 5.0         # above this no eye is needed to believe it
 BACKGROUND_RATIO = 1 / 3  # faces narrower than this share of the largest are background
+MOUTH_WIDTH = 0.38        # mouth width / face box width, when the lips are not found
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class Face:
     mouth_width: float
     image_size: tuple[int, int]     # (width, height)
     weight: float = 0.0             # the cascade's confidence
+    # Found by colour: top of the upper lip, bottom of the lower; then the height of the
+    # line between the lips at the left and right corners (a smile lifts them).
+    lips: tuple[float, float, float, float] | None = None
 
     @property
     def width(self) -> int:
@@ -71,7 +77,8 @@ class Face:
         return replace(self, x=self.x * sx + ox, y=self.y * sy + oy, w=self.w * sx,
                        h=self.h * sy, left_eye=pt(self.left_eye), right_eye=pt(self.right_eye),
                        eye_size=self.eye_size * sx, mouth=pt(self.mouth),
-                       mouth_width=self.mouth_width * sx, image_size=image_size)
+                       mouth_width=self.mouth_width * sx, image_size=image_size,
+                       lips=None if self.lips is None else tuple(v * sy + oy for v in self.lips))
 
 
 @functools.cache
@@ -111,7 +118,8 @@ def _detect(gray: np.ndarray, scale: float) -> list[tuple[np.ndarray, float]]:
     return list(zip(boxes, np.asarray(weights, dtype=np.float64).ravel()))
 
 
-def _eyes(gray: np.ndarray, box: np.ndarray) -> list[tuple[float, float, float]]:
+def _eyes(gray: np.ndarray, box: np.ndarray, cascade: str = "haarcascade_eye.xml",
+          equalize: bool = True, neighbours: int = 3) -> list[tuple[float, float, float]]:
     """Eyes in the upper part of a face box: (cx, cy, side), in image pixels."""
     import cv2
 
@@ -124,9 +132,9 @@ def _eyes(gray: np.ndarray, box: np.ndarray) -> list[tuple[float, float, float]]
     k = 200.0 / max(1, roi.shape[1])
     roi = cv2.resize(roi, (max(1, round(roi.shape[1] * k)), max(1, round(roi.shape[0] * k))),
                      interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-    found = _cascade("haarcascade_eye.xml").detectMultiScale(
-        cv2.equalizeHist(roi), scaleFactor=1.1, minNeighbors=3, minSize=(20, 20),
-        maxSize=(110, 110))
+    found = _cascade(cascade).detectMultiScale(
+        cv2.equalizeHist(roi) if equalize else roi, scaleFactor=1.1, minNeighbors=neighbours,
+        minSize=(20, 20), maxSize=(110, 110))
     return [(x0 + (ex + ew / 2) / k, y0 + (ey + eh / 2) / k, ew / k)
             for ex, ey, ew, eh in np.asarray(found).reshape(-1, 4)]
 
@@ -172,10 +180,17 @@ def _lip_line(gray: np.ndarray, cx: float, guess_y: float, w: float, h: float) -
     return float(y0 + 1 + i)
 
 
-def locate(gray: np.ndarray, box: np.ndarray, weight: float) -> Face:
-    """Eyes and mouth for one face box."""
+def locate(gray: np.ndarray, box: np.ndarray, weight: float,
+           image: np.ndarray | None = None) -> Face:
+    """Eyes and mouth for one face box; the lips' corners and extent too when ``image``
+    (RGB) is given and they can be told from the skin by colour (see ``lips.py``)."""
     x, y, w, h = (float(v) for v in box)
     pair = _eye_pair(_eyes(gray, box), box)
+    if pair is None:
+        # Glasses: their rims and tint hide the eyes from the plain cascade; OpenCV's
+        # eyeglasses cascade, on the unequalized face (equalizing brightens the lens glare),
+        # finds them, less surely: any single hit counts, as the pair must still line up.
+        pair = _eye_pair(_eyes(gray, box, "haarcascade_eye_tree_eyeglasses.xml", False, 1), box)
     if pair is not None:
         (lx, ly, ls), (rx, ry, rs) = pair
         eye_size = (ls + rs) / 2
@@ -185,9 +200,16 @@ def locate(gray: np.ndarray, box: np.ndarray, weight: float) -> Face:
     cx, eye_y = (lx + rx) / 2, (ly + ry) / 2
     guess = min(eye_y + 0.95 * (rx - lx), y + 0.90 * h)
     mouth_y = _lip_line(gray, cx, guess, w, h)
+    lips = find_lips(image, (x, y, w, h), (cx, mouth_y)) if image is not None else None
+    mouth_x, width, extent = cx, MOUTH_WIDTH * w, None
+    if lips is not None:
+        mouth_x, width = lips.centre_x, lips.width
+        mouth_y = _lip_line(gray, mouth_x, mouth_y, w, h)
+        corner = mouth_y + line_rise(gray, (mouth_x, mouth_y), width / 2, h)
+        extent = (lips.top, lips.bottom, corner, corner)
     return Face(x=x, y=y, w=w, h=h, left_eye=(lx, ly), right_eye=(rx, ry), eye_size=eye_size,
-                eyes_found=pair is not None, mouth=(cx, mouth_y), mouth_width=0.42 * w,
-                image_size=(gray.shape[1], gray.shape[0]), weight=float(weight))
+                eyes_found=pair is not None, mouth=(mouth_x, mouth_y), mouth_width=width,
+                image_size=(gray.shape[1], gray.shape[0]), weight=float(weight), lips=extent)
 
 
 def find_faces(image: np.ndarray) -> list[Face]:
@@ -210,7 +232,7 @@ def find_faces(image: np.ndarray) -> list[Face]:
             kept.append((box, wt))
     faces = []
     for box, wt in kept:
-        face = locate(gray, box, wt)
+        face = locate(gray, box, wt, image if image.ndim == 3 else None)
         if face.eyes_found or wt >= SURE_WEIGHT:
             faces.append(face)
     if faces:

@@ -1,35 +1,31 @@
-"""Draw and encode the talking head: framing, the per-frame warp, and the MP4.
-
-Framing crops the photo around the face to the aspect ratio (the face about a third of the
-frame's short side, a little above the middle), shrinking the crop to stay inside the photo
-while the face is not too big for it; what the photo still cannot cover is filled by
-``talkinghead.video.frame_image`` with a blurred, slightly darkened continuation of the
-photo, and the seams between the two are blurred.
+"""Draw and encode the talking head: the per-frame warp and the MP4 (framing, where the
+photo goes in the frame, is ``framing.py``).
 
 Each frame is the static framed photo with one region rewritten: the head, through one
 ``cv2.remap`` of its luma and one of its half-size chroma, by a displacement field that sums
 
 * the sway: a small rotation about the neck plus a shift, weighted 1 over the head and
   fading to 0 at the region's edge, so shoulders and background stay still;
-* the jaw: everything below the line between the lips moves down by the mouth opening,
-  fully along the lips and chin and fading out down the neck and out to the cheeks;
-  the lens-shaped gap this opens is painted as a dark inner mouth (nothing is there when
-  the mouth is shut, so silent frames are the photo itself);
+* the jaw: everything below the line between the lips (curved like the photo's, see
+  ``lips.py``) moves down by the mouth opening, fully along the lips and chin and fading
+  out down the neck and out to the cheeks; along the lips the drop is an oval as wide as
+  the lips, and the gap it opens is shaded from the photo's own lip-line shadow, darker to
+  the back, with a hint of tongue low in a wide opening (nothing is there when the mouth
+  is shut, so silent frames are the photo itself);
 * the lips' rounding: a horizontal squeeze (or spread) around the mouth;
-* the eyelids: a lid the colour of the skin around each eye closes over it, top down.
+* the eyelids: the skin above each eye slides down over it, lashes and all (a second small
+  remap, blended in over the lid's antialiased edge); nothing is painted.
 
 Everything that does not change per frame (the framed background, already in yuv420p, the
 grids and weight fields) is computed once. The head is warped again only when the sway has
 moved it by SWAY_STEP pixels since the last warp (about one frame in three); every frame
-re-warps just the jaw box over that, and blends the lids. Pixels outside the head are never
-touched, and no frame is converted from RGB.
+re-warps just the jaw box over that, and the eye boxes while blinking. Pixels outside the
+head are never touched, and no frame is converted from RGB.
 """
 
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,36 +36,25 @@ from talkinghead import video
 from talkinghead.tts import Phoneme
 
 from .face import Face, check_face
+from .framing import Layout, background, frame_dims, layout
 from .motion import SWAY_DEG, SWAY_SHIFT, Motion, plan
+from .threads import ahead
 
 FPS = 25
-DEFAULT_RESOLUTION = 720      # short side: 1280x720, 720x1280, 720x720
-FACE_SHARE = 0.30             # face box height / frame's short side, when the photo allows
-MAX_FACE_SHARE = 0.50         # zoom in this far to avoid filling, no further
-FACE_CENTRE = 0.45            # face centre height in the frame (a little headroom) ...
-FACE_CENTRE_PORTRAIT = 0.36   # ... and higher in a portrait frame, with the chest below
-FILL_DARKEN = 0.75            # brightness of the fill beside a photo that does not cover the frame
-SEAM = 0.02                   # half-width of the blur across the photo's edge, of the short side
-MAX_OPEN = 0.11               # jaw drop at full opening, as a share of the face height
+MAX_OPEN = 0.10               # jaw drop at full opening, as a share of the face height
 EYE_RX, EYE_RY = 0.34, 0.11   # half axes of the eye opening, as shares of the eye box
-LID_SHADE = 0.80              # the lid's top, in the brow's shadow (its edge is 1.0)
+LID_REACH = 2.4               # the lid's skin that slides down starts this many EYE_RY above the eye
 ROUNDING = 0.22               # horizontal squeeze of the lips at full rounding
 SWAY_STEP = 0.3               # pixels the head may lag its sway before it is warped again
-MOUTH_DARK = np.array([86.0, 34.0, 38.0], np.float32)   # the inner mouth's edge colour
-MOUTH_DEEP = np.array([24.0, 8.0, 10.0], np.float32)    # ... and its middle
+MOUTH_EDGE_MAX_Y = 95.0       # the inner mouth's edge is the lip line's shadow, at most this bright
+MOUTH_DEEP = 0.30             # the back of the mouth: the edge colour scaled by this
+TONGUE = 0.45                 # how much of the lower lip's colour shows low in a wide opening
+TEETH = 0.55                  # ... and of the upper teeth's colour, for the lower teeth, in a smile
 ENCODER_PRESET = "veryfast"   # x264: mostly static frames keep their quality; ~1.6x quicker than "fast"
 
 
 class RenderCancelled(Exception):
     """The render was stopped on request; no output was written."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    crop: tuple[int, int, int, int]   # x, y, width, height of the photo's part shown
-    size: tuple[int, int]             # frame (width, height)
-    scale: tuple[float, float]        # photo px -> frame px
-    offset: tuple[float, float]       # where the crop's corner lands in the frame
 
 
 @dataclass(frozen=True)
@@ -80,88 +65,6 @@ class Rendered:
     size: tuple[int, int]
     face: Face                        # in frame coordinates
     motion: Motion
-
-
-def frame_dims(aspect_ratio: str, resolution: int | str | tuple[int, int] | None = None) -> tuple[int, int]:
-    """(width, height) for an aspect ratio: ``resolution`` is the short side (720 gives
-    1280x720, 720x1280, 720x720), or an explicit "WxH" / (w, h) of even numbers."""
-    if resolution is None:
-        resolution = DEFAULT_RESOLUTION
-    if isinstance(resolution, str):
-        text = resolution.strip().lower()
-        if "x" in text:
-            w, _, h = text.partition("x")
-            resolution = (int(w), int(h))
-        else:
-            resolution = int(text.rstrip("p"))
-    if isinstance(resolution, tuple):
-        w, h = (int(v) for v in resolution)
-        if w < 16 or h < 16 or w % 2 or h % 2:
-            raise ValueError(f"resolution {w}x{h}: both sides must be even and at least 16")
-        return w, h
-    if resolution < 16:
-        raise ValueError(f"resolution {resolution}: the short side must be at least 16 px")
-    return video.frame_size(aspect_ratio, int(resolution))
-
-
-def layout(photo_size: tuple[int, int], face: Face, size: tuple[int, int]) -> Layout:
-    """Where the photo goes in a frame of ``size`` so the face is framed like a presenter."""
-    pw, ph = photo_size
-    width, height = size
-    aspect, short = width / height, min(width, height)
-    cx, cy = face.center
-    # The crop window (photo px) at the preferred face size, then shrunk (zooming in) while
-    # it is bigger than the photo, as long as the face stays within MAX_FACE_SHARE.
-    win_h = face.h * height / (FACE_SHARE * short)
-    fit = min(pw / (win_h * aspect), ph / win_h, 1.0)
-    win_h = max(win_h * fit, face.h * height / (MAX_FACE_SHARE * short))
-    cw, ch = min(pw, round(win_h * aspect)), min(ph, round(win_h))
-    centre = FACE_CENTRE if width >= height else FACE_CENTRE_PORTRAIT
-    x = round(min(max(cx - cw / 2, 0), pw - cw))
-    y = round(min(max(cy - centre * ch, 0), ph - ch))
-    # frame_image contains the crop: scaled to fit, centred (same arithmetic as there).
-    s = min(width / cw, height / ch)
-    fw, fh = max(1, round(cw * s)), max(1, round(ch * s))
-    return Layout(crop=(x, y, cw, ch), size=size, scale=(fw / cw, fh / ch),
-                  offset=((width - fw) // 2 - x * fw / cw, (height - fh) // 2 - y * fh / ch))
-
-
-def background(photo: np.ndarray, lay: Layout, aspect_ratio: str) -> np.ndarray:
-    """The static frame: the crop framed by ``video.frame_image`` (which fills what the crop
-    leaves uncovered with a blurred continuation of it), the fill only a little darker than
-    the photo and the seams between them blurred, so the fill reads as out-of-focus
-    surroundings rather than as bands."""
-    import cv2
-
-    x, y, cw, ch = lay.crop
-    crop = np.ascontiguousarray(photo[y:y + ch, x:x + cw])
-    code = cv2.COLOR_RGBA2BGRA if crop.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, png = cv2.imencode(".png", cv2.cvtColor(crop, code), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("could not encode the cropped photo")
-    frame = video.frame_image(png.tobytes(), aspect_ratio, lay.size, darken=FILL_DARKEN)
-    width, height = lay.size
-    left, top = round(lay.offset[0] + x * lay.scale[0]), round(lay.offset[1] + y * lay.scale[1])
-    right, bottom = left + round(cw * lay.scale[0]), top + round(ch * lay.scale[1])
-    f = max(2, round(SEAM * min(width, height)))
-    for edge, size, axis in ((left, width, 1), (right, width, 1), (top, height, 0), (bottom, height, 0)):
-        if 0 < edge < size:
-            _soften_seam(frame, edge, f, axis)
-    return frame
-
-
-def _soften_seam(frame: np.ndarray, edge: int, f: int, axis: int) -> None:
-    """Blur across a straight seam at ``edge`` along ``axis`` (1: a vertical seam), fully at
-    the seam and not at all ``f`` pixels either side."""
-    import cv2
-
-    lo, hi = max(0, edge - f), min(frame.shape[axis], edge + f)
-    band = frame[:, lo:hi] if axis == 1 else frame[lo:hi]
-    kernel = (2 * f + 1, 1) if axis == 1 else (1, 2 * f + 1)
-    blurred = cv2.blur(band, kernel, borderType=cv2.BORDER_REFLECT).astype(np.float32)
-    w = 1 - np.abs(np.arange(lo, hi) + 0.5 - edge) / f
-    w = (w[None, :, None] if axis == 1 else w[:, None, None]).astype(np.float32)
-    band[:] = (band * (1 - w) + blurred * w + 0.5).astype(np.uint8)
 
 
 def _bump(d: np.ndarray) -> np.ndarray:
@@ -269,24 +172,74 @@ class Animator:
         self.max_open = MAX_OPEN * f.h
         # Down: the whole lower lip and chin, fading out down the neck; as wide as the mouth
         # at the lips and as the jaw at the chin. Up: the upper lip a little, fading to the nose.
-        fall = np.where(jy < my, 0.0, np.where(jy <= chin, 1.0, 1 - _ramp(jy, chin, below)))
+        # The line between the lips is a parabola through its middle and the corners found
+        # by colour (a smile curves it up), so the opening follows it; flat without them.
+        lift_corners = 0.0
+        if f.lips is not None:
+            lift_corners = float(np.clip((f.lips[2] + f.lips[3]) / 2 - my, -0.05 * f.h, 0.05 * f.h))
+        t = np.clip((jx - mx) / (0.5 * f.mouth_width), -1, 1)
+        line_y = my + lift_corners * t * t
+        fall = np.where(jy < line_y, 0.0, np.where(jy <= chin, 1.0, 1 - _ramp(jy, chin, below)))
         s = _ramp(jy, my, chin)
         half = (1 - s) * 0.5 * f.mouth_width + s * 0.40 * f.w
+        self._jaw_s = s  # 0 along the lips (an oval opening) .. 1 at the chin (a soft bump)
         self.jaw_dx = (jx - mx).astype(np.float32)
-        self.jaw_y = (jy - my).astype(np.float32)       # height below the lip line
+        self.jaw_y = (jy - line_y).astype(np.float32)   # height below the lip line
         self.lip_row = float(my - (self.box[1] + self.jaw[0].start))
+        # Per column, the first row at or below the line (region rows of the jaw box).
+        self.line_rows = np.ceil(line_y[0] - (self.box[1] + self.jaw[0].start)).astype(np.intp)
+        self.line_span = (float(self.line_rows.min()), float(self.line_rows.max()))
         # How far sway can carry the lips, in pixels (rotation about the neck plus shift).
         self.sway_margin = 3 + (math.radians(SWAY_DEG) * 0.6 * f.w + 1.5 * SWAY_SHIFT * f.w)
         self.pad = math.ceil(self.sway_margin)
         self.lip_at = (self.jaw[0].start + int(self.lip_row), int(mx) - self.box[0])
-        self._jaw_parts = (fall, half, np.where(jy < my, _ramp(jy, top, my), 0.0), 0.5 * f.mouth_width)
+        self._jaw_parts = (fall, half, np.where(jy < line_y, _ramp(jy, top, line_y), 0.0), 0.5 * f.mouth_width)
         self._jaw_shapes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Rounding squeezes around the mouth, in a box about the lips.
         lips = _bump((jx - mx) / (0.9 * f.mouth_width)) * _bump((jy - my) / (0.16 * f.h))
         self.round_dx = (ROUNDING * lips * (jx - mx)).astype(np.float32)
-        # The inner mouth darkens toward its middle.
-        self.mouth_shade = _bump((jx - mx) / (0.5 * f.mouth_width)).astype(np.float32)
-        self.mouth_dark, self.mouth_deep = yuv(MOUTH_DARK), yuv(MOUTH_DEEP)
+        # The inner mouth darkens toward its middle (the back of the mouth) and fades out
+        # toward the corners, where the lips meet.
+        u = np.abs(jx - mx) / (0.5 * f.mouth_width)
+        self.mouth_shade = _bump(u).astype(np.float32)
+        self.mouth_fade = _ramp(u, 1.0, 0.8).astype(np.float32)
+        self.mouth_dark, self.mouth_deep, self.tongue = (yuv(c) for c in self._mouth_colours())
+        self.teeth = self._teeth_colour()
+
+    def _teeth_colour(self) -> np.ndarray | None:
+        """The upper teeth's colour (YUV) when the photo shows them (a smile: a band just
+        above the line between the lips much brighter than the lips), else None; the
+        lower teeth are hinted with it in a wide opening."""
+        f = self.face
+        mx, my = f.mouth
+        x0, x1 = int(mx - 0.25 * f.mouth_width), int(mx + 0.25 * f.mouth_width) + 1
+        rows = max(2, int(0.02 * f.h))
+        band = self.static[max(0, int(my) - 1 - rows):int(my) - 1, max(0, x0):x1, :3].reshape(-1, 3)
+        lips = self.static[int(my) + 2:int(my) + 2 + rows, max(0, x0):x1, :3].reshape(-1, 3)
+        if band.size == 0 or lips.size == 0:
+            return None
+        w = np.array([0.2126, 0.7152, 0.0722], np.float32)
+        if float(band.astype(np.float32).mean(axis=0) @ w) < float(lips.astype(np.float32).mean(axis=0) @ w) + 40:
+            return None
+        return yuv(band.astype(np.float32).mean(axis=0) * 0.8)  # in the mouth's shadow
+
+    def _mouth_colours(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inner mouth's colours, from the photo: at its edge the shadow along the lip
+        line (the darkest quarter of it), at the back that much darker, and low in the
+        opening a darker lower lip (the tongue's colour is close to the lips')."""
+        f = self.face
+        mx, my = f.mouth
+        x0, x1 = int(mx - 0.3 * f.mouth_width), int(mx + 0.3 * f.mouth_width) + 1
+        line = self.static[max(0, int(my) - 1):int(my) + 2, max(0, x0):x1, :3].reshape(-1, 3)
+        line = line.astype(np.float32)
+        luma = line @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        edge = line[luma <= np.percentile(luma, 25)].mean(axis=0)
+        edge_y = float(edge @ np.array([0.2126, 0.7152, 0.0722], np.float32))
+        edge = edge * min(1.0, MOUTH_EDGE_MAX_Y / max(edge_y, 1.0))
+        low = f.lips[1] if f.lips else my + 0.08 * f.h
+        ly = int(my + 0.6 * (low - my))
+        lip = self.static[ly - 1:ly + 2, int(mx) - 2:int(mx) + 3, :3].reshape(-1, 3).astype(np.float32)
+        return edge, edge * MOUTH_DEEP, lip.mean(axis=0) * 0.55
 
     def _jaw_shape(self, rounding: float) -> tuple[np.ndarray, np.ndarray]:
         """(down, up) displacement per unit of opening, narrower as the lips round, padded by
@@ -296,7 +249,11 @@ class Animator:
         if key not in self._jaw_shapes:
             fall, half, lift, lip_half = self._jaw_parts
             squeeze = 1 - 0.3 * key / 20
-            down = fall * _bump(self.jaw_dx / (half * squeeze))
+            t = self.jaw_dx / (half * squeeze)
+            # Along the lips an oval (the opening is round-ended, as wide as the lips),
+            # blending into a raised cosine down the chin (the jaw moves as one).
+            oval = np.clip(1 - t * t, 0, 1)
+            down = fall * ((1 - self._jaw_s) * oval + self._jaw_s * _bump(t))
             up = 0.25 * lift * _bump(self.jaw_dx / (lip_half * squeeze))
             p = self.pad
             self._jaw_shapes[key] = tuple(np.pad((self.max_open * a).astype(np.float32), p, mode="edge")
@@ -305,26 +262,13 @@ class Animator:
 
     def _eyes_setup(self, xs: np.ndarray, ys: np.ndarray) -> None:
         f = self.face
-        es = f.eye_size
-        # The eye opening is an ellipse about the eye box's centre. Blinking, a lid covers it
-        # from its top down to an edge that descends with the blink, lashes darkening the
-        # edge. The lid is the skin around the eye (the median of a ring about the opening,
-        # which leaves out lashes, brow and the eye itself), in shadow under the brow and
-        # lighter toward its edge.
-        self.eye_axes = rx, ry = (EYE_RX * es, EYE_RY * es)
-        self.eyes = []
-        x0, y0 = self.box[:2]
-        for ex, ey in (f.left_eye, f.right_eye):
-            box = self._sub(ex - 1.1 * rx, ey - ry - 2, ex + 1.1 * rx, ey + ry + 2)
-            around = self._sub(ex - 2 * rx, ey - 3 * ry, ex + 2 * rx, ey + 3 * ry)
-            ax, ay = xs[around], ys[around]
-            r = np.hypot((ax - ex) / rx, (ay - ey) / (2.2 * ry))
-            ring = self.static[y0:self.box[3], x0:self.box[2]][around][(r > 1.25) & (r < 1.8)]
-            skin = np.median(ring.reshape(-1, 3), axis=0).astype(np.float32)
-            rows = (ys[box] - (ey - ry)) / (2 * ry)       # 0 at the top of the opening, 1 bottom
-            shade = LID_SHADE + (1 - LID_SHADE) * np.clip(rows, 0, 1)
-            lid = yuv(skin * shade[..., None])
-            self.eyes.append((box, ex, ey, lid[..., 0], lid[::2, ::2, 1:]))
+        # The eye opening is an ellipse about the eye box's centre. Blinking, the skin
+        # between it and the brow slides down over it: nothing is painted, the lid is the
+        # photo's own lid, lashes and all, stretched down to an edge that descends with
+        # the blink.
+        self.eye_axes = rx, ry = (EYE_RX * f.eye_size, EYE_RY * f.eye_size)
+        self.eyes = [(self._sub(ex - 1.1 * rx, ey - LID_REACH * ry - 2, ex + 1.1 * rx, ey + ry + 3), ex, ey)
+                     for ex, ey in (f.left_eye, f.right_eye)]
 
     # -- per frame -----------------------------------------------------------------------
 
@@ -381,8 +325,8 @@ class Animator:
                 # The opening can only be within these rows of the jaw box (the lip line, the
                 # opening either side of it, the sway): the inner mouth is worked out there.
                 reach = opening * self.max_open + self.sway_margin
-                r0 = _even(max(0, self.lip_row - 0.25 * reach), False)
-                r1 = _even(min(h, self.lip_row + reach + 1), True)
+                r0 = _even(max(0, self.line_span[0] - 1 - 0.25 * reach), False)
+                r1 = _even(min(h, self.line_span[1] + reach + 1), True)
                 rows = slice(r0, r1)
                 # Where each pixel sampled before the jaw moved, relative to the lip line.
                 b = jmy[rows] - self.gy[jaw][rows] + self.jaw_y[rows]
@@ -391,11 +335,15 @@ class Animator:
                 # [-up, down] about the lip line that the rows either side of it now skip
                 # over; each pixel (a unit band about b) is covered by it by their overlap,
                 # which antialiases the edges and is 0 where the mouth is shut.
-                line = p + math.ceil(self.lip_row)  # the rows either side, unshifted
-                down = opening * padded[0][line, p + sx:p + sx + w]
-                up = opening * padded[1][line - 1, p + sx:p + sx + w]
-                gap = np.clip(np.minimum(b + 0.5, down) - np.maximum(b - 0.5, -up), 0, 1)
+                line = p + self.line_rows  # the rows either side, unshifted
+                cols = p + sx + np.arange(w)
+                down = opening * padded[0][line, cols]
+                up = opening * padded[1][line - 1, cols]
+                # (Over a two-pixel band, which softens the edge along the lips.)
+                gap = np.clip((np.minimum(b + 1, down) - np.maximum(b - 1, -up)) / 2, 0, 1)
+                gap *= self.mouth_fade[rows]
                 depth = np.clip((b + up) / np.maximum(down + up, 1), 0, 1)  # 0 top .. 1 bottom
+                wide = min(1.0, float(np.max(down)) / 10)  # a tongue shows in a wide opening
             if abs(rounding) > 1e-3:
                 jmx += rounding * self.round_dx
             out_y[jaw] = cv2.remap(self.src_y, jmx, jmy, cv2.INTER_LINEAR,
@@ -404,29 +352,54 @@ class Animator:
                                                 cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             if opening > 1e-3 and gap.any():
                 near = (slice(jaw[0].start + r0, jaw[0].start + r1), jaw[1])
-                deep = (1 - np.abs(2 * depth - 1)) * self.mouth_shade[rows]
-                dark, deep_c = self.mouth_dark, self.mouth_deep
-                _blend(out_y, near, gap, dark[0] + (deep_c[0] - dark[0]) * deep)
-                a, d = gap[::2, ::2, None], deep[::2, ::2, None]
-                _blend(out_uv, self._half(near), a, dark[1:] + (deep_c[1:] - dark[1:]) * d)
+                shade = self.mouth_shade[rows]
+                deep = np.sqrt(1 - np.abs(2 * depth - 1)) * shade
+                tongue = TONGUE * wide * _ramp(depth, 0.55, 0.95) * shade
+                dark, deep_c, tongue_c = self.mouth_dark, self.mouth_deep, self.tongue
+                colour = dark + (deep_c - dark) * deep[..., None]
+                colour += (tongue_c - colour) * tongue[..., None]
+                if self.teeth is not None:
+                    # Lower teeth: a soft band just above the lower lip, in the middle.
+                    teeth = TEETH * wide * _ramp(depth, 0.6, 0.85) * _ramp(depth, 1.0, 0.9) * shade ** 2
+                    colour += (self.teeth - colour) * teeth[..., None]
+                _blend(out_y, near, gap, colour[..., 0])
+                _blend(out_uv, self._half(near), gap[::2, ::2, None], colour[::2, ::2, 1:])
         if blink > 1e-3:
-            rx, ry = self.eye_axes
-            for box, ex, ey, lid_y, lid_uv in self.eyes:
-                # In source coordinates, so the lid follows the eye as the head sways.
-                sx, sy = mx[box] + self.box[0], my[box] + self.box[1]
-                half = ry * np.sqrt(np.clip(1 - ((sx - ex) / rx) ** 2, 0, 1))
-                top = ey - half
-                edge = top + blink * 2 * half
-                inside = np.clip(half - 0.5, 0, 1)
-                cover = np.clip((sy - top + 1.5) / 2, 0, 1) * np.clip(edge - sy + 0.5, 0, 1) * inside
-                # Lashes along the lid's edge scale colour towards black: Y towards 16, U/V 128.
-                shade = 1 - 0.45 * min(1.0, 2 * blink) * inside * _bump((sy - edge) / max(1.0, 0.3 * ry))
-                _blend(out_y, box, cover, lid_y)
-                out_y[box] = (16 + (out_y[box] - 16.0) * shade).astype(np.uint8)
-                hb = self._half(box)
-                _blend(out_uv, hb, cover[::2, ::2, None], lid_uv)
-                out_uv[hb] = (128 + (out_uv[hb] - 128.0) * shade[::2, ::2, None]).astype(np.uint8)
+            for box, ex, ey in self.eyes:
+                self._lid(out_y, out_uv, box, ex, ey, blink)
         return out_y, out_uv
+
+    def _lid(self, out_y: np.ndarray, out_uv: np.ndarray, box: tuple[slice, slice],
+             ex: float, ey: float, blink: float) -> None:
+        """Close one eye by ``blink`` (0 open .. 1 shut): in each column the skin from
+        LID_REACH above the eye down to the lid's edge is stretched down to a new edge,
+        ``blink`` of the way across the opening; below it the eye is as it was. The edge
+        is antialiased over a pixel; the warp fades to nothing at the eye's corners."""
+        import cv2
+
+        rx, ry = self.eye_axes
+        x0, y0 = self.box[:2]
+        mx, my = self.map_x[box], self.map_y[box]
+        # In source coordinates, so the lid follows the eye as the head sways.
+        sx, sy = mx + x0, my + y0
+        half = ry * np.sqrt(np.clip(1 - ((sx - ex) / rx) ** 2, 0, 1))
+        top = ey - LID_REACH * ry
+        lid0 = ey - half                            # where the lid's edge is in the photo
+        edge = lid0 + blink * 2 * half              # ... and where it is now
+        # Output row at v (0 top .. 1 new edge) shows source row g(v) of the old lid,
+        # g(v) = (v + v^k) / 2: the lashes at the edge are stretched half as much as a
+        # plain scaling would (k times), so they stay lashes, not streaks.
+        k = np.maximum(edge - top, 1e-3) / np.maximum(lid0 - top, 1e-3)
+        v = np.clip((sy - top) / np.maximum(edge - top, 1e-3), 0, 1)
+        lid_y = np.where(sy > top, top + (lid0 - top) * 0.5 * (v + v ** k), sy) - y0
+        cover = np.clip(edge - sy + 0.5, 0, 1)
+        cover[sy <= top] = 0
+        lid_src_y = cv2.remap(self.src_y, mx, lid_y.astype(np.float32), cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        lid_src_uv = cv2.remap(self.src_uv, mx[::2, ::2] * 0.5, lid_y[::2, ::2].astype(np.float32) * 0.5,
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        _blend(out_y, box, cover, lid_src_y)
+        _blend(out_uv, self._half(box), cover[::2, ::2, None], lid_src_uv)
 
     def frame(self, opening: float, rounding: float, blink: float, sway: Sequence[float]) -> object:
         """One whole frame as a yuv420p ``av.VideoFrame`` (for ``video.encode_mp4``)."""
@@ -461,49 +434,6 @@ def _blend(plane: np.ndarray, box: tuple[slice, slice], alpha: np.ndarray, colou
     """plane[box] = plane[box] * (1 - alpha) + colour * alpha, in place, as uint8."""
     region = plane[box].astype(np.float32)
     plane[box] = (region + (colour - region) * alpha + 0.5).astype(np.uint8)
-
-
-def ahead(items: Iterator[object], depth: int = 6) -> Iterator[object]:
-    """``items``, produced by a worker thread up to ``depth`` ahead of the consumer. Drawing
-    is numpy/OpenCV work that releases the GIL, so it overlaps the encoder instead of
-    alternating with it (about 1.5x faster end to end on two cores). An exception in the
-    worker (``RenderCancelled`` included) is raised in the consumer; a consumer that stops
-    early stops the worker."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(entry: tuple[object, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((done, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            put((done, exc))
-
-    worker = threading.Thread(target=work, name="talkinghead-local-draw", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, error = q.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()
 
 
 def prepare_scene(image: np.ndarray | Path | str | bytes, aspect_ratio: str,
