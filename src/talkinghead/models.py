@@ -188,6 +188,9 @@ class JobUpdate(BaseModel):
     billed_units: float | None = Field(default=None, ge=0)
     billed_seconds: float | None = Field(default=None, ge=0)
     billed_usd: float | None = Field(default=None, ge=0)
+    # Facts a provider keeps about its task between calls (e.g. the status/result/cancel URLs
+    # fal's submit answer gives); merged into ``Job.provider_data``. Never secrets.
+    provider_data: dict[str, str] | None = None
 
 
 BILLED = ("billed_units", "billed_seconds", "billed_usd")
@@ -216,6 +219,7 @@ class Job(BaseModel):
     billed_units: float | None = None  # as the backend reported them (see JobUpdate)
     billed_seconds: float | None = None
     billed_usd: float | None = None
+    provider_data: dict[str, str] = Field(default_factory=dict)  # see JobUpdate.provider_data
     error: str | None = None
     error_kind: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -232,7 +236,8 @@ class Job(BaseModel):
     def _observed(self) -> tuple:
         # What an update can change (cheaper than dumping the whole model, twice per update).
         return (self.task_id, self.status, self.progress, self.output_url, self.duration_s,
-                self.error, self.error_kind, self.billed_units, self.billed_seconds, self.billed_usd)
+                self.error, self.error_kind, self.billed_units, self.billed_seconds, self.billed_usd,
+                len(self.provider_data))
 
     def apply(self, update: JobUpdate) -> bool:
         """Fold an update in; returns whether anything changed. Terminal states are final."""
@@ -251,6 +256,8 @@ class Job(BaseModel):
             value = getattr(update, name)
             if value is not None:
                 setattr(self, name, value)
+        if update.provider_data:
+            self.provider_data = {**self.provider_data, **update.provider_data}
         changed = self._observed() != before
         if changed:
             self.updated_at = utcnow()
