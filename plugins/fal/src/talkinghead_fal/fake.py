@@ -369,7 +369,8 @@ class FakeFal(FakeBackend):
                                                   "body": raw, "status": status},
                                     content=raw, headers={**headers, "Content-Type": "application/json"})
                 sent = status
-            await asyncio.sleep(max(0.005, min(req.ends_at - time.monotonic(), 0.05)))
+            tick = req.step_latency / 4 if self.switches.webhook_progress else 0.05  # see every status
+            await asyncio.sleep(max(0.005, min(req.ends_at - time.monotonic(), 0.05, tick)))
         if generation != self._generation:
             return  # the fake was reset meanwhile: this request belongs to a finished test
         s = self.switches
