@@ -109,3 +109,20 @@ def test_providers_lists_the_route_with_its_price(cli):
     assert rows[0]["credentials_needed"] == "KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
     assert rows[0]["price_date"] == "2026-12-01" and "final_unit_deduction" in rows[0]["price_source"]
     assert rows[0]["failed_jobs_billed"] is False
+
+
+def test_jobs_show_and_list_give_quote_reservation_and_what_kling_billed(cli, fake, tmp_path):
+    fake.configure(step_latency=0.02)
+    out = tmp_path / "out.mp4"
+    assert cli(*_generate(out, "--audio", str(MP3), "--mode", "pro")).returncode == 0
+    listed = cli("jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    costs = row["costs"]
+    # three different figures: the quote (measured audio x price), the reservation (= the
+    # quote), and what Kling reported billing (units), which is what was settled
+    assert costs["quote_usd"] == costs["reserved_usd"] == pytest.approx(row["quote"]["seconds"] * 0.112, abs=1e-4)
+    assert costs["billed"] == {"units": 5.5, "seconds": None, "usd": pytest.approx(5.5 * 0.14)}
+    assert costs["settled_usd"] == pytest.approx(5.5 * 0.14) and row["billed_units"] == 5.5
+    shown = cli("jobs", "show", row["id"][:10])
+    assert shown.returncode == 0 and json.loads(shown.stdout)["costs"] == costs
