@@ -18,7 +18,11 @@ body, verified JWT claims) in ``fake.requests``.
 
 With ``access_key`` and ``secret_key`` set, every API request must carry a JWT signed with
 the secret (HS256, ``iss`` = access key, ``exp``/``nbf`` checked against the fake's clock,
-shifted by ``clock_offset``), else 401 with 1001-1004 as Kling does. Switches (``Switches``
+shifted by ``clock_offset``), else 401 with 1001-1004 as Kling does; with ``api_key`` set, that
+single key is accepted as the bearer token as well (the scheme Kling's console issues now).
+The TTS refuses a voice not listed for its language (1201 "Voice id not found"), and an input
+URL matching ``unreachable`` gets 1201 "Something went wrong when we tried to get the contents
+of the file." as Kling answers for a URL it cannot download. Switches (``Switches``
 in ``fake_model.py``) also cover: answers per endpoint as sequences (HTTP status, Kling code),
 Retry-After, a task ending ``failed``, a concurrency limit (1303), a create whose answer
 comes late (the task exists: a lost answer) or that stalls before creating, query by external
@@ -383,9 +387,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-latency", type=float, default=0.5)
     parser.add_argument("--access-key", help="verify JWTs: the access key they must name (with --secret-key)")
     parser.add_argument("--secret-key", help="verify JWTs: the secret they must be signed with")
+    parser.add_argument("--api-key", help="accept this single API key as the bearer token")
     args = parser.parse_args(argv)
     run_fake(serve(port=args.port, step_latency=args.step_latency, access_key=args.access_key,
-                   secret_key=args.secret_key), "fake Kling API at {url} (Ctrl-C to stop)")
+                   secret_key=args.secret_key, api_key=args.api_key), "fake Kling API at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":
