@@ -20,23 +20,24 @@ IMAGE, AUDIO = "https://images.example.org/anchor.png", "https://audio.example.o
 
 async def _lose_the_create(fake, make_provider, tmp_path, *, webhook_base=None, image=IMAGE):
     """Submit through the core with an answer that comes too late: the task exists, the job is
-    journaled ``unknown``. Returns the client pieces for the test to resume with."""
+    journaled ``unknown``. Returns a client (with a provider of ordinary timeouts, as a later
+    ``jobs resume`` would have), the ledger and the job."""
     fake.configure(answer_delay=0.6, step_latency=0.01)
-    provider = make_provider(fake.url, timeout=0.2, retry_attempts=1)
     ledger = SQLiteLedger(tmp_path / "journal.db")
-    client = AsyncClient(providers=[provider], ledger=ledger, webhook_base=webhook_base)
-    with pytest.raises(SubmitOutcomeUnknown):
-        await client.submit(AvatarRequest(image=image, audio=AUDIO), provider="inferencesh")
+    hasty = make_provider(fake.url, timeout=0.2, retry_attempts=1)
+    async with AsyncClient(providers=[hasty], ledger=ledger, webhook_base=webhook_base) as client:
+        with pytest.raises(SubmitOutcomeUnknown):
+            await client.submit(AvatarRequest(image=image, audio=AUDIO), provider="inferencesh")
     (job,) = ledger.jobs()
     assert job.status is JobStatus.UNKNOWN and job.task_id is None
-    return client, ledger, job
+    fake.configure(answer_delay=0.0)
+    return AsyncClient(providers=[make_provider(fake.url)], ledger=ledger), ledger, job
 
 
 @pytest.mark.parametrize("webhook_base", [None, "http://127.0.0.1:9"], ids=["by-inputs", "by-webhook-token"])
 async def test_a_lost_create_is_found_in_the_task_list_and_finished(fake, make_provider, tmp_path, webhook_base):
     fake.configure(send_webhooks=False)
     client, ledger, job = await _lose_the_create(fake, make_provider, tmp_path, webhook_base=webhook_base)
-    fake.configure(answer_delay=0.0)
     async with client:  # another job's task, newer, with other inputs (and another token)
         other = job_for()
         await client.providers["inferencesh"].submit(other, _prepared("https://images.example.org/b.png"))
@@ -60,7 +61,6 @@ async def test_resume_adopts_the_found_task(fake, make_provider, tmp_path):
 async def test_two_tasks_with_the_same_inputs_are_not_guessed_between(fake, make_provider, tmp_path):
     fake.configure(send_webhooks=False)
     client, ledger, job = await _lose_the_create(fake, make_provider, tmp_path)
-    fake.configure(answer_delay=0.0)
     async with client:
         await client.providers["inferencesh"].submit(job_for(), _prepared(IMAGE))  # the same inputs again
         assert await client.providers["inferencesh"].find_task(job) is None
