@@ -70,8 +70,11 @@ def _file_url(item):
 
 
 CDN_HOST = "https://v3.fal.media"
-TOKEN = {"token": "REDACTED", "token_type": "Bearer", "base_url": "https://v3b.fal.media",
-         "expires_at": "2099-08-01T11:00:00+00:00"}  # field names verified (§7 B); values invented
+# Field names verified (§7 B); values invented. The token is short and plainly fake: a real one
+# would be scrubbed, and "REDACTED" itself would be registered as a secret by the provider (it
+# redacts every CDN token it is given), garbling "[REDACTED]" in later log lines.
+TOKEN = {"token": "ex-tok1", "token_type": "Bearer", "base_url": "https://v3b.fal.media",
+         "expires_at": "2099-08-01T11:00:00+00:00"}
 
 
 def _uploads(*items):

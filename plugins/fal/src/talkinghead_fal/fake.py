@@ -359,18 +359,24 @@ class FakeFal(FakeBackend):
 
     async def _deliver_webhook(self, req: FakeRequest, base: str) -> None:
         generation = self._generation
-        sent = None
-        while req.status() != COMPLETED:
-            status = req.status()
-            if self.switches.webhook_progress and status != sent and generation == self._generation:
+        sent = 0  # statuses of req's path already delivered (each one once, none skipped)
+
+        async def progress(upto: int) -> None:
+            nonlocal sent
+            while self.switches.webhook_progress and sent < upto and generation == self._generation:
+                status, sent = req.statuses[sent], sent + 1
                 raw = json.dumps({"request_id": req.id, "gateway_request_id": req.id, "status": status}).encode()
                 headers = self.sign(raw, req.id, timestamp=int(time.time()))
                 await self._deliver(req.webhook, {"url": req.webhook, "request_id": req.id, "headers": headers,
                                                   "body": raw, "status": status},
                                     content=raw, headers={**headers, "Content-Type": "application/json"})
-                sent = status
+
+        while req.status() != COMPLETED:
+            if req.status() in req.statuses:
+                await progress(req.statuses.index(req.status()) + 1)
             tick = req.step_latency / 4 if self.switches.webhook_progress else 0.05  # see every status
             await asyncio.sleep(max(0.005, min(req.ends_at - time.monotonic(), 0.05, tick)))
+        await progress(len(req.statuses) - 1)  # any step passed between two looks
         if generation != self._generation:
             return  # the fake was reset meanwhile: this request belongs to a finished test
         s = self.switches
