@@ -11,7 +11,7 @@ from talkinghead.ledger import settled_cost
 from talkinghead.models import Job, JobStatus, Quote
 from talkinghead_kling import KlingProvider
 
-from .conftest import API, AUDIO_URL, FACE, IMAGE_URL, MP3, TEST_AK, TEST_API_KEY, TEST_SK, job_for, prepared, spy
+from .conftest import API, AUDIO_URL, FACE, IMAGE_URL, MP3, TEST_AK, TEST_API_KEY, job_for, prepared, spy
 
 TEXT = "Good evening. Here are tonight's headlines, read by a talking head."
 

@@ -183,8 +183,8 @@ class FakeFal(FakeBackend):
         name, ctype = body.get("file_name"), body.get("content_type")
         storage = request.query_params.get("storage_type")
         if storage not in self.switches.storage_types:
-            return self._error(422, {"detail": [{"loc": ["query", "storage_type"], "msg": f"unknown storage type {storage!r}",
-                                                 "type": "enum"}]})
+            return self._error(422, {"detail": [{"loc": ["query", "storage_type"],
+                                                 "msg": f"unknown storage type {storage!r}", "type": "enum"}]})
         if not isinstance(name, str) or not name or not isinstance(ctype, str):
             return self._error(422, {"detail": [{"loc": ["body", "file_name"], "msg": "field required",
                                                  "type": "missing"}]})
