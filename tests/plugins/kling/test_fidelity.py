@@ -173,3 +173,26 @@ async def test_cassette_unfetchable_urls_name_both_inputs_when_both_were_urls(vc
     assert err.field == "image or audio" and "audio.example.org, images.example.org" in str(err)
     assert "get the contents of the file" in str(err) and "local file" in str(err)
     assert vcr.all_played
+
+
+# -- a text job's speech is part of what it billed ---------------------------------------------------
+
+async def test_a_text_jobs_billed_units_include_its_speech(fake, provider):
+    job = _quoted(job_for(), 12.0, 0.056)
+    job.apply(await provider.submit(job, prepared(IMAGE_URL, text=TEXT)))
+    assert job.provider_data == {"tts_units": "0.5"}  # the fake's TTS answer: final_unit_deduction "0.5"
+    await _follow(provider, job)
+    assert job.billed_units == pytest.approx(2.8 + 0.5)  # the avatar (6.9 s x 0.4) and the speech
+    assert settled_cost(job) == pytest.approx(3.3 * 0.14)
+    assert fake.requests_to("tts") and len(fake.creates) == 1
+
+
+@pytest.mark.vcr
+@pytest.mark.default_cassette("text_tts.yaml")
+async def test_cassette_text_job_billed_units_are_the_avatars_plus_the_speechs(vcr, make_provider):
+    provider = make_provider(API)
+    job = job_for()
+    job.apply(await provider.submit(job, prepared(IMAGE_URL, text=TEXT)))
+    await _follow(provider, job)
+    assert job.billed_units == pytest.approx(1.8 + 0.5) and job.billed_usd == pytest.approx(2.3 * 0.14)
+    assert vcr.all_played

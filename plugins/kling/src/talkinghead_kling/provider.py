@@ -265,14 +265,17 @@ class KlingProvider(Provider):
         request = prepared.request
         image = await asyncio.to_thread(protocol.media_value, prepared.image)
         audio: dict[str, str] = {}
+        tts_units = 0.0  # what the speech cost: part of what this job billed
         if request.text is not None:
-            audio["audio_id"] = await self._speak(request.text, request.voice)
+            audio["audio_id"], tts_units = await self._speak(request.text, request.voice)
         elif prepared.audio is not None:
             audio["sound_file"] = await asyncio.to_thread(protocol.media_value, prepared.audio)
         else:
             raise InputError("audio", "give audio or text")
         body = protocol.create_body(image=image, external_task_id=job.id, mode=request.mode, prompt=request.prompt,
                                     callback_url=job.webhook_url, **audio)
+        if tts_units:
+            job = job.model_copy(update={"provider_data": {**job.provider_data, "tts_units": f"{tts_units:g}"}})
         try:
             response, payload = await self._send("POST", AVATAR_PATH, create=True, json=body)
         except SubmitOutcomeUnknown as exc:
@@ -280,7 +283,7 @@ class KlingProvider(Provider):
         if protocol.is_success(response.status_code, payload):
             task = protocol.task_of(payload)
             if task is not None and protocol.task_id_of(task):
-                return self._update(task)
+                return self._update(task, job)
             lost = SubmitOutcomeUnknown(f"POST {AVATAR_PATH} was accepted but the answer carried no task id; "
                                         "the task may exist and be billed, so it was not resent", provider=self.name)
             return await self._after_lost_answer(job, lost)
@@ -297,8 +300,19 @@ class KlingProvider(Provider):
             raise _fetch_error(prepared, error) from None
         raise error
 
-    def _update(self, task: Mapping[str, Any]) -> JobUpdate:
-        return protocol.task_update(task, unit_price=self.setting("unit_price"))
+    def _update(self, task: Mapping[str, Any], job: Job | None = None) -> JobUpdate:
+        """The task as an update. For a text job, the units its speech cost (kept in
+        ``provider_data["tts_units"]`` from the TTS answer's ``final_unit_deduction``) are added
+        to the avatar's, so the billed figure is the whole job's."""
+        update = protocol.task_update(task, unit_price=self.setting("unit_price"))
+        tts = protocol.seconds(job.provider_data.get("tts_units")) if job is not None else None
+        if not tts:
+            return update
+        extra: dict[str, Any] = {"provider_data": {"tts_units": f"{tts:g}"}}
+        if update.billed_units is not None:
+            units = round(update.billed_units + tts, 6)
+            extra.update(billed_units=units, billed_usd=round(units * self.setting("unit_price"), 6))
+        return update.model_copy(update=extra)
 
     async def _after_lost_answer(self, job: Job, lost: SubmitOutcomeUnknown,
                                  otherwise: Exception | None = None) -> JobUpdate:
@@ -316,9 +330,10 @@ class KlingProvider(Provider):
             return found
         raise otherwise or lost
 
-    async def _speak(self, text: str, voice: str | None) -> str:
-        """Kling TTS (§7): the ``audio_id`` to make the avatar from. A paid call, so it is
-        never resent once it may have arrived; its answer is inline (synchronous)."""
+    async def _speak(self, text: str, voice: str | None) -> tuple[str, float]:
+        """Kling TTS (§7): the ``audio_id`` to make the avatar from, and the units it cost
+        (``final_unit_deduction``, 0 if not given). A paid call, so it is never resent once it
+        may have arrived; its answer is inline (synchronous)."""
         voice_id, language = self.voice(voice)
         body = protocol.tts_body(text, voice_id, language, self.setting("voice_speed"))
         try:
@@ -341,7 +356,7 @@ class KlingProvider(Provider):
         if seconds is not None and not low <= seconds <= high:
             raise InputError("text", f"Kling's speech for it lasts {seconds:g} s, outside the {low:g} to {high:g} s "
                              "an avatar takes", value=seconds, limit=(low, high))
-        return str(audio["id"])
+        return str(audio["id"]), protocol.units_of(protocol.task_of(payload) or {}) or 0.0
 
     # -- follow --------------------------------------------------------------------------
 
@@ -359,7 +374,7 @@ class KlingProvider(Provider):
             task = await self.get_task(job.task_id)
         except InputError as exc:  # 1203: "the requested resource does not exist"
             raise ProviderError(f"task {job.task_id} not found: {exc.detail}", provider=self.name) from None
-        update = self._update(task)
+        update = self._update(task, job)
         return update if update.task_id else update.model_copy(update={"task_id": job.task_id})
 
     async def find_task(self, job: Job) -> JobUpdate | None:
@@ -374,7 +389,7 @@ class KlingProvider(Provider):
                 raise  # credentials, rate limits, the network guard: the list would fail the same way
             task = None  # 1201/1203/404: this path does not take it, or no such task
         if task is not None and protocol.external_id_of(task) in (external, None):
-            return self._update(task)
+            return self._update(task, job)
         size = max(1, min(500, int(self.setting("find_page_size"))))
         for page in range(1, int(self.setting("find_pages")) + 1):
             items = await self._call("GET", AVATAR_PATH, params={"pageNum": page, "pageSize": size})
@@ -382,7 +397,7 @@ class KlingProvider(Provider):
                 break
             for item in items:
                 if isinstance(item, dict) and protocol.external_id_of(item) == external:
-                    return self._update(item)
+                    return self._update(item, job)
             if len(items) < size:
                 break
         return None
