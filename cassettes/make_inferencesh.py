@@ -287,7 +287,27 @@ def malformed_stream_line():
     )))]
 
 
+def find_task_via_list():
+    # A create whose answer was lost: POST /tasks/list (the JS SDK's tasks.list, a
+    # CursorListRequest; answered with a CursorListResponse, newest first) holds the task; it
+    # is the one with the job's inputs, not the other job's. Then it is read to its end, and
+    # output_meta says what was billed (§11).
+    tid, other = "01jexampletasklost000000012", "01jexampletaskother00000013"
+    image, audio = "https://images.example.org/anchor.png", "https://audio.example.org/script.mp3"
+    theirs = _task(other, 10, image="https://images.example.org/someone-else.png", audio=audio,
+                   output=_output("other.mp4", 4.0, "std"))
+    ours = _task(tid, 7, image=image, audio=audio)
+    page = {"items": [theirs, ours], "next_cursor": "", "has_next": False, "has_previous": False,
+            "items_per_page": 50}
+    done = _task(tid, 10, image=image, audio=audio, updated="2026-08-20T10:03:10Z",
+                 output=_output("out-lost.mp4", 7.3, "std"))
+    return [(_req("POST", f"{API}/tasks/list", {"limit": 50, "sort": [{"field": "created_at", "dir": "desc"}]}),
+             _ok(page)),
+            (_req("GET", f"{API}/tasks/{tid}"), _ok(done))]
+
+
 CASSETTES = {
+    "find_task_via_list": find_task_via_list,
     "happy_std_uploads": happy_std, "happy_pro_uploads": happy_pro, "url_passthrough": url_passthrough,
     "stream_heartbeats_partial": stream_heartbeats_partial, "stream_dropped_resumed": stream_dropped_resumed,
     "task_failed": task_failed, "task_rejected": task_rejected, "cancel": cancel,

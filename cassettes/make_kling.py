@@ -252,7 +252,37 @@ def invalid_parameter():
                   "5a6b7c8d-cccc-4a3b-8c4d-ddddeeeeffff"))]
 
 
+def api_key_auth():
+    # §2.2: the single API key Kling's console issues, sent as-is as the bearer token (REDACTED
+    # here like the JWT). The finished task reports what it billed: final_unit_deduction (§14).
+    tid, ext = "862311975201234576", "jexampleapikey0014"
+    return [
+        (_create(ext, image=IMAGE_URL, sound_file=AUDIO_URL),
+         _ok(_created(tid, ext), "a1b2c3d4-0014-4a1b-9c2d-111122223333")),
+        (_get(tid), _ok(_task(tid, "succeed", ext, updated=160000, video=_video(tid, "9.433"), units="3.8"),
+                        "c3d4e5f6-2227-4c3d-9e4f-333344445555")),
+    ]
+
+
+def fetch_failed():
+    # §14 [3P]: an input URL Kling cannot download answers 400/1201 with this text, which does
+    # not say which input it was.
+    return [(_create("jexamplefetch0015", image=IMAGE_URL, sound_file=AUDIO_URL),
+             _err(400, "Bad Request", 1201, "Something went wrong when we tried to get the contents of the file.",
+                  "6a7b8c9d-dddd-4b4c-8d5e-eeeeffff0000"))]
+
+
+def tts_voice_not_found():
+    # §14 [3P CometAPI]: a voice_id Kling does not have for voice_language answers 1201 "Voice
+    # id not found". Ours checks its list first; this is a listed voice Kling refuses anyway
+    # (withdrawn since the list was read): the refusal is still typed, nothing else is sent.
+    text = "Good evening. Here are tonight's headlines, read by a talking head."
+    return [(_req("POST", TTS, {"text": text, "voice_id": "calm_story1", "voice_language": "en", "voice_speed": 1.0}),
+             _err(400, "Bad Request", 1201, "Voice id not found", "7a8b9c0d-eeee-4c5d-8e6f-ffff00001111"))]
+
+
 CASSETTES = {
+    "api_key_auth": api_key_auth, "fetch_failed": fetch_failed, "tts_voice_not_found": tts_voice_not_found,
     "happy_std_url": happy_std_url, "happy_pro_base64": happy_pro_base64, "text_tts": text_tts,
     "task_failed": task_failed, "read_rate_limited": read_rate_limited, "create_rate_limited": create_rate_limited,
     "unauthorized": unauthorized, "token_expired_renewed": token_expired_renewed, "balance": balance,

@@ -23,7 +23,8 @@ _EXPORTS = {
     "ProviderError": "errors", "AuthenticationError": "errors", "BillingError": "errors",
     "RateLimitError": "errors", "ServerError": "errors", "ContentPolicyError": "errors", "RequestRefused": "errors",
     "ProviderTimeout": "errors", "SubmitOutcomeUnknown": "errors", "NetworkBlocked": "errors",
-    "JobFailed": "errors", "WebhookRejected": "errors", "JobTimeout": "errors", "DownloadError": "errors",
+    "JobFailed": "errors", "WebhookRejected": "errors", "WebhookIgnored": "errors", "JobTimeout": "errors",
+    "DownloadError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -74,6 +74,9 @@ def providers(as_json: bool) -> None:
     rows = [{"provider": p.name, "model": r.model, "route": r.id, "kind": r.kind, "modes": list(r.modes),
              "price_per_second": r.price_per_second, "aspect_ratios": list(r.aspect_ratios),
              "native_text": r.native_text, "configured": p.configured(), "credentials": list(p.env_vars),
+             "credentials_needed": p.credentials_hint(), "credentials_in_use": p.credentials_in_use(),
+             "price_source": r.price_source, "price_date": r.price_date,
+             "failed_jobs_billed": p.bills_failed_jobs,
              "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in client.routes()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -82,7 +85,8 @@ def providers(as_json: bool) -> None:
         click.echo("no providers installed (see TALKINGHEAD_PLUGINS)", err=True)
     for row in rows:
         prices = "  ".join(f"{m} ${row['price_per_second'][m]:.4f}/s" for m in row["modes"])
-        ready = "ready" if row["configured"] else f"needs {', '.join(row['credentials'])}"
+        using = f" ({' + '.join(row['credentials_in_use'])})" if row["credentials_in_use"] else ""
+        ready = f"ready{using}" if row["configured"] else f"needs {row['credentials_needed']}"
         if row["cooldown_s"]:
             ready += f", cooling down {row['cooldown_s']:.0f} s"
         click.echo(f"{row['route']:<28} {prices:<34} {ready}")

@@ -17,6 +17,14 @@ def _row(job) -> str:
             f"{job.status.value:<9} {cost:<20} {job.output_path or job.error or ''}")
 
 
+def _costs(job) -> dict:
+    """The job's three money figures: what was quoted, what is reserved, what the backend
+    billed (as it reported it) and what the ledger settled."""
+    return {"quote_usd": job.quote.cost_usd if job.quote else None, "reserved_usd": job.reserved_usd,
+            "billed": {"units": job.billed_units, "seconds": job.billed_seconds, "usd": job.billed_usd},
+            "settled_usd": job.settled_usd}
+
+
 @click.group()
 def jobs() -> None:
     """List, inspect, resume, cancel and resolve journaled jobs."""
@@ -31,7 +39,7 @@ def list_jobs(status: str | None, limit: int, as_json: bool) -> None:
     """Every job in the journal, oldest first, with its cost."""
     client = make_client()
     for job in client.ledger.jobs(status=status, limit=limit):
-        click.echo(job.model_dump_json() if as_json else _row(job))
+        click.echo(json.dumps(job.model_dump(mode="json") | {"costs": _costs(job)}) if as_json else _row(job))
 
 
 @jobs.command()
@@ -40,7 +48,7 @@ def list_jobs(status: str | None, limit: int, as_json: bool) -> None:
 def show(job_id: str) -> None:
     """Everything the journal holds about one job (an id prefix is enough)."""
     job = _get(make_client(), job_id)
-    click.echo(json.dumps(job.model_dump(mode="json"), indent=2))
+    click.echo(json.dumps(job.model_dump(mode="json") | {"costs": _costs(job)}, indent=2))
 
 
 @jobs.command()

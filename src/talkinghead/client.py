@@ -344,6 +344,8 @@ class AsyncClient:
                 raise SubmitOutcomeUnknown(f"job {job.id}: {job.error}", provider=job.provider)
             job.apply(found)
             self.ledger.record(job)
+            if job.status.terminal:
+                self._finish(job)  # it already ended: settle it here (stream() returns at once)
         if job.status is JobStatus.UNKNOWN:
             raise SubmitOutcomeUnknown(f"job {job.id} has an unknown outcome and is never resubmitted "
                                        "automatically: talkinghead jobs resolve", provider=job.provider)

@@ -18,7 +18,9 @@
     │   │                                it may have been charged, so it is never resent
     │   └── NetworkBlocked            4  the network guard stopped a real request
     ├── WebhookRejected               4  a callback failed verification (bad signature, stale,
-    │                                    replayed); the receiver answers 401 and changes nothing
+    │   │                                replayed); the receiver answers 401 and changes nothing
+    │   └── WebhookIgnored            4  a genuine callback with nothing to apply (non-terminal):
+    │                                    answered 200, changes nothing
     ├── JobFailed                     4  the job ran and ended failed or cancelled
     ├── JobTimeout                    4  the job did not finish within the wait timeout
     └── DownloadError                 4  the result could not be fetched
@@ -87,11 +89,17 @@ class ProviderError(TalkingHeadError):
 
 
 class AuthenticationError(ProviderError):
+    """Credentials missing or refused. Names every env var the provider needs: ``env_vars``
+    (all of them), or ``needs`` when there are alternatives ("A, or B and C")."""
+
     def __init__(self, message: str, *, provider: str | None = None, env_var: str | None = None,
-                 status_code: int | None = None) -> None:
-        self.env_var = env_var
-        if env_var and env_var not in message:
-            message = f"{message} (set {env_var})"
+                 status_code: int | None = None, env_vars: tuple[str, ...] = (),
+                 needs: str | None = None) -> None:
+        self.env_vars = tuple(env_vars) or ((env_var,) if env_var else ())
+        self.env_var = env_var or (self.env_vars[0] if self.env_vars else None)
+        needs = needs or " and ".join(self.env_vars)
+        if needs and not all(v in message for v in self.env_vars):
+            message = f"{message} (set {needs})"
         super().__init__(message, provider=provider, status_code=status_code)
 
 
@@ -144,6 +152,14 @@ class WebhookRejected(TalkingHeadError):
     def __init__(self, message: str, *, status_code: int = 401) -> None:
         self.status_code = status_code  # what the receiver answers: 401 bad signature, 404 token
         super().__init__(message)
+
+
+class WebhookIgnored(WebhookRejected):
+    """A genuine callback with nothing to apply (e.g. a non-terminal status a backend may
+    send): the receiver answers 200, so the backend does not retry it, and changes nothing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=200)
 
 
 class JobFailed(TalkingHeadError):

@@ -300,8 +300,18 @@ class SQLiteLedger:
 
 
 def settled_cost(job: Job) -> float:
-    """What a finished job cost: billed seconds x the quoted price; nothing if it failed."""
-    if job.status is not JobStatus.COMPLETED or job.quote is None:
+    """What a finished job cost. What the backend reported as billed comes first (money, then
+    seconds x the quoted price); else a completed job costs its output seconds (or the quoted
+    seconds) x the quoted price. A failed or cancelled job costs nothing unless its provider
+    reported a charge for it (each provider's ``bills_failed_jobs`` rule decides whether it
+    does, e.g. fal's 422 after the model ran)."""
+    if job.billed_usd is not None:
+        return round(job.billed_usd, 6)
+    if job.quote is None:
+        return 0.0
+    if job.billed_seconds is not None:
+        return round(job.billed_seconds * job.quote.price_per_second, 6)
+    if job.status is not JobStatus.COMPLETED:
         return 0.0
     seconds = job.duration_s if job.duration_s is not None else job.quote.seconds
     return round(seconds * job.quote.price_per_second, 6)

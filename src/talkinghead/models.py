@@ -130,6 +130,7 @@ class Route(BaseModel):
     # renderer (the default with no credentials), then test doubles.
     kind: Literal["cloud", "local", "test"] = "cloud"
     price_source: str = ""
+    price_date: str = ""  # ISO date the price was read from its source
 
     @property
     def id(self) -> str:
@@ -181,6 +182,18 @@ class JobUpdate(BaseModel):
     error: str | None = None
     error_kind: str | None = None  # "content_policy", "billing", ... when the backend says
     delivery_id: str | None = None  # a webhook delivery's own id, for replay protection
+    # What the backend reported as billed, in whichever terms it gives (settling prefers
+    # these to the quote): its own units (Kling's final_unit_deduction), seconds of output,
+    # or money. ``billed_usd`` is set by a provider that can convert its units.
+    billed_units: float | None = Field(default=None, ge=0)
+    billed_seconds: float | None = Field(default=None, ge=0)
+    billed_usd: float | None = Field(default=None, ge=0)
+    # Facts a provider keeps about its task between calls (e.g. the status/result/cancel URLs
+    # fal's submit answer gives); merged into ``Job.provider_data``. Never secrets.
+    provider_data: dict[str, str] | None = None
+
+
+BILLED = ("billed_units", "billed_seconds", "billed_usd")
 
 
 class Job(BaseModel):
@@ -203,6 +216,10 @@ class Job(BaseModel):
     duration_s: float | None = None
     reserved_usd: float = 0.0
     settled_usd: float | None = None
+    billed_units: float | None = None  # as the backend reported them (see JobUpdate)
+    billed_seconds: float | None = None
+    billed_usd: float | None = None
+    provider_data: dict[str, str] = Field(default_factory=dict)  # see JobUpdate.provider_data
     error: str | None = None
     error_kind: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -219,7 +236,8 @@ class Job(BaseModel):
     def _observed(self) -> tuple:
         # What an update can change (cheaper than dumping the whole model, twice per update).
         return (self.task_id, self.status, self.progress, self.output_url, self.duration_s,
-                self.error, self.error_kind)
+                self.error, self.error_kind, self.billed_units, self.billed_seconds, self.billed_usd,
+                len(self.provider_data))
 
     def apply(self, update: JobUpdate) -> bool:
         """Fold an update in; returns whether anything changed. Terminal states are final."""
@@ -234,10 +252,12 @@ class Job(BaseModel):
             self.progress = max(self.progress or 0.0, update.progress)
         if update.status is JobStatus.COMPLETED:
             self.progress = 100.0
-        for name in ("output_url", "duration_s", "error", "error_kind"):
+        for name in ("output_url", "duration_s", "error", "error_kind", *BILLED):
             value = getattr(update, name)
             if value is not None:
                 setattr(self, name, value)
+        if update.provider_data:
+            self.provider_data = {**self.provider_data, **update.provider_data}
         changed = self._observed() != before
         if changed:
             self.updated_at = utcnow()

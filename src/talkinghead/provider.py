@@ -39,6 +39,10 @@ class Provider:
     #: whether webhooks are signed and verified by ``parse_webhook``; if not, the core
     #: confirms each webhook by polling the task with our own credentials
     signs_webhooks: ClassVar[bool] = False
+    #: whether the backend may charge for a job that failed (e.g. fal: a 422 after the model
+    #: ran "may be charged"). A provider saying True reports ``billed_*`` on such failed
+    #: updates and the ledger settles them; otherwise failed jobs settle at $0.
+    bills_failed_jobs: ClassVar[bool] = False
     #: polling cadence for the default ``stream``: first interval, factor, ceiling (seconds)
     poll_interval: ClassVar[tuple[float, float, float]] = (1.0, 1.5, 10.0)
 
@@ -62,6 +66,14 @@ class Provider:
     def configured(self) -> bool:
         """Whether credentials are present (not whether they are valid: that costs a call)."""
         return all(self.secret(v) for v in self.env_vars)
+
+    def credentials_hint(self) -> str:
+        """The env vars to set, in words ("A and B"; a provider with alternatives says so)."""
+        return " and ".join(self.env_vars)
+
+    def credentials_in_use(self) -> list[str]:
+        """The credential env vars whose values this provider would use now (names only)."""
+        return [v for v in self.env_vars if self.secret(v)]
 
     def secrets(self) -> list[str]:
         """Every credential value this provider holds, so logs and errors can scrub them."""

@@ -73,7 +73,7 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
     now = time.time()
     for prov, route in pairs:
         if not prov.configured():
-            reasons.append(f"{route.id}: credentials not configured (set {', '.join(prov.env_vars)})")
+            reasons.append(f"{route.id}: credentials not configured (set {prov.credentials_hint()})")
             continue
         until = (cooldowns or {}).get(route.id, 0.0)
         if provider is None and until > now:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .client import AsyncClient
-from .errors import InputError, WebhookRejected
+from .errors import InputError, WebhookIgnored, WebhookRejected
 
 MAX_BODY = 1 << 20  # callbacks are small JSON; refuse anything bigger before reading it all
 
@@ -36,6 +36,8 @@ def create_app(client: AsyncClient, *, max_body: int = MAX_BODY) -> Any:
                 return JSONResponse({"error": "body too large"}, status_code=413)
         try:
             job = await client.receive_webhook(provider, token, dict(request.headers), body)
+        except WebhookIgnored as exc:
+            return JSONResponse({"ignored": str(exc)}, status_code=200)
         except WebhookRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
         except InputError as exc:

@@ -70,7 +70,7 @@ LIVE_KEY = os.environ.get("FAL_KEY") or None
 @pytest.fixture(autouse=True)
 def _no_fal_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own FAL_* variables must not leak into the tests."""
-    for name in ("FAL_KEY", "FAL_BASE_URL", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_JWKS_URL"):
+    for name in ("FAL_KEY", "FAL_BASE_URL", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_JWKS_URL", "FAL_CDN_URL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -89,7 +89,8 @@ def scrub(text: str) -> str:
 def before_record_request(request: Any) -> Any:
     request.uri = scrub(request.uri)
     host = urlsplit(request.uri).hostname
-    if request.method == "PUT" and host not in (QUEUE_HOST, REST_HOST) and request.body:
+    # the PUT to a signed URL and the POST to the CDN (/files/upload) carry the media itself
+    if request.method in ("PUT", "POST") and host not in (QUEUE_HOST, REST_HOST) and request.body:
         request.body = f"<{len(request.body)} bytes>".encode()  # never store the uploaded media
     return request
 

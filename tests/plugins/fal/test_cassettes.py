@@ -47,19 +47,20 @@ async def _submit_and_follow(provider, request, **job_fields):
 
 
 def _check_uploads_then_submit(sent, endpoint, names):
-    """Two uploads (initiate with our key, PUT to the signed URL without it), then the submit."""
-    shape = [(r.method, r.url.host) for r in sent[:5]]
-    assert shape[0] == shape[2] == ("POST", "rest.fal.ai") and shape[4] == ("POST", "queue.fal.run")
-    for initiate, put, (name, ctype, path) in ((sent[0], sent[1], names[0]), (sent[2], sent[3], names[1])):
-        assert initiate.url.path == "/storage/upload/initiate"
-        assert initiate.url.params["storage_type"] == "fal-cdn-v3"
-        assert json.loads(initiate.content) == {"file_name": name, "content_type": ctype}
-        assert initiate.headers["authorization"].startswith("Key ")
-        assert put.method == "PUT" and "authorization" not in put.headers
-        assert put.headers["content-type"] == ctype
-        assert put.headers["content-length"] == str(path.stat().st_size)
-        assert "transfer-encoding" not in put.headers  # streamed, but with a length
-    submit = sent[4]
+    """As fal's official client uploads (§7 B, §11): one CDN token (our key), two POSTs of the
+    bytes to the CDN with that token (never our key), then the submit."""
+    shape = [(r.method, r.url.host) for r in sent[:4]]
+    assert shape == [("POST", "rest.fal.ai"), ("POST", "v3.fal.media"), ("POST", "v3.fal.media"),
+                     ("POST", "queue.fal.run")]
+    token = sent[0]
+    assert token.url.path == "/storage/auth/token" and token.url.params["storage_type"] == "fal-cdn-v3"
+    assert json.loads(token.content) == {} and token.headers["authorization"].startswith("Key ")
+    for upload, (name, ctype, path) in ((sent[1], names[0]), (sent[2], names[1])):
+        assert upload.url.path == "/files/upload" and not upload.headers["authorization"].startswith("Key ")
+        assert upload.headers["x-fal-file-name"] == name and upload.headers["content-type"] == ctype
+        assert upload.headers["content-length"] == str(path.stat().st_size)
+        assert "transfer-encoding" not in upload.headers  # streamed, but with a length
+    submit = sent[3]
     assert submit.url.path == endpoint and submit.headers["authorization"].startswith("Key ")
     return submit
 
@@ -86,7 +87,7 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live):
         assert body["audio_url"].endswith("hello.wav")
     assert "fal_webhook" not in submit.url.params
     # status, result at the app path, not the endpoint id (§5)
-    reads = [r for r in sent[5:] if r.method == "GET"]
+    reads = [r for r in sent[4:] if r.method == "GET"]
     assert reads and all(r.url.path.startswith(f"/fal-ai/kling-video/requests/{job.task_id}") for r in reads)
     assert all(r.url.params["logs"] == "1" for r in reads if r.url.path.endswith("/status"))
     assert reads[-1].url.path == f"/fal-ai/kling-video/requests/{job.task_id}"
@@ -245,7 +246,8 @@ async def test_500_on_a_status_read_is_retried(vcr, cassette_provider):
 def test_every_cassette_is_exercised():
     used = {"happy_std_uploads", "happy_pro_uploads", "text_input_local_tts", "cancel", "unauthorized",
             "completed_with_error", "result_validation_error", "content_policy", "submit_validation_error",
-            "rate_limited_then_success", "rate_limited", "locked_balance", "status_500_then_completed"}
+            "rate_limited_then_success", "rate_limited", "locked_balance", "status_500_then_completed",
+            "upload_fallback_gcs", "returned_urls"}
     from .conftest import CASSETTE_DIR
 
     assert {p.stem for p in CASSETTE_DIR.glob("*.yaml")} == used

@@ -45,7 +45,7 @@ async def run_to_end(provider, request=None, **job_fields):
 
 def _paths(fake, rid):
     return [(r.method, r.path.replace(rid, "{id}"), r.query) for r in fake.requests
-            if r.endpoint not in ("upload", "initiate", "hook")]
+            if r.endpoint not in ("upload", "initiate", "hook", "token", "cdn_upload")]
 
 
 # -- the happy path ------------------------------------------------------------------------
@@ -63,11 +63,12 @@ async def test_submit_and_follow_to_completion_with_intact_uploads(fake, provide
     assert fake.uploaded() == {"face.jpg": FACE.read_bytes(), "hello.wav": WAV.read_bytes()}
     assert {f["file_name"]: (f["content_type"], f["storage_type"]) for f in fake.files.values()} == {
         "face.jpg": ("image/jpeg", "fal-cdn-v3"), "hello.wav": ("audio/wav", "fal-cdn-v3")}
-    for initiate in fake.requests_to("initiate"):
-        assert initiate.header("authorization") == f"Key {TEST_KEY}"
-    for put in fake.requests_to("upload"):
-        assert put.header("authorization") is None and put.header("content-length") == str(len(put.body))
-        assert "X-Goog-Signature=" in put.query  # the signed URL was used as given
+    (token,) = fake.requests_to("token")  # one CDN token, kept for both files
+    assert token.header("authorization") == f"Key {TEST_KEY}" and token.query == "storage_type=fal-cdn-v3"
+    for upload in fake.requests_to("cdn_upload"):
+        assert upload.header("authorization").startswith("Bearer cdn-")  # the token, never our key
+        assert upload.header("content-length") == str(len(upload.body))
+    assert fake.requests_to("initiate") == []
 
     # the submit named the uploaded file URLs, at the pro endpoint, with our key
     (submit,) = fake.submits
@@ -219,7 +220,7 @@ async def test_the_network_guard_covers_api_and_upload_clients(fake, make_provid
     with pytest.raises(NetworkBlocked, match="queue.fal.run") as exc:
         await make_provider().poll(job_for("r1"))
     assert exc.value.provider == "fal"
-    fake.configure(upload_base="https://storage.example.com")  # a signed URL off the machine
+    fake.configure(upload_base="https://storage.example.com", cdn_tokens=False)  # a signed URL off the machine
     with pytest.raises(NetworkBlocked, match="storage.example.com"):
         await make_provider(fake.url).submit(job_for(), prepared(FACE, WAV))
     assert fake.requests_to("upload") == []
@@ -249,7 +250,7 @@ async def test_wrong_key_is_an_authentication_error_without_the_key(fake, make_p
         await provider.submit(job_for(), prepared(FACE, WAV))
     assert "FAL_KEY" in str(exc.value) and exc.value.status_code == 401
     assert wrong not in str(exc.value) + repr(exc.value) + repr(provider)
-    assert [r.endpoint for r in fake.requests] == ["initiate"]  # stopped at the first call
+    assert [r.endpoint for r in fake.requests] == ["token"]  # stopped at the first call
 
 
 async def test_missing_key_fails_before_any_request(fake):
@@ -274,12 +275,12 @@ async def test_echoed_key_is_redacted_from_error_messages(fake, make_provider, m
 
 
 async def test_upload_failures(fake, provider):
-    fake.configure(failures={"initiate": [500, 200], "upload": [500, 200]})
+    fake.configure(failures={"initiate": [500, 200], "upload": [500, 200]}, cdn_tokens=False)
     await provider.submit(job_for(), prepared(FACE, URLS[1]))
     assert len(fake.requests_to("initiate")) == 2 and len(fake.requests_to("upload")) == 2
     assert fake.uploaded() == {"face.jpg": FACE.read_bytes()}  # the retried PUT sent it all again
 
-    fake.configure(failures={"upload": [403]})
+    fake.configure(failures={"upload": [403]}, cdn_tokens=False)
     with pytest.raises(ServerError) as exc:
         await provider.submit(job_for(), prepared(FACE, URLS[1]))
     assert not isinstance(exc.value, AuthenticationError) and "Signature" not in str(exc.value)

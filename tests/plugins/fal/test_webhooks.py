@@ -55,10 +55,17 @@ async def test_valid_signature_is_accepted(deliver, fake):
 
 
 async def test_error_delivery_is_a_failed_update(deliver):
-    update = await deliver(ERROR_BODY)
+    body = ERROR_BODY.replace(b"Invalid status code: 422", b"Invalid status code: 500")
+    update = await deliver(body)
     assert update.status is JobStatus.FAILED and update.task_id == RID
-    assert update.error == "Invalid status code: 422: image_url: Could not detect a face"
-    assert update.error_kind == "input"
+    assert update.error == "Invalid status code: 500: image_url: Could not detect a face"
+
+
+async def test_a_422_delivery_leaves_settling_to_the_queue(deliver):
+    # "may be charged" if the model ran, which only the request's status tells: not settled here
+    update = await deliver(ERROR_BODY)
+    assert update.status is JobStatus.RUNNING and update.task_id == RID and update.error is None
+    assert "Invalid status code: 422" in update.message and "queue" in update.message
 
 
 async def test_unserialisable_payload_leaves_the_result_to_the_queue(deliver):

@@ -25,7 +25,8 @@ API = "https://api-singapore.klingai.com"
 # Test credentials: long enough for HS256 (32+ bytes), and never in a cassette (scanned for).
 TEST_AK = "test-access-key-0123456789abcdef"
 TEST_SK = "test-secret-key-0123456789abcdef0123456789abcdef"
-LIVE_ENV = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+LIVE_ENV = ("KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+TEST_API_KEY = "test-kling-api-key-0123456789abcdef"
 
 # Everything a test might wait on, made tiny (the defaults: 1 s backoff, 5 s first poll).
 FAST: dict[str, Any] = {"timeout": 5.0, "retry_backoff": 0.01, "poll_first": 0.01, "poll_factor": 1.5,
@@ -136,7 +137,8 @@ def hand_authored(cassette: str) -> bool:
 
 
 def live_keys() -> bool:
-    return all(os.environ.get(name) for name in LIVE_ENV)
+    """The single key, or the pair."""
+    return bool(os.environ.get(LIVE_ENV[0]) or all(os.environ.get(name) for name in LIVE_ENV[1:]))
 
 
 @pytest.fixture
@@ -147,7 +149,7 @@ def live(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> bool:
     if record_mode == "none":
         return False
     if not live_keys():
-        pytest.skip("re-recording needs KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
+        pytest.skip("re-recording needs KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
     monkeypatch.setattr(http.guard, "enabled", False)
     return True
 
@@ -157,9 +159,10 @@ def cassette_provider(live: bool, make_provider: Callable[..., KlingProvider]) -
     """The test keys and tiny delays on replay; the real keys, the real service (Singapore, or
     KLING_BASE_URL) and the default delays when re-recording."""
     if live:
-        return make_provider(fast=False, access_key=os.environ["KLING_ACCESS_KEY"],
-                             secret_key=os.environ["KLING_SECRET_KEY"],
-                             base_url=os.environ.get("KLING_BASE_URL") or API)
+        # the pair when set (the replayed tests check the JWT), else the single key
+        creds = {"access_key": os.environ["KLING_ACCESS_KEY"], "secret_key": os.environ["KLING_SECRET_KEY"]} \
+            if all(os.environ.get(v) for v in LIVE_ENV[1:]) else {"api_key": os.environ["KLING_API_KEY"]}
+        return make_provider(fast=False, base_url=os.environ.get("KLING_BASE_URL") or API, **creds)
     return make_provider(API)
 
 
@@ -174,7 +177,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("live") is None:
         pytest.skip("hand-authored cassette: the live service cannot produce it, so it is not re-recorded")
     if not live_keys():
-        pytest.skip("re-recording needs KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
+        pytest.skip("re-recording needs KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
 
 
 def spy(provider: KlingProvider) -> list[Any]:

@@ -62,7 +62,9 @@ def test_generate_end_to_end_with_local_files(cli, fake, tmp_path, video_bytes):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["provider"], report["model"], report["status"]) == ("kling", "kling-avatar", "completed")
-    assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(6.9 * 0.112, abs=1e-3)
+    # settled from what Kling billed: final_unit_deduction (6.9 s x 0.8 units/s in pro, "5.5")
+    # at the standard pack's 0.14 USD per unit, not from the quote
+    assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(5.5 * 0.14, abs=1e-6)
     assert Path(report["output"]) == out and out.read_bytes() == video_bytes
 
     (create,) = fake.creates
@@ -101,4 +103,26 @@ def test_providers_lists_the_route_with_its_price(cli):
     rows = [r for r in json.loads(result.stdout) if r["provider"] == "kling"]
     assert [(r["model"], r["price_per_second"], r["configured"], r["native_text"]) for r in rows] == [
         ("kling-avatar", {"std": 0.056, "pro": 0.112}, True, True)]
-    assert rows[0]["credentials"] == ["KLING_ACCESS_KEY", "KLING_SECRET_KEY"]
+    assert rows[0]["credentials"] == ["KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY"]
+    # the pair is what the test environment sets, so that is what is in use
+    assert rows[0]["credentials_in_use"] == ["KLING_ACCESS_KEY", "KLING_SECRET_KEY"]
+    assert rows[0]["credentials_needed"] == "KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+    assert rows[0]["price_date"] == "2026-12-01" and "final_unit_deduction" in rows[0]["price_source"]
+    assert rows[0]["failed_jobs_billed"] is False
+
+
+def test_jobs_show_and_list_give_quote_reservation_and_what_kling_billed(cli, fake, tmp_path):
+    fake.configure(step_latency=0.02)
+    out = tmp_path / "out.mp4"
+    assert cli(*_generate(out, "--audio", str(MP3), "--mode", "pro")).returncode == 0
+    listed = cli("jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    costs = row["costs"]
+    # three different figures: the quote (measured audio x price), the reservation (= the
+    # quote), and what Kling reported billing (units), which is what was settled
+    assert costs["quote_usd"] == costs["reserved_usd"] == pytest.approx(row["quote"]["seconds"] * 0.112, abs=1e-4)
+    assert costs["billed"] == {"units": 5.5, "seconds": None, "usd": pytest.approx(5.5 * 0.14)}
+    assert costs["settled_usd"] == pytest.approx(5.5 * 0.14) and row["billed_units"] == 5.5
+    shown = cli("jobs", "show", row["id"][:10])
+    assert shown.returncode == 0 and json.loads(shown.stdout)["costs"] == costs

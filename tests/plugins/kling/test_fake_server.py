@@ -104,9 +104,14 @@ async def test_too_short_speech_is_refused_before_the_avatar_is_paid_for(fake, p
 
 async def test_tts_refusals_are_typed_and_nothing_is_created(fake, provider):
     text = "Good evening. Tonight's top story is a talking head."
-    fake.configure(failures={"tts": [(400, 1201, "voice_id does not match voice_language")]})
-    with pytest.raises(RequestRefused, match="voice_id does not match") as exc:
+    # a voice that does not exist for its language is refused before the (paid) TTS call
+    with pytest.raises(InputError, match="no zh voice 'uk_boy1'.*uk_boy1#en") as exc:
         await provider.submit(job_for(), prepared(FACE, text=text, voice="uk_boy1#zh"))
+    assert exc.value.field == "voice" and fake.requests_to("tts") == []
+    # Kling's own 1201 for a voice (e.g. one withdrawn since) is still typed and names the field
+    fake.configure(failures={"tts": [(400, 1201, "Voice id not found")]})
+    with pytest.raises(RequestRefused, match="Voice id not found") as exc:
+        await provider.submit(job_for(), prepared(FACE, text=text, voice="oversea_male1#en"))
     assert exc.value.field == "voice"
     fake.configure(failures={"tts": [(400, 1301, "Trigger the content security policy")]})
     with pytest.raises(ContentPolicyError):

@@ -54,7 +54,8 @@ def test_the_error_table(status, code, kind, retryable):
 def test_auth_errors_name_both_env_vars():
     error = protocol.error_for(401, _err(1004, "Auth failed: token expired"))
     assert "KLING_ACCESS_KEY" in str(error) and "KLING_SECRET_KEY" in str(error)
-    assert error.env_var == "KLING_ACCESS_KEY" and error.status_code == 401 and "expired" in str(error)
+    assert "KLING_API_KEY" in str(error) and error.env_vars == ("KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+    assert error.status_code == 401 and "expired" in str(error)
 
 
 def test_a_code_under_http_200_is_still_an_error():

@@ -28,8 +28,9 @@ def test_registration_route_and_declaration():
     limits = route.limits
     assert (limits.image_min_side, limits.image_aspect_range, limits.text_max_chars) == (300, (0.4, 2.5), 1000)
     assert (limits.audio_min_seconds, limits.audio_max_seconds, limits.prompt_max_chars) == (2.0, 300.0, 2500)
-    assert KlingProvider.env_vars == ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")
-    assert KlingProvider.config_keys == {"KLING_ACCESS_KEY": "access_key", "KLING_SECRET_KEY": "secret_key"}
+    assert KlingProvider.env_vars == ("KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+    assert KlingProvider.config_keys == {"KLING_API_KEY": "api_key", "KLING_ACCESS_KEY": "access_key",
+                                         "KLING_SECRET_KEY": "secret_key"}
     assert KlingProvider.signs_webhooks is False
 
 
@@ -70,7 +71,9 @@ async def test_missing_keys_fail_before_any_request():
     provider = KlingProvider({"access_key": TEST_AK, "base_url": "http://127.0.0.1:9"})
     with pytest.raises(AuthenticationError, match="KLING_SECRET_KEY") as exc:
         await provider.submit(job_for(), prepared(IMAGE_URL, AUDIO_URL))
-    assert exc.value.env_var == "KLING_SECRET_KEY" and TEST_AK not in str(exc.value)
+    assert "KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY" in str(exc.value)
+    assert exc.value.env_vars == ("KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+    assert TEST_AK not in str(exc.value)
 
 
 def test_route_limits_refuse_small_and_extreme_images(tmp_path):

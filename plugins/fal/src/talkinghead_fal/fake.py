@@ -15,8 +15,10 @@ It speaks (protocol notes ``shared/protocols/fal.md``):
   (202 while queued or running, 200 when done), ``GET /{owner}/{app}/requests/{id}`` (the
   result), ``PUT /{owner}/{app}/requests/{id}/cancel``; status, result and cancel only at the
   app path, as on fal (§5);
-- storage: ``POST /storage/upload/initiate`` and a ``PUT`` to a signed-looking URL on itself;
-  uploaded files are served back at their ``file_url`` (§7 flow A);
+- storage, as fal's official client uses it (§7, §11): ``POST /storage/auth/token?storage_type=
+  fal-cdn-v3`` for a CDN token and ``POST /files/upload`` with it (flow B); ``POST
+  /storage/upload/initiate`` and a ``PUT`` to a signed-looking URL on itself (flow A); uploaded
+  files are served back at their URL;
 - the output video at ``/outputs/{id}.mp4``;
 - webhooks: a finished request's result is POSTed to its loopback ``fal_webhook``, signed with
   the fake's own Ed25519 key, whose public half is served at ``/.well-known/jwks.json`` (§6);
@@ -51,7 +53,7 @@ from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, r
 
 from . import webhooks
 from .fake_model import ENDPOINTS, ERRORS, LOCKED, FakeRequest, Switches
-from .protocol import COMPLETED, IN_QUEUE
+from .protocol import COMPLETED, IN_PROGRESS, IN_QUEUE
 
 __all__ = ["ENDPOINTS", "FakeFal", "FakeRequest", "Recorded", "Switches", "serve"]
 
@@ -81,6 +83,7 @@ class FakeFal(FakeBackend):
         self.queue: dict[str, FakeRequest] = {}
         self.files: dict[str, dict[str, Any]] = {}
         self.webhook_deliveries: list[dict[str, Any]] = []
+        self.cdn_tokens: set[str] = set()
         return self.configure(**switches)
 
     def rotate_key(self) -> Ed25519PrivateKey:
@@ -144,6 +147,32 @@ class FakeFal(FakeBackend):
         app = f"{request.path_params['owner']}/{request.path_params['app']}"
         return req if req is not None and req.app == app else None
 
+    # -- storage (§7 flow B: a CDN token, then POST /files/upload) ------------------------------
+
+    async def token(self, request: Request) -> Response:
+        rec, early = await self._enter(request, "token")
+        if early is not None:
+            return early
+        if request.query_params.get("storage_type") != "fal-cdn-v3" or not self.switches.cdn_tokens:
+            return self._error(403, {"detail": "CDN token not available for this storage type"})
+        token = "cdn-" + uuid.uuid4().hex
+        self.cdn_tokens.add(token)
+        expires = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+        return JSONResponse({"token": token, "token_type": "Bearer", "base_url": _base(request),
+                             "expires_at": expires})
+
+    async def cdn_upload(self, request: Request) -> Response:
+        rec, early = await self._enter(request, "cdn_upload", auth=False)
+        if early is not None:
+            return early
+        if (rec.token or "") not in self.cdn_tokens:
+            return self._error(401, {"detail": "Invalid or expired CDN token"})
+        name = rec.header("x-fal-file-name") or "upload.bin"
+        ctype = rec.header("content-type") or "application/octet-stream"
+        fid = uuid.uuid4().hex[:12]
+        self.files[fid] = {"file_name": name, "content_type": ctype, "data": rec.body, "storage_type": "fal-cdn-v3"}
+        return JSONResponse({"access_url": f"{_base(request)}/files/{fid}/{quote(name)}"})
+
     # -- storage (§7 flow A) ---------------------------------------------------------------
 
     async def initiate(self, request: Request) -> Response:
@@ -152,6 +181,10 @@ class FakeFal(FakeBackend):
             return early
         body = rec.json if isinstance(rec.json, dict) else {}
         name, ctype = body.get("file_name"), body.get("content_type")
+        storage = request.query_params.get("storage_type")
+        if storage not in self.switches.storage_types:
+            return self._error(422, {"detail": [{"loc": ["query", "storage_type"],
+                                                 "msg": f"unknown storage type {storage!r}", "type": "enum"}]})
         if not isinstance(name, str) or not name or not isinstance(ctype, str):
             return self._error(422, {"detail": [{"loc": ["body", "file_name"], "msg": "field required",
                                                  "type": "missing"}]})
@@ -238,7 +271,8 @@ class FakeFal(FakeBackend):
         if status == IN_QUEUE:
             body["queue_position"] = 0
         if status == COMPLETED:
-            body["metrics"] = {"inference_time": 1.5}
+            if IN_PROGRESS in req.statuses or req.cancelled:  # the model ran (only then is there a time)
+                body["metrics"] = {"inference_time": 1.5}
             error = self._completed_error(req)
             if error:
                 body["error"], body["error_type"] = error[0], error[1]
@@ -325,8 +359,24 @@ class FakeFal(FakeBackend):
 
     async def _deliver_webhook(self, req: FakeRequest, base: str) -> None:
         generation = self._generation
+        sent = 0  # statuses of req's path already delivered (each one once, none skipped)
+
+        async def progress(upto: int) -> None:
+            nonlocal sent
+            while self.switches.webhook_progress and sent < upto and generation == self._generation:
+                status, sent = req.statuses[sent], sent + 1
+                raw = json.dumps({"request_id": req.id, "gateway_request_id": req.id, "status": status}).encode()
+                headers = self.sign(raw, req.id, timestamp=int(time.time()))
+                await self._deliver(req.webhook, {"url": req.webhook, "request_id": req.id, "headers": headers,
+                                                  "body": raw, "status": status},
+                                    content=raw, headers={**headers, "Content-Type": "application/json"})
+
         while req.status() != COMPLETED:
-            await asyncio.sleep(max(0.005, min(req.ends_at - time.monotonic(), 0.05)))
+            if req.status() in req.statuses:
+                await progress(req.statuses.index(req.status()) + 1)
+            tick = req.step_latency / 4 if self.switches.webhook_progress else 0.05  # see every status
+            await asyncio.sleep(max(0.005, min(req.ends_at - time.monotonic(), 0.05, tick)))
+        await progress(len(req.statuses) - 1)  # any step passed between two looks
         if generation != self._generation:
             return  # the fake was reset meanwhile: this request belongs to a finished test
         s = self.switches
@@ -340,6 +390,8 @@ class FakeFal(FakeBackend):
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
             Route("/.well-known/jwks.json", self.jwks_endpoint, methods=["GET"]),
+            Route("/storage/auth/token", self.token, methods=["POST"]),
+            Route("/files/upload", self.cdn_upload, methods=["POST"]),
             Route("/storage/upload/initiate", self.initiate, methods=["POST"]),
             Route("/upload/{fid}", self.upload, methods=["PUT"]),
             Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"]),

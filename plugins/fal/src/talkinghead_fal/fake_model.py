@@ -9,7 +9,8 @@ from typing import Any
 
 from .protocol import COMPLETED, IN_PROGRESS, IN_QUEUE
 
-ENDPOINTS = ("initiate", "upload", "cdn", "submit", "status", "result", "cancel", "output", "jwks", "hook")
+ENDPOINTS = ("token", "cdn_upload", "initiate", "upload", "cdn", "submit", "status", "result", "cancel", "output",
+             "jwks", "hook")
 STATUSES = (IN_QUEUE, IN_PROGRESS, COMPLETED)
 
 # Bodies of injected failures (``failures``): bare gateway-style errors, no ``error_type``,
@@ -53,6 +54,9 @@ class Switches:
     strict_upload: bool = True                # the PUT refuses Authorization and a wrong type
     upload_base: str | None = None            # signed upload URLs point here instead of at the fake
     send_webhooks: bool = True                # POST a signed delivery to the submit's (loopback) fal_webhook
+    webhook_progress: bool = False            # also POST signed IN_QUEUE / IN_PROGRESS deliveries (§11, 3P)
+    cdn_tokens: bool = True                   # storage/auth/token gives CDN tokens (False: 403, a key without)
+    storage_types: tuple[str, ...] = ("gcs", "fal-cdn-v3")  # what upload/initiate accepts (else 422)
     webhook_user_id: str = "fake-user-0001"
     webhook_timestamp_offset: float = 0.0     # added to the signed timestamp (-600: a stale delivery)
     webhook_tamper: bool = False              # the body is changed after signing

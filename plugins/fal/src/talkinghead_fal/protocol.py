@@ -18,7 +18,9 @@ from talkinghead.models import JobStatus, JobUpdate
 
 # §4: hosts. The JWKS host is uncertain (§6, §11): configurable.
 QUEUE_URL = "https://queue.fal.run"
+QUEUE_BACKUP_HOST = "queue.falrun.com"  # fal's documented backup queue host (§4)
 REST_URL = "https://rest.fal.ai"
+CDN_URL = "https://v3.fal.media"  # where fal_client POSTs a file with a CDN token (§7 B, §11)
 JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 
 # §1: the tier is chosen by the endpoint id; there is no `mode` field (§2).
@@ -27,7 +29,13 @@ ENDPOINTS: dict[str, str] = {
     "pro": "fal-ai/kling-video/ai-avatar/v2/pro",
 }
 PRICES: dict[str, float] = {"std": 0.0562, "pro": 0.115}
-STORAGE_TYPE = "fal-cdn-v3"  # §7 flow A, as the JS client sends it
+# §7, §11: how files are uploaded, as the official Python client does it: a CDN token
+# (``storage/auth/token?storage_type=fal-cdn-v3``) then ``POST {cdn}/files/upload``; when that
+# fails, ``storage/upload/initiate?storage_type=gcs`` then a PUT to the signed URL.
+STORAGE_CDN = "fal-cdn-v3"
+STORAGE_GCS = "gcs"
+STORAGE_TYPES = (STORAGE_CDN, STORAGE_GCS)
+URL_KEYS = ("status_url", "response_url", "cancel_url")
 LOGS_PARAM = {"logs": "1"}   # §5.2: the docs' and JS client's form (the Python client sends "true")
 
 # §5.2: the three statuses. Anything else is an error to both official clients; we keep
@@ -57,6 +65,38 @@ def app_path(endpoint: str) -> str:
     if len(parts) < 2:
         raise ValueError(f"not a fal endpoint id: {endpoint!r}")
     return "/".join(parts[:2])
+
+
+def returned_urls(payload: Any, queue_url: str) -> dict[str, str]:
+    """The ``status_url``/``response_url``/``cancel_url`` of a submit answer (§5.1: fal's docs
+    advise using them), kept only when each is on our queue host (or fal's backup queue host):
+    our key is sent to them, so a URL elsewhere is never trusted (it is rebuilt instead)."""
+    if not isinstance(payload, dict):
+        return {}
+    ours = _origin(queue_url)
+    kept = {}
+    for key in URL_KEYS:
+        value = payload.get(key)
+        if isinstance(value, str) and value.startswith(("https://", "http://")):
+            origin = _origin(value)
+            if origin == ours or (origin[0] == "https" and origin[1] == QUEUE_BACKUP_HOST):
+                kept[key] = value
+    return kept
+
+
+def _origin(url: str) -> tuple[str, str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def metrics_ran(payload: Any) -> bool:
+    """Whether a ``COMPLETED`` status says the model ran (``metrics.inference_time`` > 0):
+    then a 422 from its result "may be charged" (fal docs, errors)."""
+    metrics = payload.get("metrics") if isinstance(payload, dict) else None
+    value = metrics.get("inference_time") if isinstance(metrics, dict) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def request_path(endpoint: str, request_id: str, action: str = "") -> str:
@@ -173,8 +213,9 @@ def result_update(output: Any, request_id: str) -> JobUpdate | None:
     url = output_url(output)
     if not url:
         return None
+    seconds = output_seconds(output)
     return JobUpdate(status=JobStatus.COMPLETED, task_id=request_id, progress=100.0, message="completed",
-                     output_url=url, duration_s=output_seconds(output))
+                     output_url=url, duration_s=seconds, billed_seconds=seconds)  # fal bills output seconds
 
 
 def failure_update(request_id: str, message: str, *, error_type: str | None = None,
@@ -280,9 +321,21 @@ def webhook_update(payload: Any, *, delivery_id: str | None = None) -> JobUpdate
         error = _str(payload.get("error")) or "request failed"
         message = f"{error}: {detail}" if detail and detail != error else error
         status_code = _status_in(error)
+        if status_code == 422:
+            # A 422 after the model ran "may be charged": whether it ran is in the request's
+            # status, which the webhook does not carry; the queue is read before it is settled.
+            return JobUpdate(status=JobStatus.RUNNING, task_id=request_id, delivery_id=delivery_id,
+                             message=f"webhook: {message[:200]}; the queue is read to settle it")
         return failure_update(request_id, message, error_type=error_type,
                               status_code=status_code).model_copy(update={"delivery_id": delivery_id})
+    if status in (IN_QUEUE, IN_PROGRESS):
+        raise NonTerminal(f"a {status} delivery for request {request_id}: nothing to apply")
     raise ValueError(f"unknown webhook status {status!r}")
+
+
+class NonTerminal(ValueError):
+    """A webhook delivery for a request still queued or running (one guide says fal may send
+    them; fal's docs describe only OK/ERROR): answered 200, applied never."""
 
 
 def _status_in(error: str) -> int | None:

@@ -2,15 +2,20 @@
 
 One HTTP protocol, translated (the notes: ``shared/protocols/fal.md``):
 
-- local files and base64 inputs: ``POST {rest}/storage/upload/initiate`` then ``PUT
-  upload_url`` (streamed from disk, no fal auth on the PUT, §7 flow A); http(s) URLs are
-  passed through unchanged;
+- local files and base64 inputs are uploaded as fal's official Python client does (§7, §11):
+  a CDN token (``POST {rest}/storage/auth/token?storage_type=fal-cdn-v3``) then ``POST
+  {cdn}/files/upload``; if that fails, ``POST {rest}/storage/upload/initiate?storage_type=gcs``
+  then ``PUT upload_url`` (streamed from disk, no fal auth on the PUT). ``upload_storage``
+  picks the first way; http(s) URLs are passed through unchanged;
 - submit: ``POST {queue}/{endpoint id}`` (``.../v2/standard`` or ``.../v2/pro`` by mode, §1)
   with ``fal_webhook`` when the job has a webhook (§6), through
   ``talkinghead.http.send(idempotent=False)``: never resent once it may have arrived;
-- status, result and cancel at the *app* path ``{queue}/fal-ai/kling-video/requests/{id}``
-  (§5, the URL rule); a ``COMPLETED`` status is only success once the result reads 200 with a
-  video (§5.2);
+- status, result and cancel at the ``status_url``/``response_url``/``cancel_url`` the submit
+  answer gave (fal's docs advise it; kept in ``job.provider_data``, only when on our queue
+  host), else built at the *app* path ``{queue}/fal-ai/kling-video/requests/{id}`` (§5, the URL
+  rule); a ``COMPLETED`` status is only success once the result reads 200 with a video (§5.2);
+- billing: fal bills output seconds; a 422 after the model ran "may be charged" (fal's docs),
+  so such a failure reports ``billed_seconds`` (the output's, else the quoted seconds);
 - webhooks are signed (Ed25519, keys from fal's JWKS): ``parse_webhook`` verifies them
   (``webhooks.py``) and the core applies the update without re-reading the request.
 """
@@ -18,12 +23,14 @@ One HTTP protocol, translated (the notes: ``shared/protocols/fal.md``):
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from talkinghead import checks, http
+from talkinghead import checks, http, log
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
@@ -33,6 +40,8 @@ from talkinghead.errors import (
     RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
+    TalkingHeadError,
+    WebhookIgnored,
 )
 from talkinghead.models import Job, JobStatus, JobUpdate, Limits, Route
 from talkinghead.provider import Provider
@@ -47,9 +56,11 @@ ENV_BASE_URL = "FAL_BASE_URL"     # one loopback server for everything (tests, t
 ENV_QUEUE_URL = "FAL_QUEUE_URL"
 ENV_REST_URL = "FAL_REST_URL"
 ENV_JWKS_URL = "FAL_JWKS_URL"
+ENV_CDN_URL = "FAL_CDN_URL"
 JWKS_PATH = "/.well-known/jwks.json"
 PRICE_SOURCE = ("fal model pages: fal-ai/kling-video/ai-avatar/v2/standard 0.0562 and /v2/pro 0.115 USD per "
                 "second of output video (protocol notes §1)")
+PRICE_DATE = "2026-08-01"
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -77,6 +88,7 @@ class FalProvider(Provider):
     env_vars = (ENV_KEY,)
     config_keys = {ENV_KEY: "api_key"}
     signs_webhooks = True  # §6: Ed25519 over request id, user id, timestamp and body hash
+    bills_failed_jobs = True  # a 422 after the model ran "may be charged" (fal docs, errors)
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -85,12 +97,13 @@ class FalProvider(Provider):
         self._api: httpx.AsyncClient | None = None
         self._plain: httpx.AsyncClient | None = None
         self._jwks: webhooks.JWKSCache | None = None
+        self._cdn_token: tuple[str, float] | None = None  # "<type> <token>", expiry (epoch s)
 
     # -- declaration ---------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
         return [Route(provider=self.name, model="kling-avatar", price_per_second=dict(protocol.PRICES),
-                      native_text=False, price_source=PRICE_SOURCE,
+                      native_text=False, price_source=PRICE_SOURCE, price_date=PRICE_DATE,
                       # Kling Avatar's image rules belong to the model, so they hold here too.
                       limits=Limits(audio_max_seconds=self.setting("audio_max_seconds"),
                                     image_min_side=300, image_aspect_range=(0.4, 2.5)))]
@@ -118,6 +131,18 @@ class FalProvider(Provider):
     @property
     def rest_url(self) -> str:
         return self._host("rest_url", ENV_REST_URL, protocol.REST_URL)
+
+    @property
+    def cdn_url(self) -> str:
+        return self._host("cdn_url", ENV_CDN_URL, protocol.CDN_URL)
+
+    def storage_chain(self) -> list[str]:
+        """Upload ways in order: ``upload_storage`` (default ``fal-cdn-v3``), then ``gcs``."""
+        first = str(self.config.get("upload_storage") or protocol.STORAGE_CDN).strip().lower()
+        if first not in protocol.STORAGE_TYPES:
+            raise InputError(f"providers.{self.name}.upload_storage", f"{first!r} is not a fal storage type",
+                             value=first, limit=list(protocol.STORAGE_TYPES))
+        return [first] + [s for s in (protocol.STORAGE_GCS,) if s != first]
 
     @property
     def jwks_url(self) -> str:
@@ -204,10 +229,19 @@ class FalProvider(Provider):
             raise SubmitOutcomeUnknown(
                 f"POST /{endpoint} was accepted but the answer carried no request_id; the request may "
                 "exist and be billed, so it was not resent", provider=self.name)
+        urls = protocol.returned_urls(payload, self.queue_url) or None
         if payload.get("status") in (protocol.IN_QUEUE, protocol.IN_PROGRESS):
-            return protocol.status_update(payload, request_id)
+            return protocol.status_update(payload, request_id).model_copy(update={"provider_data": urls})
         # Older answers carry only the id and the URLs (§5.1); the first poll tells more.
-        return JobUpdate(status=JobStatus.QUEUED, task_id=request_id, progress=5.0, message="submitted")
+        return JobUpdate(status=JobStatus.QUEUED, task_id=request_id, progress=5.0, message="submitted",
+                         provider_data=urls)
+
+    def _url(self, job: Job, key: str, action: str = "") -> str:
+        """The URL submit returned for ``key``, else the one built from the endpoint (§5)."""
+        given = job.provider_data.get(key)
+        if given and protocol.returned_urls({key: given}, self.queue_url):
+            return given
+        return self.queue_url + protocol.request_path(protocol.endpoint_for(job.mode), _task_id(job), action)
 
     async def _input_url(self, media: MediaFile) -> str:
         if media.kind == "url":
@@ -217,10 +251,70 @@ class FalProvider(Provider):
         return await self._upload(media)
 
     async def _upload(self, media: MediaFile) -> str:
-        """``POST /storage/upload/initiate`` then ``PUT upload_url``; returns ``file_url`` (§7 A)."""
+        """The file's public URL, uploaded the first way in ``storage_chain`` that works (the
+        official client's order: CDN token, then initiate + PUT). Uploads cost nothing, so a
+        failed way is simply followed by the next; the last one's error is raised."""
+        chain = self.storage_chain()
+        for i, storage in enumerate(chain):
+            try:
+                if storage == protocol.STORAGE_CDN:
+                    return await self._upload_cdn(media)
+                return await self._upload_initiate(media, storage)
+            except (BillingError, InputError):
+                raise  # the account or the file itself: another way would fail the same
+            except TalkingHeadError as exc:
+                # A 401 is our key, refused everywhere; a 403 may be this storage only.
+                if i == len(chain) - 1 or (isinstance(exc, AuthenticationError) and exc.status_code != 403):
+                    raise
+                log.get_logger(provider=self.name).warning(
+                    "fal.upload_fallback", field=media.field, storage=storage, error=str(exc))
+        raise AssertionError("unreachable")
+
+    async def _upload_cdn(self, media: MediaFile) -> str:
+        """``POST /storage/auth/token?storage_type=fal-cdn-v3`` (Key auth) for a CDN token, then
+        ``POST {cdn}/files/upload`` with the bytes, ``Authorization: <token_type> <token>`` and
+        ``X-Fal-File-Name``; returns ``access_url`` (§7 B, §11)."""
+        content_type = media.content_type or "application/octet-stream"
+        put = await self._send("POST", f"{self.cdn_url}/files/upload", client=self._plain_client(),
+                               content=http.UploadBody(media),
+                               headers={"Authorization": await self._cdn_authorization(), "Content-Type": content_type,
+                                        "X-Fal-File-Name": media.filename,
+                                        "Content-Length": str(http.upload_size(media))})
+        body = protocol.parse_json(put.content)
+        url = body.get("access_url") if isinstance(body, dict) else None
+        if not put.is_success or not isinstance(url, str) or not url:
+            raise ServerError(f"CDN upload of {media.field} failed: HTTP {put.status_code}", provider=self.name,
+                              status_code=put.status_code)
+        return url
+
+    async def _cdn_authorization(self) -> str:
+        """``<token_type> <token>`` for the CDN, kept until a minute before ``expires_at``."""
+        now = time.time()
+        if self._cdn_token is not None and now < self._cdn_token[1]:
+            return self._cdn_token[0]
+        response = await self._send("POST", f"{self.rest_url}/storage/auth/token",
+                                    params={"storage_type": protocol.STORAGE_CDN}, json={})
+        payload = protocol.parse_json(response.content)
+        if not response.is_success:
+            raise self._error(response, payload)
+        token = payload.get("token") if isinstance(payload, dict) else None
+        kind = (payload.get("token_type") if isinstance(payload, dict) else None) or "Bearer"
+        if not isinstance(token, str) or not token:
+            raise ServerError("the CDN token answer carried no token", provider=self.name)
+        log.add_secret(token)  # a short-lived credential: never in logs
+        try:
+            expires = datetime.fromisoformat(str(payload.get("expires_at"))).timestamp() - 60
+        except ValueError:
+            expires = now  # unknown expiry: used for this upload only
+        self._cdn_token = (f"{kind} {token}", expires)
+        return self._cdn_token[0]
+
+    async def _upload_initiate(self, media: MediaFile, storage: str) -> str:
+        """``POST /storage/upload/initiate?storage_type=...`` then ``PUT upload_url``; returns
+        ``file_url`` (§7 A; the official client's fallback uses ``gcs``)."""
         content_type = media.content_type or "application/octet-stream"
         response = await self._send("POST", f"{self.rest_url}/storage/upload/initiate",
-                                    params={"storage_type": protocol.STORAGE_TYPE},
+                                    params={"storage_type": storage},
                                     json=protocol.initiate_body(media.filename, content_type))
         payload = protocol.parse_json(response.content)
         if not response.is_success:
@@ -245,22 +339,24 @@ class FalProvider(Provider):
     async def poll(self, job: Job) -> JobUpdate:
         """One status read (``?logs=1``, 202 while queued or running, 200 when done); on
         ``COMPLETED`` the result is read too, since a completed request can still have failed."""
-        request_id, endpoint = _task_id(job), protocol.endpoint_for(job.mode)
-        url = self.queue_url + protocol.request_path(endpoint, request_id, "status")
-        response = await self._send("GET", url, params=protocol.LOGS_PARAM)
+        request_id = _task_id(job)
+        response = await self._send("GET", self._url(job, "status_url", "status"), params=protocol.LOGS_PARAM)
         payload = protocol.parse_json(response.content)
         if not response.is_success:
             raise self._error(response, payload)
         update = protocol.status_update(payload, request_id)
         if update.status is JobStatus.COMPLETED:
-            return await self._result(endpoint, request_id, *protocol.status_error(payload))
+            return await self._result(job, *protocol.status_error(payload), ran=protocol.metrics_ran(payload))
         return update
 
-    async def _result(self, endpoint: str, request_id: str, error: str | None, error_type: str | None) -> JobUpdate:
+    async def _result(self, job: Job, error: str | None, error_type: str | None, *, ran: bool = False) -> JobUpdate:
         """``GET`` the result (§5.3): 200 with a video is success; fal's own error answer is the
-        request's failure; a bare 5xx (after retries) is a transient read error, raised."""
+        request's failure; a bare 5xx (after retries) is a transient read error, raised. A 422
+        after the model ran (``ran``) "may be charged" (fal docs): the failure then reports
+        ``billed_seconds``, the output's if fal gives them, else the quoted seconds."""
+        request_id = _task_id(job)
         failed = bool(error or error_type)
-        url = self.queue_url + protocol.request_path(endpoint, request_id)
+        url = self._url(job, "response_url")
         # When the status already said it failed, the error answer is expected: do not retry it.
         response = await self._send("GET", url, attempts=1 if failed else None)
         payload = protocol.parse_json(response.content)
@@ -281,14 +377,19 @@ class FalProvider(Provider):
             raise self._error(response, payload)
         if error and error not in message:
             message = f"{error}: {message}"
-        return protocol.failure_update(request_id, message, error_type=result_type or error_type, status_code=code)
+        update = protocol.failure_update(request_id, message, error_type=result_type or error_type, status_code=code)
+        if code == 422 and ran:
+            seconds = protocol.output_seconds(payload)
+            if seconds is None and job.quote is not None:
+                seconds = job.quote.seconds
+            update = update.model_copy(update={"billed_seconds": seconds})
+        return update
 
     # -- cancel and webhooks -------------------------------------------------------------
 
     async def cancel(self, job: Job) -> None:
         """``PUT .../cancel`` (§5.4). Already completed: nothing to do."""
-        request_id, endpoint = _task_id(job), protocol.endpoint_for(job.mode)
-        response = await self._send("PUT", self.queue_url + protocol.request_path(endpoint, request_id, "cancel"))
+        response = await self._send("PUT", self._url(job, "cancel_url", "cancel"))
         payload = protocol.parse_json(response.content)
         state = payload.get("status") if isinstance(payload, dict) else None
         if state == "ALREADY_COMPLETED":
@@ -309,6 +410,8 @@ class FalProvider(Provider):
         payload = protocol.parse_json(body)
         try:
             return protocol.webhook_update(payload, delivery_id=delivery.request_id)
+        except protocol.NonTerminal as exc:
+            raise WebhookIgnored(str(exc)) from None  # 200, or fal retries it 10 times
         except ValueError as exc:
             raise InputError("webhook", f"the body is not a fal webhook payload: {exc}") from None
 

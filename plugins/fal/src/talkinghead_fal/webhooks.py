@@ -99,11 +99,13 @@ def check_timestamp(timestamp: str, *, tolerance: float = DEFAULT_TOLERANCE, now
 
 def public_keys(jwks: Any) -> list[Ed25519PublicKey]:
     """The Ed25519 keys of a JWKS (``{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ...}]}``);
-    keys of other types or that do not decode are skipped."""
+    keys of other types or that do not decode are skipped. An entry with ``x`` but no
+    ``kty``/``crv`` is read as Ed25519, as fal's own verification example does (it reads only
+    ``x``; docs.fal.ai, model endpoints, webhooks); ``x`` may come padded or not."""
     entries = jwks.get("keys") if isinstance(jwks, dict) else None
     out: list[Ed25519PublicKey] = []
     for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
+        if not isinstance(entry, dict) or entry.get("kty", "OKP") != "OKP" or entry.get("crv", "Ed25519") != "Ed25519":
             continue
         x = entry.get("x")
         if not isinstance(x, str):

@@ -236,7 +236,10 @@ class FakeInferenceSh(FakeBackend):
         self.tasks[task.id] = task
         if task.webhook and s.send_webhooks and not s.reject:
             self._spawn(self._deliver_webhook(task, _base(request)))
-        return self._ok(self._task_dto(task, statuses[0], base=_base(request)))
+        answer = self._task_dto(task, statuses[0], base=_base(request))
+        if s.answer_delay:
+            await asyncio.sleep(s.answer_delay)  # made (and billed); the answer comes too late
+        return self._ok(answer)
 
     async def get_task(self, request: Request) -> Response:
         if (early := await self._enter(request, "get")) is not None:
@@ -245,6 +248,24 @@ class FakeInferenceSh(FakeBackend):
         if task is None:
             return self._problem(404)
         return self._ok(self._task_dto(task, base=_base(request)))
+
+    async def list_tasks(self, request: Request) -> Response:
+        """``POST /tasks/list`` (the JS SDK's ``tasks.list``): a ``CursorListResponse`` of the
+        fake's tasks, newest first, ``limit`` per page, the cursor an offset."""
+        if (early := await self._enter(request, "list")) is not None:
+            return early
+        body = self.requests[-1].json if isinstance(self.requests[-1].json, dict) else {}
+        try:
+            limit = max(1, min(100, int(body.get("limit") or 20)))
+            start = int(body.get("cursor") or 0)
+        except (TypeError, ValueError):
+            return self._problem(400, "limit and cursor must be integers")
+        newest = sorted(self.tasks.values(), key=lambda t: (t.created_at, t.id), reverse=True)
+        chunk = newest[start:start + limit]
+        more = start + limit < len(newest)
+        return self._ok({"items": [self._task_dto(t, base=_base(request)) for t in chunk],
+                         "next_cursor": str(start + limit) if more else "", "has_next": more,
+                         "has_previous": start > 0, "items_per_page": limit})
 
     async def task_status(self, request: Request) -> Response:
         if (early := await self._enter(request, "status")) is not None:
@@ -347,6 +368,7 @@ class FakeInferenceSh(FakeBackend):
             Route("/upload/{fid}", self.upload, methods=["PUT"]),
             Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"]),
             Route("/apps/run", self.run, methods=["POST"]),
+            Route("/tasks/list", self.list_tasks, methods=["POST"]),
             Route("/tasks/{tid}", self.get_task, methods=["GET"]),
             Route("/tasks/{tid}/status", self.task_status, methods=["GET"]),
             Route("/tasks/{tid}/stream", self.stream, methods=["GET"]),

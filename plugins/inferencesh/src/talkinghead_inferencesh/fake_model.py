@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 TERMINAL = frozenset({10, 11, 12, 13})
-ENDPOINTS = ("files", "upload", "create", "get", "status", "stream", "cancel", "output", "download", "hook")
+ENDPOINTS = ("files", "upload", "create", "get", "list", "status", "stream", "cancel", "output", "download",
+             "hook")
 ERRORS = {
     400: ("invalid_request", "Bad Request", "the request is malformed"),
     401: ("unauthorized", "Unauthorized", "Invalid or missing API key"),
@@ -45,6 +46,7 @@ class Switches:
     #                                          statuses / step_latency / task_error for that task
     retry_after: float | None = None           # Retry-After header on failures
     create_delay: float = 0.0                  # the create sleeps this long first (then still runs)
+    answer_delay: float = 0.0                  # the create makes the task, then waits this long to answer
     stream_partial: bool = True                # {data, fields} lines, else full snapshots
     stream_drops: int = 0                      # the first N stream connections drop mid-line
     stream_drop_after: int = 1                 # task lines sent before a drop

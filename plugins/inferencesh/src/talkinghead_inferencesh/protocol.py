@@ -8,12 +8,15 @@ fact was verified. Parsing is lenient throughout: the server has three envelope 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from talkinghead.models import JobStatus, JobUpdate
 
@@ -255,9 +258,72 @@ def task_update(task: Mapping[str, Any]) -> JobUpdate:
         message=info.name,
         output_url=output_url(output) if info.status is JobStatus.COMPLETED else None,
         duration_s=output_seconds(output),
+        # what the app bills by (§11): output_meta's seconds, reported once the task ended
+        billed_seconds=output_seconds(output) if info.status is JobStatus.COMPLETED else None,
         error=error,
         error_kind=error_kind_for(info, error),
     )
+
+
+# -- finding a task whose create answer was lost ----------------------------------------------
+
+_WEBHOOK_TOKEN = re.compile(r"/webhooks/[^/?#]+/([^/?#]+)")
+
+
+def list_body(limit: int, cursor: str | None = None) -> dict[str, Any]:
+    """A ``POST /tasks/list`` body: the JS SDK's ``tasks.list`` sends a ``CursorListRequest``
+    (types of the Python SDK 0.36.0: ``cursor``, ``limit``, ``sort`` [{field, dir}], ...).
+    Newest first; no server-side filter is relied on (their semantics are not documented)."""
+    body: dict[str, Any] = {"limit": limit, "sort": [{"field": "created_at", "dir": "desc"}]}
+    if cursor:
+        body["cursor"] = cursor
+    return body
+
+
+def list_page(payload: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """``(items, next_cursor)`` of a ``CursorListResponse`` (``next_cursor`` only if ``has_next``)."""
+    page = unwrap(payload)
+    if isinstance(page, list):
+        return [t for t in page if isinstance(t, dict)], None
+    if not isinstance(page, dict):
+        return [], None
+    items = [t for t in page.get("items") or [] if isinstance(t, dict)]
+    cursor = page.get("next_cursor")
+    more = page.get("has_next", bool(cursor))
+    return items, (str(cursor) if more and cursor else None)
+
+
+def created_at(task: Mapping[str, Any]) -> datetime | None:
+    value = task.get("created_at")
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def is_jobs_task(task: Mapping[str, Any], *, token_hash: str | None, mode: str,
+                 sources: Mapping[str, str | None]) -> bool:
+    """Whether a listed task is the one a job's lost create made. With a webhook, only the
+    per-job token in its URL can say so (compared by hash: the journal keeps only that). Else
+    the inputs: the same mode, each URL input the same URL (query aside), each uploaded input a
+    file of the same name (``sources``: field -> the journaled source)."""
+    if token_hash is not None:
+        match = _WEBHOOK_TOKEN.search(str(task.get("webhook") or ""))
+        return bool(match) and hashlib.sha256(match.group(1).encode()).hexdigest() == token_hash
+    given = task.get("input") if isinstance(task.get("input"), dict) else {}
+    if given.get("mode", "std") != mode:
+        return False
+    for field, source in sources.items():
+        sent = given.get(field)
+        if not source or not isinstance(sent, str):
+            return False
+        if source.startswith(("http://", "https://")):
+            if sent.split("?", 1)[0] != source.split("?", 1)[0]:
+                return False
+        elif PurePosixPath(urlsplit(sent).path).stem != PurePosixPath(source.replace("\\", "/")).stem:
+            return False
+    return True
 
 
 def first_file(payload: Any) -> dict[str, Any] | None:

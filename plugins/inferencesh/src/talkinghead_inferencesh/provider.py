@@ -7,7 +7,8 @@ One HTTP protocol, translated (the notes: ``shared/protocols/inference-sh.md``):
 - create: ``POST /apps/run`` with ``{app, input, webhook?}`` (§3), sent through
   ``talkinghead.http.send(idempotent=False)``: never resent once it may have arrived;
 - follow: ``GET /tasks/{id}/stream`` (NDJSON, §5), falling back to ``GET /tasks/{id}``;
-- ``POST /tasks/{id}/cancel`` (§8); webhooks are unsigned (§9), so the core confirms them.
+- ``POST /tasks/{id}/cancel`` (§8); webhooks are unsigned (§9), so the core confirms them;
+- a create whose answer was lost is looked for with ``POST /tasks/list`` (``find_task``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -42,6 +44,7 @@ DEFAULT_BASE_URL = "https://api.inference.sh"
 DEFAULT_APP = "klingai/avatar"
 PRICE_SOURCE = ("inference.sh app klingai/avatar, its own field description: std 0.056 and pro "
                 "0.112 USD per second of output video (protocol notes §11)")
+PRICE_DATE = "2026-08-07"  # the app's last change read (inference-sh/grid, api/klingai/video/avatar)
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -53,6 +56,8 @@ DEFAULTS: dict[str, float] = {
     "stream_read_timeout": 60.0,   # the SDK's stream timeout
     "stream_reconnects": 5,        # consecutive stream connections without news (count)
     "reconnect_delay": 1.0,        # between stream connections (the SDK waits 1 s)
+    "find_pages": 4,               # pages of 50 of POST /tasks/list searched for a lost create (count)
+    "find_window": 300.0,          # ... back to this long before the job was journaled
 }
 
 _STREAM_HEADERS = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache",
@@ -83,7 +88,7 @@ class InferenceShProvider(Provider):
         # the model, so they hold on this route too: refused here rather than after paying.
         return [Route(provider=self.name, model="kling-avatar",
                       price_per_second={"std": 0.056, "pro": 0.112},
-                      native_text=False, price_source=PRICE_SOURCE,
+                      native_text=False, price_source=PRICE_SOURCE, price_date=PRICE_DATE,
                       limits=Limits(image_min_side=300, image_aspect_range=(0.4, 2.5)))]
 
     @property
@@ -214,6 +219,40 @@ class InferenceShProvider(Provider):
             raise ServerError(f"upload of {media.field} to {host} failed: HTTP {response.status_code}",
                               provider=self.name, status_code=response.status_code)
         return str(uri)
+
+    # -- a lost create answer ----------------------------------------------------------------
+
+    async def find_task(self, job: Job) -> JobUpdate | None:
+        """The task a create whose answer was lost made, from ``POST /tasks/list`` (the JS SDK's
+        ``tasks.list``: cursor pages, newest first), searched back to a little before the job
+        was journaled. It is ours only if exactly one task matches (``protocol.is_jobs_task``:
+        the webhook token, else the inputs); none or several: None, and the job stays
+        ``unknown`` for a person, rather than adopt a task that may be another job's."""
+        since = job.created_at - timedelta(seconds=self.setting("find_window"))
+        sources = {f: (job.input_summary.get(f) or {}).get("source") for f in ("image", "audio")}
+        matches: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(max(1, int(self.setting("find_pages")))):
+            try:
+                payload = await self._call("POST", "/tasks/list", json=protocol.list_body(50, cursor))
+            except ProviderError as exc:
+                if exc.status_code in (404, 405):
+                    return None  # no task list on this server: nothing can tell
+                raise
+            items, cursor = protocol.list_page(payload)
+            older = False
+            for task in items:
+                moment = protocol.created_at(task)
+                if moment is not None and moment < since:
+                    older = True
+                    continue
+                if protocol.is_jobs_task(task, token_hash=job.webhook_token_hash, mode=job.mode, sources=sources):
+                    matches.append(task)
+            if older or cursor is None:
+                break
+        if len(matches) != 1:
+            return None
+        return protocol.task_update(matches[0])
 
     # -- follow --------------------------------------------------------------------------
 

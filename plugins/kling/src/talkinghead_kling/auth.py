@@ -1,4 +1,10 @@
-"""Kling's API token: a JWT (HS256) made from the access key and signed with the secret key.
+"""Kling's credentials: a single API key sent as the bearer token (``KlingKeyAuth``, the scheme
+Kling's console issues now), or the older pair: a JWT (HS256) made from the access key and
+signed with the secret key (``KlingAuth``).
+
+The single key: ``Authorization: Bearer <api key>``, as-is (Kling's quick-start guide, as cited
+by vercel/ai's Kling provider, PR #17950; inference-sh/grid's avatar app sends its ``KLING_KEY``
+the same way). The pair:
 
 Protocol notes §2.1 [V-doc]: header ``{"alg": "HS256", "typ": "JWT"}``, payload ``iss`` =
 access key, ``exp`` = now + 1800, ``nbf`` = now - 5, sent as ``Authorization: Bearer <jwt>``.
@@ -108,4 +114,24 @@ class KlingAuth(httpx.Auth):
         if code == 1003:  # not yet valid: Kling's clock is behind ours
             self.nbf_slack = max(self.nbf_slack, WIDE_NBF_SLACK)
         request.headers["Authorization"] = f"Bearer {self.token(force=True)}"
+        yield request
+
+
+class KlingKeyAuth(httpx.Auth):
+    """``Authorization: Bearer <api key>`` on every request. Nothing to renew, so a 401 is
+    final. The key never appears in its ``repr``."""
+
+    def __init__(self, api_key: str) -> None:
+        if not api_key:
+            raise ValueError("the API key is empty")
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        return "<KlingKeyAuth>"
+
+    def secrets(self) -> list[str]:
+        return [self._api_key]
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
         yield request

@@ -18,7 +18,11 @@ body, verified JWT claims) in ``fake.requests``.
 
 With ``access_key`` and ``secret_key`` set, every API request must carry a JWT signed with
 the secret (HS256, ``iss`` = access key, ``exp``/``nbf`` checked against the fake's clock,
-shifted by ``clock_offset``), else 401 with 1001-1004 as Kling does. Switches (``Switches``
+shifted by ``clock_offset``), else 401 with 1001-1004 as Kling does; with ``api_key`` set, that
+single key is accepted as the bearer token as well (the scheme Kling's console issues now).
+The TTS refuses a voice not listed for its language (1201 "Voice id not found"), and an input
+URL matching ``unreachable`` gets 1201 "Something went wrong when we tried to get the contents
+of the file." as Kling answers for a URL it cannot download. Switches (``Switches``
 in ``fake_model.py``) also cover: answers per endpoint as sequences (HTTP status, Kling code),
 Retry-After, a task ending ``failed``, a concurrency limit (1303), a create whose answer
 comes late (the task exists: a lost answer) or that stalls before creating, query by external
@@ -48,6 +52,9 @@ from starlette.routing import Route
 from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
 from .fake_model import CODES, DEFAULT_CODES, ENDPOINTS, TERMINAL, FakeTask, Switches, now_ms
+from .protocol import VOICES
+
+FETCH_FAILED = "Something went wrong when we tried to get the contents of the file."
 
 __all__ = ["ENDPOINTS", "FakeKling", "FakeTask", "Recorded", "Switches", "serve"]
 
@@ -113,8 +120,9 @@ class FakeKling(FakeBackend):
         return self._fail(status, code, message or default)
 
     def _verify(self, rec: Recorded) -> JSONResponse | None:
-        """Kling's JWT rules (§2.1): a Bearer token, HS256 with the secret, ``iss`` = access key,
-        inside ``nbf``..``exp``. 1001 empty, 1002 invalid, 1003 not yet valid, 1004 expired."""
+        """Kling's auth rules: the single API key as the bearer token (§2.2), or a JWT (§2.1):
+        HS256 with the secret, ``iss`` = access key, inside ``nbf``..``exp``. 1001 empty, 1002
+        invalid, 1003 not yet valid, 1004 expired."""
         auth = rec.header("authorization")
         if not auth:
             return self._code(1001)
@@ -122,7 +130,12 @@ class FakeKling(FakeBackend):
         if not token:
             return self._code(1002)
         s = self.switches
+        if s.api_key is not None and token == s.api_key:
+            rec.claims = {"api_key": True}
+            return None
         if not (s.access_key and s.secret_key):
+            if s.api_key is not None:
+                return self._code(1002, "API key not found")
             return None  # verification off: any bearer token will do
         try:
             header = jwt.get_unverified_header(token)
@@ -225,6 +238,10 @@ class FakeKling(FakeBackend):
             return self._code(1201, "image is required")
         if (bad := _media_problem("image", image)) is not None:
             return self._code(1201, bad)
+        for value in (image, body.get("sound_file")):
+            if isinstance(value, str) and value.startswith(("http://", "https://")) and \
+                    any(part in value for part in self.switches.unreachable):
+                return self._code(1201, FETCH_FAILED)
         audio_id, sound = body.get("audio_id") or None, body.get("sound_file") or None
         if (audio_id is None) == (sound is None):
             return self._code(1201, "exactly one of audio_id and sound_file must be set")
@@ -279,6 +296,8 @@ class FakeKling(FakeBackend):
             return self._code(1201, "voice_id is required")
         if language not in ("zh", "en"):
             return self._code(1201, f"voice_language must be zh or en, not {language!r}")
+        if self.switches.check_voices and voice not in VOICES[language]:
+            return self._code(1201, "Voice id not found")
         audio_id = self._next_id()
         duration = self.switches.tts_duration or f"{max(0.5, len(text.split()) * 0.4 + 0.3):.2f}"
         audio = {"id": audio_id, "url": f"{_base(request)}/cdn/tts/{audio_id}.mp3", "duration": duration}
@@ -368,9 +387,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-latency", type=float, default=0.5)
     parser.add_argument("--access-key", help="verify JWTs: the access key they must name (with --secret-key)")
     parser.add_argument("--secret-key", help="verify JWTs: the secret they must be signed with")
+    parser.add_argument("--api-key", help="accept this single API key as the bearer token")
     args = parser.parse_args(argv)
     run_fake(serve(port=args.port, step_latency=args.step_latency, access_key=args.access_key,
-                   secret_key=args.secret_key), "fake Kling API at {url} (Ctrl-C to stop)")
+                   secret_key=args.secret_key, api_key=args.api_key), "fake Kling API at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ class Switches:
 
     access_key: str | None = None      # if set (with secret_key), every JWT is verified (§2.1)
     secret_key: str | None = None
+    api_key: str | None = None         # if set, this single key is accepted as the bearer token too (§2.2)
+    unreachable: tuple[str, ...] = ()  # input URLs containing one of these get 1201 "cannot fetch" (§14)
+    check_voices: bool = True          # TTS refuses a voice_id not listed for its voice_language (§14)
     clock_offset: float = 0.0          # seconds added to the fake's clock when checking exp/nbf
     statuses: tuple[str, ...] = STATUSES  # a task's path; the last one is where it ends
     step_latency: float = 0.0          # seconds per status step (0: the task is at its end at once)

@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from talkinghead.media import MediaFile
 
 PROVIDER = "kling"
+ENV_API_KEY = "KLING_API_KEY"  # the single key Kling issues now (preferred when set)
 ENV_ACCESS_KEY = "KLING_ACCESS_KEY"
 ENV_SECRET_KEY = "KLING_SECRET_KEY"
-CREDENTIALS = f"{ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
+ENV_VARS = (ENV_API_KEY, ENV_ACCESS_KEY, ENV_SECRET_KEY)
+CREDENTIALS = f"{ENV_API_KEY}, or {ENV_ACCESS_KEY} and {ENV_SECRET_KEY}"
 
 # §1: hosts. CN and global keys are issued separately and do not work on each other's host.
 REGIONS: dict[str, str] = {
@@ -58,6 +60,26 @@ DEFAULT_VOICE = "oversea_male1"
 DEFAULT_VOICE_LANGUAGE = "en"
 VOICE_LANGUAGES = ("zh", "en")
 TEXT_MAX_CHARS = 1000
+AUDIO_MIN_SECONDS = 2.0  # §4: the avatar takes 2-300 s of audio, TTS output included
+
+# §14: Kling's TTS takes only its official voices, each for its language(s); a voice_id that
+# does not exist for voice_language answers 1201 "Voice id not found" (a paid call wasted
+# when it comes after other work). The preset lists of Kling's API documentation (voice
+# guide), as copied by golemcloud/golem-ai (video-kling voices) and orime-org/breatic_ai.
+_BOTH = ("genshin_vindi2", "zhinen_xuesheng", "ai_shatang", "genshin_klee2", "genshin_kirara", "ai_kaiya",
+         "ai_chenjiahao_712", "chat1_female_new-3", "cartoon-boy-07", "cartoon-girl-01", "ai_huangyaoshi_712",
+         "you_pingjing", "ai_laoguowang_712", "chengshu_jiejie", "laopopo_speech02", "heainainai_speech02")
+VOICES: dict[str, frozenset[str]] = {
+    "zh": frozenset(_BOTH + (
+        "tiyuxi_xuedi", "tiexin_nanyou", "girlfriend_1_speech02", "girlfriend_2_speech02", "zhuxi_speech02",
+        "uk_oldman3", "dongbeilaotie_speech02", "chongqingxiaohuo_speech02", "chuanmeizi_speech02",
+        "chaoshandashu_speech02", "ai_taiwan_man2_speech02", "xianzhanggui_speech02", "tianjinjiejie_speech02",
+        "diyinnansang_DB_CN_M_04-v2", "yizhipiannan-v1", "guanxiaofang-v2", "tianmeixuemei-v1",
+        "daopianyansang-v1", "mengwa-v1")),
+    "en": frozenset(_BOTH + (
+        "AOT", "oversea_male1", "girlfriend_4_speech02", "chat_0407_5-1", "uk_boy1", "PeppaPig_platform",
+        "ai_huangzhong_712", "calm_story1", "uk_man2", "reader_en_m-v1", "commercial_lady_en_f-v1")),
+}
 
 # §9: codes that mean "refused, nothing was created": a retry is safe even for a create.
 RATE_LIMIT_CODES = frozenset({1302, 1303})
@@ -65,6 +87,10 @@ TOKEN_RETRY_CODES = frozenset({1003, 1004})  # regenerate the JWT once and resen
 _CONTENT_TEXT = re.compile(r"risk control|content (security|safety|polic)|sensitive|"
                            r"inappropriate|moderation|violat", re.IGNORECASE)
 _BILLING_TEXT = re.compile(r"balance|arrears|resource pack|insufficient|quota", re.IGNORECASE)
+# §14: 1201 for an input URL Kling could not download ("Something went wrong when we tried to
+# get the contents of the file.").
+_FETCH_TEXT = re.compile(r"contents of the file|fetch|download|cannot (get|access|read)|unreachable",
+                         re.IGNORECASE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
@@ -133,7 +159,7 @@ def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterab
                1004: "token expired"}.get(code, "the access key or secret key was not accepted")
         return AuthenticationError(f"authentication failed, {why}: {detail}; check {CREDENTIALS} "
                                    "(and the region: CN and global keys differ)", provider=PROVIDER,
-                                   env_var=ENV_ACCESS_KEY, status_code=status_code)
+                                   env_vars=ENV_VARS, needs=CREDENTIALS, status_code=status_code)
     if code == 1103:
         return BillingError(f"this account may not use the Avatar API: {detail}", provider=PROVIDER,
                             status_code=status_code)
@@ -148,7 +174,8 @@ def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterab
                               retry_after=retry_after)
     if code == 1304:
         return AuthenticationError(f"this machine's IP address is not on the account's whitelist: {detail}",
-                                   provider=PROVIDER, env_var=ENV_ACCESS_KEY, status_code=status_code)
+                                   provider=PROVIDER, env_vars=ENV_VARS, needs=CREDENTIALS,
+                                   status_code=status_code)
     if code is not None and 1300 <= code < 1400:
         return ContentPolicyError(f"refused by Kling's content policy: {detail}", provider=PROVIDER,
                                   status_code=status_code)
@@ -157,7 +184,7 @@ def error_for(status_code: int, payload: Any, *, text: str = "", secrets: Iterab
     # No Kling code: go by the HTTP status alone.
     if status_code in (401, 403):
         return AuthenticationError(f"authentication failed: {detail}; check {CREDENTIALS}", provider=PROVIDER,
-                                   env_var=ENV_ACCESS_KEY, status_code=status_code)
+                                   env_vars=ENV_VARS, needs=CREDENTIALS, status_code=status_code)
     if status_code == 429:
         return RateLimitError(f"rate limited: {detail}", provider=PROVIDER, status_code=status_code,
                               retry_after=retry_after)
@@ -240,6 +267,17 @@ def seconds(value: Any) -> float | None:
     return number if number >= 0 else None
 
 
+def is_fetch_failure(message: str | None) -> bool:
+    """Whether a 1201's message says Kling could not download an input URL (§14)."""
+    return bool(message and _FETCH_TEXT.search(message))
+
+
+def units_of(task: Mapping[str, Any]) -> float | None:
+    """``final_unit_deduction``: the resource-pack units Kling charged (a string, §5, §14);
+    None when absent (older answers have none)."""
+    return seconds(task.get("final_unit_deduction"))
+
+
 def error_kind_for(message: str | None) -> str | None:
     if not message:
         return None
@@ -250,10 +288,12 @@ def error_kind_for(message: str | None) -> str | None:
     return None
 
 
-def task_update(task: Mapping[str, Any]) -> JobUpdate:
+def task_update(task: Mapping[str, Any], unit_price: float | None = None) -> JobUpdate:
     """A ``JobUpdate`` from a task object: a create or query answer's ``data``, a list item
     or a callback body. Unknown statuses count as running, so the job keeps being watched;
-    ``succeed`` without a video URL too (the URL is what makes it done, §5)."""
+    ``succeed`` without a video URL too (the URL is what makes it done, §5). An ended task's
+    ``final_unit_deduction`` is what Kling billed: ``billed_units``, and ``billed_usd`` at
+    ``unit_price`` USD per unit when one is given."""
     name = str(task.get("task_status") or "").strip().lower() or "unknown"
     status, progress = _STATUS.get(name, (JobStatus.RUNNING, None))
     video = first_video(task)
@@ -263,6 +303,8 @@ def task_update(task: Mapping[str, Any]) -> JobUpdate:
     if status is JobStatus.COMPLETED and not url:
         status, progress, message = JobStatus.RUNNING, 95.0, "succeed (no video URL yet)"
     error = None
+    units = units_of(task) if status.terminal else None
+    billed_usd = round(units * unit_price, 6) if units is not None and unit_price is not None else None
     if status is JobStatus.FAILED:
         msg = task.get("task_status_msg")
         error = msg.strip() if isinstance(msg, str) and msg.strip() else "task failed (no reason given)"
@@ -275,6 +317,8 @@ def task_update(task: Mapping[str, Any]) -> JobUpdate:
         duration_s=seconds(video.get("duration")) if video and status is JobStatus.COMPLETED else None,
         error=error,
         error_kind=error_kind_for(error),
+        billed_units=units,
+        billed_usd=billed_usd,
     )
 
 
@@ -347,6 +391,21 @@ def parse_voice(voice: str | None, default_voice: str = DEFAULT_VOICE,
     return voice_id, language
 
 
+def check_voice(voice_id: str, language: str, extra: Iterable[str] = ()) -> None:
+    """Refuse, before the paid TTS call, a voice Kling would answer "Voice id not found" for:
+    not one of its preset voices for ``language`` (``extra``: custom voice ids to allow)."""
+    if language not in VOICES:
+        raise InputError("voice", f"{language!r} is not a Kling TTS language", value=language,
+                         limit=list(VOICE_LANGUAGES))
+    if voice_id in VOICES[language] or voice_id in set(extra):
+        return
+    other = [lang for lang, ids in VOICES.items() if voice_id in ids]
+    why = (f"it is a {'/'.join(other)} voice; use {voice_id}#{other[0]}" if other
+           else "it is not one of Kling's preset voices")
+    raise InputError("voice", f"Kling has no {language} voice {voice_id!r}: {why}", value=voice_id,
+                     limit=sorted(VOICES[language]))
+
+
 def tts_body(text: str, voice_id: str, language: str, speed: float = 1.0) -> dict[str, Any]:
     """The ``POST /v1/audio/tts`` body (§7). Speed is 0.8 to 2.0 with one decimal."""
     return {"text": text, "voice_id": voice_id, "voice_language": language,
@@ -365,6 +424,15 @@ def tts_audio(payload: Any) -> dict[str, Any] | None:
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
+
+
+def speech_seconds_estimate(text: str, speed: float = 1.0) -> float:
+    """How long Kling's TTS most likely takes to say ``text``: ordinary speech, 2.5 words/s
+    for alphabetic text and 4 characters/s for CJK, over the speed. Used to refuse, before
+    paying for the speech, a text too short for the avatar's 2 s minimum."""
+    cjk = len(_CJK.findall(text))
+    words = len(_WORD.findall(_CJK.sub(" ", text)))
+    return (words / 2.5 + cjk / 4.0) / max(0.8, min(2.0, speed))
 
 
 def speech_seconds_bound(text: str, speed: float = 1.0) -> float:

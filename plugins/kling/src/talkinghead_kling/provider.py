@@ -2,7 +2,8 @@
 
 One HTTP protocol, translated (the notes: ``shared/protocols/kling-official.md``):
 
-- every request carries a JWT made from the access and secret keys (``auth.py``, §2);
+- every request carries the single API key as its bearer token when one is set, else a JWT
+  made from the access and secret keys (``auth.py``, §2);
 - text requests are spoken by Kling's TTS first (``POST /v1/audio/tts``, §7) and the avatar
   is made from its ``audio_id``; audio and image go as URLs or raw base64 (§4);
 - create: ``POST /v1/videos/avatar/image2video`` with ``external_task_id`` = our job id.
@@ -40,8 +41,8 @@ from talkinghead.models import Job, JobUpdate, Limits, Quote, Route
 from talkinghead.provider import Provider
 
 from . import protocol
-from .auth import KlingAuth
-from .protocol import AVATAR_PATH, ENV_ACCESS_KEY, ENV_SECRET_KEY, TTS_PATH
+from .auth import KlingAuth, KlingKeyAuth
+from .protocol import AVATAR_PATH, CREDENTIALS, ENV_ACCESS_KEY, ENV_API_KEY, ENV_SECRET_KEY, ENV_VARS, TTS_PATH
 
 if TYPE_CHECKING:
     from talkinghead.media import PreparedRequest
@@ -56,6 +57,7 @@ PRICE_SOURCE = (
     "pack's ~0.14 USD/unit; unconfirmed against a real final_unit_deduction (protocol notes §11). "
     "Set price_std / price_pro in [providers.kling] to your own pack's rate."
 )
+PRICE_DATE = "2026-12-01"
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -74,19 +76,22 @@ DEFAULTS: dict[str, float] = {
     "audio_max_seconds": 300.0,    # the official limit; a mirror says 60 (§14): lower it if needed
     "price_std": 0.056,            # USD per second of output
     "price_pro": 0.112,
+    "unit_price": 0.14,            # USD per resource-pack unit (standard pack, §11): final_unit_deduction -> USD
 }
 
 
 class KlingProvider(Provider):
-    """Kling Avatar on Kling's API. Config (``[providers.kling]``): ``access_key`` /
-    ``secret_key`` (or ``KLING_ACCESS_KEY`` / ``KLING_SECRET_KEY``), ``region``
+    """Kling Avatar on Kling's API. Config (``[providers.kling]``): ``api_key`` (or
+    ``KLING_API_KEY``; preferred when set), else ``access_key`` / ``secret_key`` (or
+    ``KLING_ACCESS_KEY`` / ``KLING_SECRET_KEY``), ``custom_voices`` (voice ids of your own to
+    allow for text), ``region``
     (``singapore``, ``beijing``; or ``KLING_REGION``), ``base_url`` (or ``KLING_BASE_URL``,
     which wins over the region), ``voice`` (``voice_id`` or ``voice_id#language``) and
     ``voice_language`` for text requests, and the tunables in ``DEFAULTS``."""
 
     name = "kling"
-    env_vars = (ENV_ACCESS_KEY, ENV_SECRET_KEY)
-    config_keys = {ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
+    env_vars = ENV_VARS  # the single key, or the pair: see ``configured``
+    config_keys = {ENV_API_KEY: "api_key", ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
     signs_webhooks = False  # §8: no signature documented; the core re-reads the task instead
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -94,7 +99,7 @@ class KlingProvider(Provider):
         for key in DEFAULTS.keys() & self.config.keys():  # a bad number fails here, before any job
             self.setting(key)
         self._api: httpx.AsyncClient | None = None
-        self._auth: KlingAuth | None = None
+        self._auth: KlingAuth | KlingKeyAuth | None = None
         self.poll_interval = (self.setting("poll_first"), self.setting("poll_factor"), self.setting("poll_max"))
 
     # -- declaration ---------------------------------------------------------------------
@@ -104,7 +109,21 @@ class KlingProvider(Provider):
                         audio_max_seconds=self.setting("audio_max_seconds"))
         return [Route(provider=self.name, model=MODEL, native_text=True, limits=limits,
                       price_per_second={"std": self.setting("price_std"), "pro": self.setting("price_pro")},
-                      price_source=PRICE_SOURCE)]
+                      price_source=PRICE_SOURCE, price_date=PRICE_DATE)]
+
+    # -- credentials: the single key, or the access/secret pair ----------------------------
+
+    def configured(self) -> bool:
+        return bool(self.secret(ENV_API_KEY) or (self.secret(ENV_ACCESS_KEY) and self.secret(ENV_SECRET_KEY)))
+
+    def credentials_hint(self) -> str:
+        return CREDENTIALS
+
+    def credentials_in_use(self) -> list[str]:
+        if self.secret(ENV_API_KEY):
+            return [ENV_API_KEY]
+        pair = [ENV_ACCESS_KEY, ENV_SECRET_KEY]
+        return pair if all(self.secret(v) for v in pair) else []
 
     @property
     def base_url(self) -> str:
@@ -125,17 +144,29 @@ class KlingProvider(Provider):
         return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
 
     def voice(self, request_voice: str | None) -> tuple[str, str]:
+        """``(voice_id, language)`` for a text request, checked against Kling's voices."""
         language = str(self.config.get("voice_language") or protocol.DEFAULT_VOICE_LANGUAGE).lower()
         default_voice, default_language = protocol.parse_voice(
             str(self.config.get("voice") or protocol.DEFAULT_VOICE), protocol.DEFAULT_VOICE, language)
-        return protocol.parse_voice(request_voice, default_voice, default_language)
+        voice_id, language = protocol.parse_voice(request_voice, default_voice, default_language)
+        custom = self.config.get("custom_voices") or ()
+        protocol.check_voice(voice_id, language, [custom] if isinstance(custom, str) else custom)
+        return voice_id, language
 
     # -- before any money: no network ----------------------------------------------------
 
     def validate(self, prepared: PreparedRequest, route: Route) -> None:
         super().validate(prepared, route)
-        if prepared.request.text is not None:
-            self.voice(prepared.request.voice)  # a malformed voice fails here, not after the TTS call
+        text = prepared.request.text
+        if text is not None:
+            self.voice(prepared.request.voice)  # a wrong voice fails here, not after the TTS call
+            # The avatar refuses audio under 2 s only after the TTS call was paid for: refuse a
+            # text whose speech would most likely be shorter, before either call.
+            likely = protocol.speech_seconds_estimate(text, self.setting("voice_speed"))
+            if likely < protocol.AUDIO_MIN_SECONDS:
+                raise InputError("text", f"Kling's speech for it would last about {likely:.1f} s, under the "
+                                 f"{protocol.AUDIO_MIN_SECONDS:g} s an avatar takes; give a longer text",
+                                 value=round(likely, 2), limit=protocol.AUDIO_MIN_SECONDS)
 
     def estimate(self, prepared: PreparedRequest, route: Route) -> Quote:
         """Audio: the measured seconds (the video is as long as the audio). Text: Kling's TTS
@@ -152,13 +183,17 @@ class KlingProvider(Provider):
 
     # -- HTTP plumbing -------------------------------------------------------------------
 
-    def _authenticator(self) -> KlingAuth:
+    def _authenticator(self) -> KlingAuth | KlingKeyAuth:
+        """The single API key when set (sent as-is), else a JWT from the pair."""
         if self._auth is None:
+            key = self.secret(ENV_API_KEY)
+            if key:
+                self._auth = KlingKeyAuth(key)
+                return self._auth
             access, secret = self.secret(ENV_ACCESS_KEY), self.secret(ENV_SECRET_KEY)
             if not access or not secret:
-                missing = " and ".join(v for v, s in ((ENV_ACCESS_KEY, access), (ENV_SECRET_KEY, secret)) if not s)
-                raise AuthenticationError(f"no credentials configured: set {missing}", provider=self.name,
-                                          env_var=ENV_ACCESS_KEY if not access else ENV_SECRET_KEY)
+                raise AuthenticationError(f"no credentials configured: set {CREDENTIALS}", provider=self.name,
+                                          env_vars=ENV_VARS, needs=CREDENTIALS)
             self._auth = KlingAuth(access, secret, lifetime=self.setting("token_lifetime"),
                                    renew_before=self.setting("token_renew_before"), on_token=log.add_secret)
         return self._auth
@@ -228,14 +263,17 @@ class KlingProvider(Provider):
         request = prepared.request
         image = await asyncio.to_thread(protocol.media_value, prepared.image)
         audio: dict[str, str] = {}
+        tts_units = 0.0  # what the speech cost: part of what this job billed
         if request.text is not None:
-            audio["audio_id"] = await self._speak(request.text, request.voice)
+            audio["audio_id"], tts_units = await self._speak(request.text, request.voice)
         elif prepared.audio is not None:
             audio["sound_file"] = await asyncio.to_thread(protocol.media_value, prepared.audio)
         else:
             raise InputError("audio", "give audio or text")
         body = protocol.create_body(image=image, external_task_id=job.id, mode=request.mode, prompt=request.prompt,
                                     callback_url=job.webhook_url, **audio)
+        if tts_units:
+            job = job.model_copy(update={"provider_data": {**job.provider_data, "tts_units": f"{tts_units:g}"}})
         try:
             response, payload = await self._send("POST", AVATAR_PATH, create=True, json=body)
         except SubmitOutcomeUnknown as exc:
@@ -243,7 +281,7 @@ class KlingProvider(Provider):
         if protocol.is_success(response.status_code, payload):
             task = protocol.task_of(payload)
             if task is not None and protocol.task_id_of(task):
-                return protocol.task_update(task)
+                return self._update(task, job)
             lost = SubmitOutcomeUnknown(f"POST {AVATAR_PATH} was accepted but the answer carried no task id; "
                                         "the task may exist and be billed, so it was not resent", provider=self.name)
             return await self._after_lost_answer(job, lost)
@@ -255,7 +293,24 @@ class KlingProvider(Provider):
             # Kling's own "internal error" (5000) with no task found: it was not created.
             return await self._after_lost_answer(job, lost, otherwise=error if protocol.code_of(payload) == 5000
                                                  else None)
-        raise self._error(response, payload)
+        error = self._error(response, payload)
+        if isinstance(error, RequestRefused) and protocol.is_fetch_failure(protocol.message_of(payload)):
+            raise _fetch_error(prepared, error) from None
+        raise error
+
+    def _update(self, task: Mapping[str, Any], job: Job | None = None) -> JobUpdate:
+        """The task as an update. For a text job, the units its speech cost (kept in
+        ``provider_data["tts_units"]`` from the TTS answer's ``final_unit_deduction``) are added
+        to the avatar's, so the billed figure is the whole job's."""
+        update = protocol.task_update(task, unit_price=self.setting("unit_price"))
+        tts = protocol.seconds(job.provider_data.get("tts_units")) if job is not None else None
+        if not tts:
+            return update
+        extra: dict[str, Any] = {"provider_data": {"tts_units": f"{tts:g}"}}
+        if update.billed_units is not None:
+            units = round(update.billed_units + tts, 6)
+            extra.update(billed_units=units, billed_usd=round(units * self.setting("unit_price"), 6))
+        return update.model_copy(update=extra)
 
     async def _after_lost_answer(self, job: Job, lost: SubmitOutcomeUnknown,
                                  otherwise: Exception | None = None) -> JobUpdate:
@@ -273,9 +328,10 @@ class KlingProvider(Provider):
             return found
         raise otherwise or lost
 
-    async def _speak(self, text: str, voice: str | None) -> str:
-        """Kling TTS (§7): the ``audio_id`` to make the avatar from. A paid call, so it is
-        never resent once it may have arrived; its answer is inline (synchronous)."""
+    async def _speak(self, text: str, voice: str | None) -> tuple[str, float]:
+        """Kling TTS (§7): the ``audio_id`` to make the avatar from, and the units it cost
+        (``final_unit_deduction``, 0 if not given). A paid call, so it is never resent once it
+        may have arrived; its answer is inline (synchronous)."""
         voice_id, language = self.voice(voice)
         body = protocol.tts_body(text, voice_id, language, self.setting("voice_speed"))
         try:
@@ -294,11 +350,11 @@ class KlingProvider(Provider):
                 raise ContentPolicyError(f"Kling TTS refused the text: {reason}", provider=self.name)
             raise ServerError(f"Kling TTS answered without audio: {reason}", provider=self.name)
         seconds = protocol.seconds(audio.get("duration"))
-        low, high = 2.0, self.setting("audio_max_seconds")
+        low, high = protocol.AUDIO_MIN_SECONDS, self.setting("audio_max_seconds")
         if seconds is not None and not low <= seconds <= high:
             raise InputError("text", f"Kling's speech for it lasts {seconds:g} s, outside the {low:g} to {high:g} s "
                              "an avatar takes", value=seconds, limit=(low, high))
-        return str(audio["id"])
+        return str(audio["id"]), protocol.units_of(protocol.task_of(payload) or {}) or 0.0
 
     # -- follow --------------------------------------------------------------------------
 
@@ -316,7 +372,7 @@ class KlingProvider(Provider):
             task = await self.get_task(job.task_id)
         except RequestRefused as exc:  # 1203: "the requested resource does not exist"
             raise ProviderError(f"task {job.task_id} not found: {exc}", provider=self.name) from None
-        update = protocol.task_update(task)
+        update = self._update(task, job)
         return update if update.task_id else update.model_copy(update={"task_id": job.task_id})
 
     async def find_task(self, job: Job) -> JobUpdate | None:
@@ -331,7 +387,7 @@ class KlingProvider(Provider):
                 raise  # credentials, rate limits, the network guard: the list would fail the same way
             task = None  # 1201/1203/404: this path does not take it, or no such task
         if task is not None and protocol.external_id_of(task) in (external, None):
-            return protocol.task_update(task)
+            return self._update(task, job)
         size = max(1, min(500, int(self.setting("find_page_size"))))
         for page in range(1, int(self.setting("find_pages")) + 1):
             items = await self._call("GET", AVATAR_PATH, params={"pageNum": page, "pageSize": size})
@@ -339,7 +395,7 @@ class KlingProvider(Provider):
                 break
             for item in items:
                 if isinstance(item, dict) and protocol.external_id_of(item) == external:
-                    return protocol.task_update(item)
+                    return self._update(item, job)
             if len(items) < size:
                 break
         return None
@@ -351,12 +407,28 @@ class KlingProvider(Provider):
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> JobUpdate:
         """Kling's callback (§8: the bare task object, sent on each status change) as an
         update. Unsigned: the core confirms it with ``poll`` before trusting it."""
-        return protocol.task_update(protocol.parse_callback(body))
+        return self._update(protocol.parse_callback(body))
 
     async def aclose(self) -> None:
         client, self._api = self._api, None
         if client is not None:
             await client.aclose()
+
+
+def _fetch_error(prepared: PreparedRequest, error: RequestRefused) -> RequestRefused:
+    """Kling's 1201 "cannot get the contents of the file" (§14), naming the input(s) given as
+    a URL (Kling does not say which) and suggesting the file itself. The create was sent and
+    refused, so it stays a ``RequestRefused`` (exit 4), not an input error (exit 2)."""
+    urls = [m for m in (prepared.image, prepared.audio) if m is not None and m.kind == "url"]
+    if not urls:
+        return error
+    which = " or ".join(m.field for m in urls)
+    hosts = ", ".join(sorted({httpx.URL(m.url or "").host or "?" for m in urls}))
+    detail = str(error).removeprefix("kling: ")
+    return RequestRefused(f"Kling could not download the {which} URL (host {hosts}): {detail}; give a local "
+                          "file instead (it is sent to Kling as base64), or a URL Kling can reach",
+                          provider=error.provider, status_code=error.status_code,
+                          field=urls[0].field if len(urls) == 1 else which)  # hosts only: queries are capabilities
 
 
 def _text(response: httpx.Response) -> str:
@@ -366,4 +438,4 @@ def _text(response: httpx.Response) -> str:
         return ""
 
 
-__all__ = ["DEFAULTS", "MODEL", "PRICE_SOURCE", "KlingProvider"]
+__all__ = ["DEFAULTS", "MODEL", "PRICE_DATE", "PRICE_SOURCE", "KlingProvider"]
