@@ -45,13 +45,23 @@ async def test_priority_follows_the_users_order(face, speech, ledger):
 
 
 async def test_fastest_uses_median_completion_time_from_the_journal(face, speech, ledger):
-    slow, quick = provider("slow", price_std=0.01, latency=0.4), provider("quick", price_std=0.09)
-    client = AsyncClient(providers=[slow, quick], ledger=ledger, policy="fastest")
-    for name in ("slow", "quick"):
-        await client.run(req(face, speech), provider=name)
-    medians = ledger.median_seconds()
-    assert medians["slow/mock-avatar"] > medians["quick/mock-avatar"]
+    # Journaled completions with known durations: the order cannot depend on machine load.
+    from datetime import timedelta
+
+    from talkinghead.models import Job, JobStatus, utcnow
+
+    start = utcnow()
+    for name, seconds in (("slow", 40.0), ("slow", 50.0), ("slow", 90.0), ("quick", 5.0)):
+        job = Job(provider=name, model="mock-avatar", status=JobStatus.COMPLETED, created_at=start,
+                  updated_at=start + timedelta(seconds=seconds))
+        ledger.open(job)
+        ledger.close(job, 0.0)
+    assert ledger.median_seconds() == pytest.approx({"slow/mock-avatar": 50.0, "quick/mock-avatar": 5.0}, abs=0.01)
+    client = AsyncClient(providers=[provider("slow", price_std=0.01), provider("quick", price_std=0.09)],
+                         ledger=ledger, policy="fastest")
+    # the quick route first although it costs nine times as much
     assert [q.provider for q in await client.estimate(req(face, speech))] == ["quick", "slow"]
+    await client.aclose()
 
 
 async def test_cloud_before_local_before_test_doubles(face, speech, ledger):
