@@ -243,7 +243,9 @@ async def test_webhook_and_stream_racing_to_the_end(fake, make_client, tmp_path)
     reach completed, the reservation is settled to the same cost, once."""
     receiver = make_client()
     with serve_receiver(receiver) as url:
-        submitter = make_client(webhook_base=url)
+        # Eight creates at once on a loaded machine can outlast the fault tests' 0.5 s read
+        # timeout; what races here is the callback and the stream, not the create.
+        submitter = make_client(webhook_base=url, timeout=5.0)
         results = await asyncio.gather(*[
             submitter.run(request(prompt=f"race {i}"), provider="inferencesh",
                           output=tmp_path / f"{i}.mp4", timeout=3) for i in range(8)])
