@@ -1,17 +1,24 @@
-"""Client CPU per job: talkinghead vs a minimal raw-httpx script vs the official SDK.
+"""Client CPU per job: talkinghead vs the same calls by hand with sync httpx vs the official SDK.
 
-Each contender runs ``--jobs`` jobs (default 200) against the loopback fake inference.sh
-server, which runs in a process of its own; each contender runs in a fresh child process
-and measures its own CPU time (user + system, all threads) around the jobs, so neither the
-server's CPU nor interpreter start-up and imports are counted. A few warm-up jobs run first
-and are not counted. Every contender makes the same calls per job, from local files that
-must be uploaded: POST /files + PUT (image), POST /files + PUT (audio), POST /apps/run,
-follow the task (NDJSON stream) to its end, download the video.
+Two parts, both against the loopback fake inference.sh server, which runs in a process of
+its own (its CPU is never counted):
 
-    python bench/overhead.py [--jobs 200] [--concurrency 8] [--rounds 3]
+**Like for like (the goals).** One job at a time, ``--jobs`` jobs (default 50) per contender
+per round, ``--rounds`` rounds (default 5), the order of the contenders rotated every round.
+Every contender makes the same calls per job, from local files that must be uploaded:
+POST /files + PUT (image), POST /files + PUT (audio), POST /apps/run, then follows the task
+(NDJSON stream) to its end; the ``+ download`` contenders also fetch the video. Each
+contender runs in a fresh child process and reads its own process CPU time (user + system,
+all threads; not wall time) around the counted jobs. The first job of each child is timed
+on its own (after the imports and the client's construction) and reported as the first-job
+cost; two more warm-up jobs are not counted. Ratios are computed per round (a contender
+against the floor and against the SDK of the same round) and reported as median and range.
 
-Contenders are interleaved round by round (talkinghead, raw, sdk, talkinghead, ...) so a
-noisy neighbour hurts all of them alike; the median round of each is reported.
+**Concurrent (the earlier figures, kept).** ``AsyncClient.run`` 8 at a time against a raw
+``httpx.AsyncClient`` script and the SDK on 8 threads, all with the download.
+
+    python bench/overhead.py [--jobs 50] [--rounds 5] [--concurrent-jobs 100]
+    python bench/overhead.py --profile th-sync   # cProfile one contender, top functions
 """
 
 from __future__ import annotations
@@ -26,33 +33,187 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
-TARGET = 1.3
+TARGET_FLOOR = 1.3    # x the sync-httpx floor
+TARGET_SDK = 1.0      # x the official SDK
+TARGET_RUN = 1.3      # x (submit + wait + the download's own cost)
 APP = "klingai/avatar"
-SWITCHES = {"step_latency": 0.05, "heartbeat_interval": 0.05}
+SWITCHES = {"step_latency": 0.02, "heartbeat_interval": 0.05}
+CONCURRENT_SWITCHES = {"step_latency": 0.05, "heartbeat_interval": 0.05}
 TERMINAL = {10, 11, 12, 13}
+STREAM_HEADERS = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache", "Accept-Encoding": "identity"}
 
 
-# -- the contenders (each runs in its own child process) ------------------------------------
+# -- like-for-like contenders: each returns one(i) -> None, run sequentially -----------------
 
-async def run_talkinghead(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> dict:
+def floor_job(url: str, out: Path, download: bool):
+    """The same calls by hand with sync httpx, one job at a time: the floor."""
+    import httpx
+
+    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {c.API_KEY}"}, timeout=30)
+    storage = httpx.Client(timeout=120)  # presigned PUTs and downloads: no Authorization
+
+    def upload(path: Path, content_type: str) -> str:
+        data = path.read_bytes()
+        record = {"uri": "", "filename": path.name, "content_type": content_type, "path": None,
+                  "size": len(data), "public": None}
+        created = api.post("/files", json={"files": [record]}).raise_for_status().json()[0]
+        storage.put(created["upload_url"], content=data, headers={"Content-Type": content_type}).raise_for_status()
+        return created["uri"]
+
+    def one(i: int) -> None:
+        image = upload(c.FACE, "image/jpeg")
+        audio = upload(c.MP3, "audio/mpeg")
+        body = {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
+        task = api.post("/apps/run", json=body).raise_for_status().json()
+        with api.stream("GET", f"/tasks/{task['id']}/stream", headers=STREAM_HEADERS, timeout=60) as resp:
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if obj.get("type") == "heartbeat":
+                    continue
+                task.update(obj["data"] if "fields" in obj else obj)
+                if task.get("status") in TERMINAL:
+                    break
+        if task.get("status") != 10 or not task.get("output"):
+            task = api.get(f"/tasks/{task['id']}").raise_for_status().json()
+        assert task["status"] == 10, task
+        if download:
+            video = task["output"]["video"]
+            with storage.stream("GET", video["uri"] if isinstance(video, dict) else video) as resp:
+                resp.raise_for_status()
+                with open(out / f"{i}.mp4", "wb") as f:
+                    for chunk in resp.iter_bytes():
+                        f.write(chunk)
+
+    return one
+
+
+def sdk_job(url: str, out: Path, download: bool):
+    """The official SDK (synchronous, on requests): ``run`` uploads, creates and follows."""
+    import inferencesh
+
+    client = inferencesh.Inference(api_key=c.API_KEY, base_url=url)
+
+    def one(i: int) -> None:
+        task = client.run({"app": APP, "input": {"image": str(c.FACE), "audio": str(c.MP3),
+                                                  "mode": "std", "aspect_ratio": "16:9"}})
+        assert task["status"] == 10 and task["output"], task
+
+    return one
+
+
+def th_sync_job(url: str, out: Path, download: bool):
+    from talkinghead import AvatarRequest, Client
+    from talkinghead_inferencesh import InferenceShProvider
+
+    client = Client([InferenceShProvider({"api_key": c.API_KEY, "base_url": url})])
+
+    def one(i: int) -> None:
+        request = AvatarRequest(image=str(c.FACE), audio=str(c.MP3), mode="std")
+        if download:
+            result = client.run(request, provider="inferencesh", output=out / f"{i}.mp4")
+            assert result.path.stat().st_size > 0
+        else:
+            job = client.wait(client.submit(request, provider="inferencesh"))
+            assert job.output_url
+
+    return one
+
+
+def th_async_job(url: str, out: Path, download: bool):
+    """AsyncClient: each job is one ``asyncio`` run of submit + wait on the client's loop."""
     from talkinghead import AsyncClient, AvatarRequest
     from talkinghead_inferencesh import InferenceShProvider
 
-    provider = InferenceShProvider({"api_key": c.API_KEY, "base_url": url})
-    async with AsyncClient([provider]) as client:  # the journal: SQLite under TALKINGHEAD_HOME
+    loop = asyncio.new_event_loop()
+    client = AsyncClient([InferenceShProvider({"api_key": c.API_KEY, "base_url": url})])
+
+    async def job(i: int) -> None:
+        request = AvatarRequest(image=str(c.FACE), audio=str(c.MP3), mode="std")
+        if download:
+            result = await client.run(request, provider="inferencesh", output=out / f"{i}.mp4")
+            assert result.path.stat().st_size > 0
+        else:
+            done = await client.wait(await client.submit(request, provider="inferencesh"))
+            assert done.output_url
+
+    def one(i: int) -> None:
+        loop.run_until_complete(job(i))
+
+    return one
+
+
+CONTENDERS = {  # name: (label, factory, download)
+    "floor": ("sync httpx by hand (the floor)", floor_job, False),
+    "sdk": ("official inferencesh SDK", sdk_job, False),
+    "th-async": ("talkinghead AsyncClient submit + wait", th_async_job, False),
+    "th-sync": ("talkinghead Client submit + wait", th_sync_job, False),
+    "floor-dl": ("sync httpx by hand + download", floor_job, True),
+    "th-async-run": ("talkinghead AsyncClient.run (+ download, checked)", th_async_job, True),
+    "th-sync-run": ("talkinghead Client.run (+ download, checked)", th_sync_job, True),
+}
+
+
+def child(args: argparse.Namespace) -> None:
+    _, factory, download = CONTENDERS[args.child]
+    with tempfile.TemporaryDirectory(prefix=f"bench-{args.child}-") as tmp:
+        out = Path(tmp)
+        cpu0 = c.cpu_seconds()
+        one = factory(args.url, out, download)  # imports and the client's construction
+        setup = c.cpu_seconds() - cpu0
+        cpu0 = c.cpu_seconds()
+        one(0)
+        first = c.cpu_seconds() - cpu0
+        for i in range(1, 1 + args.warmup):
+            one(i)
+        start = 1 + args.warmup
+        if args.profile:
+            _profile(one, range(start, start + args.jobs), args.profile)
+            return
+        cpu0, t0 = c.cpu_seconds(), c.now()
+        for i in range(start, start + args.jobs):
+            one(i)
+        cpu, wall = c.cpu_seconds() - cpu0, c.now() - t0
+    print(json.dumps({"cpu_s": cpu, "wall_s": wall, "jobs": args.jobs, "first_s": first, "setup_s": setup}))
+
+
+def _profile(one, jobs, how: str) -> None:
+    import cProfile
+    import os
+    import time
+    import pstats
+
+    prof = cProfile.Profile(time.process_time)  # CPU, not wall: waiting on the fake is free
+    prof.enable()
+    for i in jobs:
+        one(i)
+    prof.disable()
+    stats = pstats.Stats(prof, stream=sys.stderr)
+    stats.sort_stats(how if how in ("tottime", "cumulative") else "tottime").print_stats(os.environ.get("PROFILE_FILTER", ""), 45)
+    print(json.dumps({"profiled": len(jobs)}))
+
+
+# -- concurrent contenders (the earlier figures) --------------------------------------------
+
+async def run_talkinghead_concurrent(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> dict:
+    from talkinghead import AsyncClient, AvatarRequest
+    from talkinghead_inferencesh import InferenceShProvider
+
+    async with AsyncClient([InferenceShProvider({"api_key": c.API_KEY, "base_url": url})]) as client:
         async def one(i: int) -> None:
             request = AvatarRequest(image=str(c.FACE), audio=str(c.MP3), mode="std")
             result = await client.run(request, provider="inferencesh", output=out / f"{i}.mp4")
             assert result.path.stat().st_size > 0
 
-        return await _measure(one, jobs, concurrency, warmup)
+        return await _gather(one, jobs, concurrency, warmup)
 
 
-async def run_raw(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> dict:
+async def run_raw_concurrent(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> dict:
     import httpx
 
     api = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {c.API_KEY}"}, timeout=30)
-    storage = httpx.AsyncClient(timeout=120)  # presigned PUTs and downloads: no Authorization
+    storage = httpx.AsyncClient(timeout=120)
 
     async def upload(path: Path, content_type: str) -> str:
         data = path.read_bytes()
@@ -68,8 +229,7 @@ async def run_raw(url: str, jobs: int, concurrency: int, warmup: int, out: Path)
         audio = await upload(c.MP3, "audio/mpeg")
         body = {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
         task = (await api.post("/apps/run", json=body)).raise_for_status().json()
-        headers = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache", "Accept-Encoding": "identity"}
-        async with api.stream("GET", f"/tasks/{task['id']}/stream", headers=headers, timeout=60) as resp:
+        async with api.stream("GET", f"/tasks/{task['id']}/stream", headers=STREAM_HEADERS, timeout=60) as resp:
             async for line in resp.aiter_lines():
                 if not line.strip():
                     continue
@@ -90,15 +250,13 @@ async def run_raw(url: str, jobs: int, concurrency: int, warmup: int, out: Path)
                     f.write(chunk)
 
     try:
-        return await _measure(one, jobs, concurrency, warmup)
+        return await _gather(one, jobs, concurrency, warmup)
     finally:
         await api.aclose()
         await storage.aclose()
 
 
-def run_sdk(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> dict:
-    """The official SDK is synchronous (requests); its async client needs aiohttp, which it
-    does not install. Concurrency comes from a thread pool, as a user of it would do."""
+def run_sdk_concurrent(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> dict:
     import concurrent.futures
 
     import inferencesh
@@ -124,7 +282,7 @@ def run_sdk(url: str, jobs: int, concurrency: int, warmup: int, out: Path) -> di
     return {"cpu_s": cpu, "wall_s": wall, "jobs": jobs}
 
 
-async def _measure(one, jobs: int, concurrency: int, warmup: int) -> dict:
+async def _gather(one, jobs: int, concurrency: int, warmup: int) -> dict:
     sem = asyncio.Semaphore(concurrency)
 
     async def limited(i: int) -> None:
@@ -137,94 +295,163 @@ async def _measure(one, jobs: int, concurrency: int, warmup: int) -> dict:
     return {"cpu_s": c.cpu_seconds() - cpu0, "wall_s": c.now() - t0, "jobs": jobs}
 
 
-def child(args: argparse.Namespace) -> None:
-    if args.child == "raw-fixed":
-        # The same one-line fix talkinghead.http applies for httpcore's failed sniffio import
-        # (see _skip_missing_sniffio there), so this raw script runs on the same httpx stack.
-        import importlib.util
+CONCURRENT = {"c-talkinghead": "talkinghead AsyncClient.run, 8 at a time",
+              "c-raw": "raw httpx.AsyncClient script, 8 at a time",
+              "c-sdk": "official SDK on 8 threads"}
 
-        if importlib.util.find_spec("sniffio") is None:
-            sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+def child_concurrent(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix=f"bench-{args.child}-") as tmp:
         out = Path(tmp)
-        if args.child == "sdk":
-            result = run_sdk(args.url, args.jobs, args.concurrency, args.warmup, out)
+        if args.child == "c-sdk":
+            result = run_sdk_concurrent(args.url, args.jobs, 8, args.warmup, out)
         else:
-            fn = run_talkinghead if args.child == "talkinghead" else run_raw
-            result = asyncio.run(fn(args.url, args.jobs, args.concurrency, args.warmup, out))
+            fn = run_talkinghead_concurrent if args.child == "c-talkinghead" else run_raw_concurrent
+            result = asyncio.run(fn(args.url, args.jobs, 8, args.warmup, out))
     print(json.dumps(result))
 
 
 # -- the parent: server, rounds, table -----------------------------------------------------
 
-CONTENDERS = ("talkinghead", "raw-fixed", "raw", "sdk")
-LABELS = {"talkinghead": "talkinghead (AsyncClient.run)",
-          "raw-fixed": "raw httpx script, same sniffio fix",
-          "raw": "raw httpx script, as written",
-          "sdk": "inferencesh SDK 0.36.0 (sync, threads)"}
-BASELINE = "raw-fixed"  # like for like: the same httpx stack as talkinghead
+def _spread(values: list[float]) -> dict:
+    return {"median": c.median(values), "min": min(values), "max": max(values), "all": values}
 
 
-def measure(jobs: int = 200, concurrency: int = 8, rounds: int = 3, warmup: int = 5) -> dict:
-    results: dict[str, list[dict]] = {k: [] for k in CONTENDERS}
+def measure(jobs: int = 50, rounds: int = 5, warmup: int = 2, concurrent_jobs: int = 100,
+            concurrent_rounds: int = 3) -> dict:
+    names = list(CONTENDERS)
+    runs: dict[str, list[dict]] = {k: [] for k in names}
     with c.FakeServer(**SWITCHES) as fake, tempfile.TemporaryDirectory(prefix="bench-home-") as home:
         for r in range(rounds):
-            for name in CONTENDERS:
+            order = names[r % len(names):] + names[:r % len(names)]  # rotated every round
+            for name in order:
                 fake.reset()
                 env = {"TALKINGHEAD_HOME": str(Path(home) / f"{name}-{r}"), "INFERENCE_API_KEY": c.API_KEY}
                 res = c.run_child(Path(__file__), "--child", name, "--url", fake.url, "--jobs", str(jobs),
-                                  "--concurrency", str(concurrency), "--warmup", str(warmup), env=env)
+                                  "--warmup", str(warmup), env=env)
                 counts = fake.stats()
-                res["requests_per_job"] = sum(v for k, v in counts.items() if k != "hook") / (jobs + warmup)
-                results[name].append(res)
-    summary = {}
-    for name, runs in results.items():
-        per_job = sorted(x["cpu_s"] / x["jobs"] for x in runs)
-        summary[name] = {"cpu_ms_per_job": c.median(per_job) * 1000, "all_ms": [round(v * 1000, 2) for v in per_job],
-                         "wall_s": c.median([x["wall_s"] for x in runs]),
-                         "requests_per_job": runs[-1]["requests_per_job"]}
-    base = summary[BASELINE]["cpu_ms_per_job"]
-    for name in summary:
-        summary[name]["ratio_to_raw"] = summary[name]["cpu_ms_per_job"] / base
-    th = summary["talkinghead"]["cpu_ms_per_job"]
-    return {"jobs": jobs, "concurrency": concurrency, "rounds": rounds, "warmup": warmup, "results": summary,
-            "ratio": summary["talkinghead"]["ratio_to_raw"], "target": TARGET,
-            "ratio_as_written": th / summary["raw"]["cpu_ms_per_job"],
-            "ratio_sdk": th / summary["sdk"]["cpu_ms_per_job"]}
+                res["requests_per_job"] = sum(v for k, v in counts.items() if k != "hook") / (jobs + warmup + 1)
+                res["round"] = r
+                runs[name].append(res)
+    per_job = {k: [x["cpu_s"] / x["jobs"] * 1000 for x in v] for k, v in runs.items()}
+    results = {}
+    for name in names:
+        results[name] = {"cpu_ms": _spread(per_job[name]),
+                         "first_ms": _spread([x["first_s"] * 1000 for x in runs[name]]),
+                         "setup_ms": _spread([x["setup_s"] * 1000 for x in runs[name]]),
+                         "requests_per_job": runs[name][-1]["requests_per_job"]}
+
+    def ratio(a: str, b: str) -> dict:
+        return _spread([x / y for x, y in zip(per_job[a], per_job[b])])
+
+    dl = [d - f for d, f in zip(per_job["floor-dl"], per_job["floor"])]  # the download's own cost
+    ratios = {"th-async/floor": ratio("th-async", "floor"), "th-sync/floor": ratio("th-sync", "floor"),
+              "th-async/sdk": ratio("th-async", "sdk"), "th-sync/sdk": ratio("th-sync", "sdk"),
+              "th-async-run/anchor": _spread([x / (y + d) for x, y, d in
+                                              zip(per_job["th-async-run"], per_job["th-async"], dl)]),
+              "th-sync-run/anchor": _spread([x / (y + d) for x, y, d in
+                                             zip(per_job["th-sync-run"], per_job["th-sync"], dl)]),
+              "th-async-first/sdk-first": _spread([a["first_s"] / b["first_s"] for a, b in
+                                                   zip(runs["th-async"], runs["sdk"])]),
+              "th-sync-first/sdk-first": _spread([a["first_s"] / b["first_s"] for a, b in
+                                                  zip(runs["th-sync"], runs["sdk"])])}
+    data = {"jobs": jobs, "rounds": rounds, "warmup": warmup, "switches": SWITCHES, "results": results,
+            "ratios": ratios, "download_ms": _spread(dl)}
+    if concurrent_jobs:
+        data["concurrent"] = measure_concurrent(concurrent_jobs, concurrent_rounds)
+    return data
+
+
+def measure_concurrent(jobs: int, rounds: int, warmup: int = 5) -> dict:
+    names = list(CONCURRENT)
+    runs: dict[str, list[float]] = {k: [] for k in names}
+    with c.FakeServer(**CONCURRENT_SWITCHES) as fake, tempfile.TemporaryDirectory(prefix="bench-home-") as home:
+        for r in range(rounds):
+            for name in names[r % 3:] + names[:r % 3]:
+                fake.reset()
+                env = {"TALKINGHEAD_HOME": str(Path(home) / f"{name}-{r}"), "INFERENCE_API_KEY": c.API_KEY}
+                res = c.run_child(Path(__file__), "--child", name, "--url", fake.url, "--jobs", str(jobs),
+                                  "--warmup", str(warmup), env=env)
+                runs[name].append(res["cpu_s"] / res["jobs"] * 1000)
+    return {"jobs": jobs, "rounds": rounds, "cpu_ms": {k: _spread(v) for k, v in runs.items()},
+            "ratio_raw": _spread([a / b for a, b in zip(runs["c-talkinghead"], runs["c-raw"])]),
+            "ratio_sdk": _spread([a / b for a, b in zip(runs["c-talkinghead"], runs["c-sdk"])])}
+
+
+def _fmt(s: dict, unit: str = "", digits: int = 2) -> str:
+    return f"{s['median']:.{digits}f}{unit} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def goals(data: dict) -> list[tuple[str, dict, float, str]]:
+    """(figure, spread, target, anchor) for every goal this benchmark checks."""
+    r = data["ratios"]
+    return [
+        ("AsyncClient submit + wait / sync-httpx floor", r["th-async/floor"], TARGET_FLOOR, "floor"),
+        ("Client submit + wait / sync-httpx floor", r["th-sync/floor"], TARGET_FLOOR, "floor"),
+        ("AsyncClient submit + wait / SDK", r["th-async/sdk"], TARGET_SDK, "SDK"),
+        ("Client submit + wait / SDK", r["th-sync/sdk"], TARGET_SDK, "SDK"),
+        ("AsyncClient.run / (submit + wait + download)", r["th-async-run/anchor"], TARGET_RUN,
+         "own submit + wait + floor's download"),
+        ("Client.run / (submit + wait + download)", r["th-sync-run/anchor"], TARGET_RUN,
+         "own submit + wait + floor's download"),
+        ("AsyncClient first job / SDK first job", r["th-async-first/sdk-first"], 1.0, "SDK first job"),
+        ("Client first job / SDK first job", r["th-sync-first/sdk-first"], 1.0, "SDK first job"),
+    ]
 
 
 def report(data: dict) -> str:
     rows = []
     for name, s in data["results"].items():
-        rows.append([LABELS[name], f"{s['cpu_ms_per_job']:.2f}", " / ".join(f"{v:.2f}" for v in s["all_ms"]),
-                     f"{s['ratio_to_raw']:.2f}x", f"{s['requests_per_job']:.1f}", f"{s['wall_s']:.1f}"])
-    ratio = data["ratio"]
-    lines = [f"overhead: {data['jobs']} jobs per run, {data['concurrency']} at a time, {data['warmup']} warm-up "
-             f"jobs not counted, median of {data['rounds']} interleaved rounds; fake step latency "
-             f"{SWITCHES['step_latency']} s; inputs {c.FACE.name} + {c.MP3.name}, uploaded every job",
-             c.table(["contender", "CPU ms/job", "rounds (ms/job)", "vs raw", "HTTP req/job", "wall s"], rows),
-             f"talkinghead / raw (same httpx stack) = {ratio:.2f}x (target <= {TARGET}x): "
-             f"{c.verdict(ratio, TARGET, 'x')}",
-             f"talkinghead / raw as written = {data['ratio_as_written']:.2f}x;  "
-             f"talkinghead / SDK = {data['ratio_sdk']:.2f}x"]
+        rows.append([CONTENDERS[name][0], _fmt(s["cpu_ms"]), " / ".join(f"{v:.2f}" for v in s["cpu_ms"]["all"]),
+                     _fmt(s["first_ms"], digits=1), f"{s['setup_ms']['median']:.0f}", f"{s['requests_per_job']:.1f}"])
+    lines = [f"overhead, like for like: {data['jobs']} jobs one at a time per contender, {data['rounds']} rounds "
+             f"(order rotated), first job + {data['warmup']} warm-up not counted; process CPU (user + system); "
+             f"fake step latency {data['switches']['step_latency']} s; inputs {c.FACE.name} + {c.MP3.name}",
+             c.table(["contender", "CPU ms/job median (range)", "per round", "first job ms", "import+setup ms",
+                      "req/job"], rows),
+             f"download's own cost (floor + download - floor): {_fmt(data['download_ms'])} ms/job",
+             "",
+             c.table(["goal (ratio per round)", "median (range)", "target", "verdict"],
+                     [[what, _fmt(s, "x"), f"<= {t:g}x vs {anchor}", c.verdict(s["median"], t, "x")]
+                      for what, s, t, anchor in goals(data)])]
+    if "concurrent" in data:
+        cc = data["concurrent"]
+        lines += ["", f"overhead, concurrent (earlier figures): {cc['jobs']} jobs 8 at a time, with the download, "
+                      f"{cc['rounds']} rounds",
+                  c.table(["contender", "CPU ms/job median (range)"],
+                          [[CONCURRENT[k], _fmt(v)] for k, v in cc["cpu_ms"].items()]),
+                  f"talkinghead / raw async httpx = {_fmt(cc['ratio_raw'], 'x')}; "
+                  f"talkinghead / SDK = {_fmt(cc['ratio_sdk'], 'x')}"]
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--jobs", type=int, default=200)
-    p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--jobs", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--concurrent-jobs", type=int, default=100, help="0 skips the concurrent part")
+    p.add_argument("--concurrent-rounds", type=int, default=3)
+    p.add_argument("--profile", metavar="CONTENDER", help="cProfile one contender's counted jobs and exit")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
-    p.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=[*CONTENDERS, *CONCURRENT], help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args)
+        (child_concurrent if args.child in CONCURRENT else child)(args)
+        return
+    if args.profile:
+        with c.FakeServer(**SWITCHES) as fake, tempfile.TemporaryDirectory(prefix="bench-home-") as home:
+            import os
+            import subprocess
+
+            env = {**os.environ, "TALKINGHEAD_HOME": home, "INFERENCE_API_KEY": c.API_KEY}
+            subprocess.run([c.PYTHON, __file__, "--child", args.profile, "--url", fake.url, "--jobs",
+                            str(args.jobs), "--warmup", str(args.warmup), "--profile", os.environ.get("PROFILE_SORT", "tottime")], env=env,
+                           check=True, stdout=subprocess.DEVNULL)
         return
     print(f"machine: {c.machine()}")
-    data = measure(args.jobs, args.concurrency, args.rounds, args.warmup)
+    data = measure(args.jobs, args.rounds, args.warmup, args.concurrent_jobs, args.concurrent_rounds)
     print(report(data))
     if args.json:
         print(json.dumps(data))

@@ -27,7 +27,7 @@ def _setup_logging(verbose: int) -> None:
     from . import log
 
     level = os.environ.get("TALKINGHEAD_LOG_LEVEL") or ("debug" if verbose > 1 else "info" if verbose else "critical")
-    log.configure(level=level, force=True)
+    log.configure(level=level, force=True, lazy=True)
 
 
 def _request(image: str, audio: str | None, text: str | None, **kw: Any):

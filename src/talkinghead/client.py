@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import os
 import secrets
-import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,10 @@ from .errors import (
     ConfigError, DownloadError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
     WebhookRejected,
 )
-from .http import download as http_download
 from .ledger import BudgetLimits, Ledger, SQLiteLedger, settled_cost
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
+from .syncloop import LoopRunner
 
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
 UpdateCallback = Callable[[Job, JobUpdate], Any]
@@ -75,7 +75,10 @@ class AsyncClient:
         # Where `talkinghead serve` is reachable; each job then gets its own callback URL.
         self.webhook_base = (webhook_base or "").rstrip("/") or None
         self.timeout = timeout
-        self._log = log.get_logger()
+
+    @functools.cached_property
+    def _log(self) -> Any:
+        return log.get_logger()  # made on first use: structlog stays unloaded until a job logs
 
     # -- what is available ---------------------------------------------------------------
 
@@ -299,6 +302,8 @@ class AsyncClient:
             raise JobFailed(f"job {job.id} has no result to download (status {job.status.value})",
                             job_id=job.id, provider=job.provider)
         dest = Path(dest) if dest else self.settings.output_dir / f"{job.id}.mp4"
+        from .http import download as http_download  # httpx loads on first use (start-up)
+
         path = await http_download(job.output_url, dest, provider=job.provider,
                                    client=self._download_client(job.provider, job.output_url))
         await asyncio.to_thread(_check_video, path)
@@ -479,16 +484,15 @@ def _summary(prepared: media.PreparedRequest) -> dict[str, Any]:
 
 class Client:
     """The sync client: the same methods as ``AsyncClient``, usable from plain scripts, worker
-    threads and notebooks. It runs its own event loop on a private thread."""
+    threads and notebooks. Its event loop runs in the calling thread (``syncloop``), so a
+    call crosses no thread; threads sharing one client take turns driving it."""
 
     def __init__(self, providers: Iterable[Provider] | None = None, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="talkinghead-loop", daemon=True)
-        self._thread.start()
+        self._runner = LoopRunner()
         self._async = self._call(_make_async(providers, kwargs))
 
     def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return self._runner.run(coro)
 
     @property
     def providers(self) -> dict[str, Provider]:
@@ -540,12 +544,10 @@ class Client:
         return self._call(self._async.receive_webhook(provider, token, headers, body))
 
     def close(self) -> None:
-        if self._loop.is_running():
+        if not self._runner.loop.is_closed():
             with contextlib.suppress(Exception):
                 self._call(self._async.aclose())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-            self._loop.close()
+            self._runner.close()
 
     def __enter__(self) -> Client:
         return self

@@ -12,8 +12,6 @@ import re
 import sys
 from typing import Any
 
-import structlog
-
 _secrets: set[str] = set()
 _longest_first: tuple[str, ...] = ()  # _secrets, longest first (a secret may contain another)
 # Shapes of credentials even when we were not told the value.
@@ -28,6 +26,7 @@ _PATTERNS = [
 _MAYBE = re.compile(r"(?i)bearer|key|token|inf_|[?&@]")
 _SENSITIVE_KEYS = re.compile(r"(?i)(authorization|api[_-]?key|secret|password|token)")
 _configured = False
+_deferred: dict[str, Any] | None = None  # configure(lazy=True) waiting for the first logger
 
 
 def add_secret(value: str | None) -> None:
@@ -71,10 +70,17 @@ def redaction_processor(logger: Any, method: str, event_dict: dict[str, Any]) ->
 
 
 def configure(fmt: str | None = None, level: str | None = None, stream: Any = None,
-              force: bool = False) -> None:
+              force: bool = False, lazy: bool = False) -> None:
     """Set up structlog for talkinghead. Leaves an app's own structlog setup alone unless
-    ``force``; the CLI forces it."""
-    global _configured
+    ``force``; the CLI forces it. ``lazy``: apply it when the first logger is made, so a
+    command that logs nothing never imports structlog (start-up time)."""
+    global _configured, _deferred
+    if lazy:
+        _deferred = {"fmt": fmt, "level": level, "stream": stream, "force": force}
+        return
+    _deferred = None
+    import structlog
+
     if (_configured or structlog.is_configured()) and not force:
         return
     fmt = (fmt or os.environ.get("TALKINGHEAD_LOG_FORMAT", "console")).lower()
@@ -100,5 +106,7 @@ def configure(fmt: str | None = None, level: str | None = None, stream: Any = No
 
 
 def get_logger(**context: Any) -> Any:
-    configure()
+    import structlog
+
+    configure(**(_deferred or {}))
     return structlog.get_logger("talkinghead").bind(**context)

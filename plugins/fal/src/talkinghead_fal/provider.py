@@ -28,9 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from talkinghead import checks, http, log
+from talkinghead import checks, lazy, log
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
@@ -49,7 +47,13 @@ from talkinghead.provider import Provider
 from . import protocol, webhooks
 
 if TYPE_CHECKING:
+    import httpx
+
+    from talkinghead import http
     from talkinghead.media import MediaFile, PreparedRequest
+else:  # the HTTP stack loads on the first request, not when the plugin registers (start-up)
+    httpx = lazy.module("httpx")
+    http = lazy.module("talkinghead.http")
 
 ENV_KEY = "FAL_KEY"
 ENV_BASE_URL = "FAL_BASE_URL"     # one loopback server for everything (tests, the fake)

@@ -27,11 +27,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from talkinghead.errors import WebhookRejected
+
+if TYPE_CHECKING:  # cryptography loads on first use: registering the plugin stays light
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 HEADER_REQUEST_ID = "X-Fal-Webhook-Request-Id"
 HEADER_USER_ID = "X-Fal-Webhook-User-Id"
@@ -102,6 +103,8 @@ def public_keys(jwks: Any) -> list[Ed25519PublicKey]:
     keys of other types or that do not decode are skipped. An entry with ``x`` but no
     ``kty``/``crv`` is read as Ed25519, as fal's own verification example does (it reads only
     ``x``; docs.fal.ai, model endpoints, webhooks); ``x`` may come padded or not."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     entries = jwks.get("keys") if isinstance(jwks, dict) else None
     out: list[Ed25519PublicKey] = []
     for entry in entries if isinstance(entries, list) else []:
@@ -120,6 +123,8 @@ def public_keys(jwks: Any) -> list[Ed25519PublicKey]:
 
 def verify_signature(keys: list[Ed25519PublicKey], signature: bytes, message: bytes) -> bool:
     """Whether any key verifies the signature (§6 step 4)."""
+    from cryptography.exceptions import InvalidSignature
+
     for key in keys:
         try:
             key.verify(signature, message)
@@ -209,6 +214,8 @@ def sign(private_key: Ed25519PrivateKey, body: bytes, *, request_id: str, user_i
 
 
 def jwk(public_key: Ed25519PublicKey, kid: str = "test-key") -> dict[str, str]:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}
@@ -216,6 +223,8 @@ def jwk(public_key: Ed25519PublicKey, kid: str = "test-key") -> dict[str, str]:
 
 def jwks_for(*keys: Ed25519PrivateKey | Ed25519PublicKey) -> dict[str, Any]:
     """A JWKS publishing the public halves of ``keys``."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     out = []
     for i, key in enumerate(keys):
         public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key

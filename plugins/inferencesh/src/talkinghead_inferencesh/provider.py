@@ -19,9 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from talkinghead import checks, http
+from talkinghead import checks, lazy
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
@@ -36,7 +34,13 @@ from talkinghead.provider import Provider
 from . import protocol
 
 if TYPE_CHECKING:
+    import httpx
+
+    from talkinghead import http
     from talkinghead.media import MediaFile, PreparedRequest
+else:  # the HTTP stack loads on the first request, not when the plugin registers (start-up)
+    httpx = lazy.module("httpx")
+    http = lazy.module("talkinghead.http")
 
 ENV_KEY = "INFERENCE_API_KEY"
 ENV_BASE_URL = "INFERENCE_BASE_URL"

@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
-from talkinghead import checks, http, log
+from talkinghead import checks, lazy, log
 from talkinghead.errors import (
     AuthenticationError,
     ContentPolicyError,
@@ -41,11 +39,18 @@ from talkinghead.models import Job, JobUpdate, Limits, Quote, Route
 from talkinghead.provider import Provider
 
 from . import protocol
-from .auth import KlingAuth, KlingKeyAuth
 from .protocol import AVATAR_PATH, CREDENTIALS, ENV_ACCESS_KEY, ENV_API_KEY, ENV_SECRET_KEY, ENV_VARS, TTS_PATH
 
 if TYPE_CHECKING:
+    import httpx
+
+    from talkinghead import http
     from talkinghead.media import PreparedRequest
+
+    from .auth import KlingAuth, KlingKeyAuth
+else:  # the HTTP stack loads on the first request, not when the plugin registers (start-up)
+    httpx = lazy.module("httpx")
+    http = lazy.module("talkinghead.http")
 
 ENV_BASE_URL = "KLING_BASE_URL"
 ENV_REGION = "KLING_REGION"
@@ -186,6 +191,8 @@ class KlingProvider(Provider):
     def _authenticator(self) -> KlingAuth | KlingKeyAuth:
         """The single API key when set (sent as-is), else a JWT from the pair."""
         if self._auth is None:
+            from .auth import KlingAuth, KlingKeyAuth  # PyJWT loads on first use, not at registration
+
             key = self.secret(ENV_API_KEY)
             if key:
                 self._auth = KlingKeyAuth(key)

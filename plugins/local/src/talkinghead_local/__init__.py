@@ -6,11 +6,22 @@ the ``local`` provider, the ``espeak`` text-to-speech engine, and the face check
 cloud routes can use as a pre-flight (``--check-face``).
 """
 
+from typing import Any
+
 from talkinghead.hookspecs import hookimpl
 
-from .face import Face, check_face
 from .provider import LocalProvider
-from .tts import EspeakEngine
+
+# numpy and OpenCV (face, render, tts) load on first use, not when the plugin registers.
+_LAZY = {"Face": "face", "check_face": "face", "EspeakEngine": "tts"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'talkinghead_local' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
 
 __all__ = ["EspeakEngine", "Face", "LocalProvider", "check_face", "register_providers",
            "register_tts"]
@@ -23,6 +34,8 @@ def register_providers(register):
 
 @hookimpl
 def register_tts(register):
+    from .tts import EspeakEngine
+
     register(EspeakEngine)
 
 
@@ -31,5 +44,7 @@ def check_face_hook(image):
     """The pre-flight face check for any route: ``image`` is a ``talkinghead.MediaFile``."""
     if image.kind == "url":
         return None  # nothing local to look at; the core says so
+    from .face import check_face
+
     check_face(image.path if image.kind == "path" else image.data)
     return True

@@ -41,11 +41,10 @@ from talkinghead.errors import ConfigError, InputError
 from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
-from .face import Face, check_face
-from .render import RenderCancelled, frame_dims, render
-
 if TYPE_CHECKING:
     from talkinghead.media import MediaFile, PreparedRequest
+
+    from .face import Face
 
 MODEL = "local-preview"
 _FACE_CACHE = 16
@@ -81,10 +80,13 @@ class LocalProvider(Provider):
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
         self.resolution = self.config.get("resolution")
-        try:
-            frame_dims("16:9", self.resolution)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"local: resolution {self.resolution!r}: {exc}") from None
+        if self.resolution is not None:  # the renderer (numpy, OpenCV) loads only to check one
+            from .render import frame_dims
+
+            try:
+                frame_dims("16:9", self.resolution)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"local: resolution {self.resolution!r}: {exc}") from None
         self.seed = int(self.config.get("seed", 0))
         self.workers = max(1, int(self.config.get("workers", 1)))
         out = self.config.get("output_dir")
@@ -123,6 +125,8 @@ class LocalProvider(Provider):
             if key in self._faces:
                 self._faces.move_to_end(key)
                 return self._faces[key]
+        from .face import check_face
+
         face = check_face(_source(image))
         with self._faces_lock:
             self._faces[key] = face
@@ -212,6 +216,8 @@ class LocalProvider(Provider):
                 asyncio.run(deliver_webhook(task.webhook_url, payload, provider=self.name))
 
     def _render(self, task: LocalTask, face: Face) -> None:
+        from .render import RenderCancelled, render
+
         if task.stop.is_set():
             task.status = JobStatus.CANCELLED
             return
