@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
-RSS_TARGET_MB = 200.0
+RSS_TARGET_MB = 150.0
 
 
 async def run_jobs(url: str, jobs: int, out: Path) -> dict:

@@ -1,5 +1,7 @@
-"""Start-up time: ``import talkinghead`` vs ``import inferencesh`` (the official SDK), and
-``talkinghead --help``, each the median wall time of N fresh processes, run side by side.
+"""Start-up time: ``import talkinghead`` vs ``import inferencesh`` (the official SDK),
+``talkinghead --help``, ``talkinghead providers`` and ``talkinghead estimate`` (whole
+processes: wall time, CPU time and peak RSS), each the median of N fresh processes, run side
+by side.
 
 Runs are interleaved (one of each command per round) so load on a shared machine hits all
 of them alike. Bytecode is compiled before measuring (one untimed run of each, with
@@ -23,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
 IMPORT_TARGET_MS = 120.0
-IMPORT_RATIO_TARGET = 0.65
+IMPORT_RATIO_TARGET = 0.1   # import talkinghead / import inferencesh
 HELP_TARGET_MS = 300.0
+COMMAND_TARGET_MS = 150.0   # talkinghead providers / estimate, whole process
+COMMAND_TARGET_MIB = 40.0
 
 
 def commands() -> dict[str, list[str]]:
@@ -33,7 +37,11 @@ def commands() -> dict[str, list[str]]:
         "import talkinghead": [c.PYTHON, "-c", "import talkinghead"],
         "import inferencesh": [c.PYTHON, "-c", "import inferencesh"],
         "talkinghead --help": [c.talkinghead_bin(), "--help"],
+        "talkinghead providers": [c.talkinghead_bin(), "providers"],
+        "talkinghead estimate": [c.talkinghead_bin(), "estimate", "--image", str(c.FACE), "--audio", str(c.MP3)],
     }
+
+COMMANDS = ("talkinghead providers", "talkinghead estimate")
 
 
 def _env() -> dict[str, str]:
@@ -42,10 +50,16 @@ def _env() -> dict[str, str]:
     return env
 
 
-def time_once(cmd: list[str], env: dict[str, str]) -> float:
+def time_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall ms, CPU ms (user + system) and peak RSS (MiB) of one fresh process."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-    return (time.perf_counter() - t0) * 1000
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = (time.perf_counter() - t0) * 1000
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_maxrss / 1024
 
 
 def measure(runs: int = 21) -> dict:
@@ -55,12 +69,22 @@ def measure(runs: int = 21) -> dict:
         time_once(cmd, env)
         time_once(cmd, env)
     times: dict[str, list[float]] = {name: [] for name in cmds}
-    for _ in range(runs):
-        for name, cmd in cmds.items():
-            times[name].append(time_once(cmd, env))
+    cpu: dict[str, list[float]] = {name: [] for name in cmds}
+    rss: dict[str, list[float]] = {name: [] for name in cmds}
+    for r in range(runs):
+        names = list(cmds)
+        for name in names[r % len(names):] + names[:r % len(names)]:  # order rotated
+            wall, cpu_ms, rss_mib = time_once(cmds[name], env)
+            times[name].append(wall)
+            cpu[name].append(cpu_ms)
+            rss[name].append(rss_mib)
     med = {name: c.median(v) for name, v in times.items()}
+    ratios = [a / b for a, b in zip(times["import talkinghead"], times["import inferencesh"])]
     return {"runs": runs, "median_ms": med, "min_ms": {k: min(v) for k, v in times.items()},
-            "ratio": med["import talkinghead"] / med["import inferencesh"]}
+            "max_ms": {k: max(v) for k, v in times.items()},
+            "cpu_ms": {k: c.median(v) for k, v in cpu.items()}, "rss_mib": {k: max(v) for k, v in rss.items()},
+            "ratio": med["import talkinghead"] / med["import inferencesh"],
+            "ratio_range": [min(ratios), max(ratios)]}
 
 
 def report(d: dict) -> str:
@@ -77,7 +101,14 @@ def report(d: dict) -> str:
         ["talkinghead --help", f"{med['talkinghead --help']:.0f}", f"{low['talkinghead --help']:.0f}",
          f"<= {HELP_TARGET_MS:g} ms", c.verdict(med["talkinghead --help"], HELP_TARGET_MS, " ms")],
     ]
-    return "\n".join([f"startup: wall ms per fresh process, median (and best) of {d['runs']} interleaved runs",
+    for name in COMMANDS:
+        rows.append([name, f"{med[name]:.0f}", f"{low[name]:.0f}", f"<= {COMMAND_TARGET_MS:g} ms",
+                     c.verdict(med[name], COMMAND_TARGET_MS, " ms")])
+        rows.append(["  its CPU time (user + system), median", f"{d['cpu_ms'][name]:.0f}", "", "", ""])
+        rows.append(["  its peak RSS, MiB (largest run)", f"{d['rss_mib'][name]:.1f}", "",
+                     f"<= {COMMAND_TARGET_MIB:g} MiB", c.verdict(d["rss_mib"][name], COMMAND_TARGET_MIB, " MiB")])
+    return "\n".join([f"startup: wall ms per fresh process, median (and best) of {d['runs']} interleaved runs "
+                      f"(order rotated); import ratio per run {d['ratio_range'][0]:.2f}-{d['ratio_range'][1]:.2f}x",
                       c.table(["command", "median ms", "best ms", "target", "verdict"], rows)])
 
 

@@ -59,6 +59,9 @@ _skip_missing_sniffio()
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
+# Long-lived status streams get a pool of their own, so they never hold the connections that
+# submits and reads need; a provider follows jobs beyond it by polling.
+STREAM_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=20)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CREATE_RETRY_STATUSES = frozenset({429, 503})  # refused before any work was accepted
 MAX_RETRY_AFTER = 60.0
@@ -109,12 +112,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     queue (at 1,000 concurrent jobs that scan took over 80 % of the client's CPU). The pool
     size, keep-alive and pool timeout (``PoolTimeout``) behave as before."""
 
-    def __init__(self, provider: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, provider: str, inner: httpx.AsyncBaseTransport | None = None,
+                 limits: httpx.Limits = POOL_LIMITS) -> None:
         self.provider = provider
         self._slots: asyncio.Semaphore | None = None
         if inner is None:
-            inner = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=POOL_LIMITS)
-            self._slots = asyncio.Semaphore(POOL_LIMITS.max_connections)
+            inner = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
+            self._slots = asyncio.Semaphore(limits.max_connections or POOL_LIMITS.max_connections)
         self.inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -170,15 +174,17 @@ class _ReleaseOnClose(httpx.AsyncByteStream):
 
 def async_client(provider: str, *, base_url: str = "", headers: dict[str, str] | None = None,
                  timeout: httpx.Timeout | float | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The httpx client every provider should use: guarded, with sane timeouts."""
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 limits: httpx.Limits = POOL_LIMITS) -> httpx.AsyncClient:
+    """The httpx client every provider should use: guarded, with sane timeouts. ``limits``
+    sizes its connection pool (``STREAM_LIMITS`` for a client that only holds streams)."""
     from . import __version__
 
     base_headers = {"User-Agent": f"talkinghead/{__version__}"}
     base_headers.update(headers or {})
     return httpx.AsyncClient(base_url=base_url, headers=base_headers,
                              timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
-                             transport=GuardedTransport(provider, transport),
+                             transport=GuardedTransport(provider, transport, limits),
                              follow_redirects=False, verify=ssl_context())
 
 

@@ -109,10 +109,11 @@ class LoopRunner:
             return self._helper
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.run(self.loop.shutdown_asyncgens())  # through the helper thread if need be
         with self._lock:
             helper, self._helper = self._helper, None
         if helper is not None:
             helper.shutdown(wait=True)
-        if not self.loop.is_closed():
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
+        self.loop.close()

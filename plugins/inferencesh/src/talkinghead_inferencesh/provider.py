@@ -62,6 +62,7 @@ DEFAULTS: dict[str, float] = {
     "reconnect_delay": 1.0,        # between stream connections (the SDK waits 1 s)
     "find_pages": 4,               # pages of 50 of POST /tasks/list searched for a lost create (count)
     "find_window": 300.0,          # ... back to this long before the job was journaled
+    "max_streams": 1000,           # open task streams at most (count); jobs beyond are polled
 }
 
 _STREAM_HEADERS = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache",
@@ -84,6 +85,8 @@ class InferenceShProvider(Provider):
             self.setting(key)
         self._api: httpx.AsyncClient | None = None
         self._uploads: httpx.AsyncClient | None = None
+        self._streams: httpx.AsyncClient | None = None
+        self._open_streams = 0
 
     # -- declaration ---------------------------------------------------------------------
 
@@ -126,6 +129,17 @@ class InferenceShProvider(Provider):
                 self.name, base_url=self.base_url, headers={"Authorization": f"Bearer {key}"},
                 timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
         return self._api
+
+    def _stream_client(self) -> httpx.AsyncClient:
+        # Streams live as long as their task (minutes for Kling): on a pool of their own they
+        # never hold a connection a submit or a read is waiting for.
+        if self._streams is None:
+            api = self._client()
+            limit = max(1, int(self.setting("max_streams")))
+            self._streams = http.async_client(
+                self.name, base_url=self.base_url, headers={"Authorization": api.headers["Authorization"]},
+                timeout=api.timeout, limits=httpx.Limits(max_connections=limit, max_keepalive_connections=20))
+        return self._streams
 
     def _upload_client(self) -> httpx.AsyncClient:
         # A separate client with no Authorization at all: the presigned PUT goes to object
@@ -290,6 +304,19 @@ class InferenceShProvider(Provider):
         quiet but healthy stream (only heartbeats, the task still alive when re-read) does not
         count: a Kling job may sit in ``running`` for minutes, and the caller's wait timeout
         bounds that, not this."""
+        if self._open_streams >= max(1, int(self.setting("max_streams"))):
+            # Every stream connection is taken: follow this job by polling (the API pool).
+            async for update in super().stream(job):
+                yield update
+            return
+        self._open_streams += 1
+        try:
+            async for update in self._follow(job):
+                yield update
+        finally:
+            self._open_streams -= 1
+
+    async def _follow(self, job: Job) -> AsyncIterator[JobUpdate]:
         task_id = _task_id(job)
         snapshot: dict[str, Any] = {"id": task_id}
         failures = 0
@@ -331,7 +358,7 @@ class InferenceShProvider(Provider):
         idle = self.setting("stream_idle_timeout")
         timeout = httpx.Timeout(self.setting("stream_read_timeout"), connect=10.0)
         loop = asyncio.get_running_loop()
-        async with self._client().stream("GET", f"/tasks/{task_id}/stream", headers=_STREAM_HEADERS,
+        async with self._stream_client().stream("GET", f"/tasks/{task_id}/stream", headers=_STREAM_HEADERS,
                                          timeout=timeout) as response:
             if response.status_code != 200:
                 await response.aread()
@@ -394,7 +421,8 @@ class InferenceShProvider(Provider):
         return protocol.task_update(task)
 
     async def aclose(self) -> None:
-        clients, self._api, self._uploads = (self._api, self._uploads), None, None
+        clients = (self._api, self._uploads, self._streams)
+        self._api = self._uploads = self._streams = None
         for client in clients:
             if client is not None:
                 await client.aclose()
