@@ -33,3 +33,31 @@ def test_a_lazy_module_is_the_real_module_once_used():
             "print(m.rgb_to_hsv(1, 0, 0), sys.modules['colorsys'] is m, type(m).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(0.0, 1.0, 1) True module"
+
+
+def test_log_events_below_the_level_never_load_structlog_and_written_ones_are_redacted():
+    code = ("import sys; from talkinghead import log; log.add_secret('sk-canary-0123456789'); "
+            "l = log.get_logger(job_id='j1').bind(provider='p'); l.info('job.step', note='sk-canary-0123456789'); "
+            "print('structlog' in sys.modules); l.warning('job.warn', note='key sk-canary-0123456789'); "
+            "print('structlog' in sys.modules)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TALKINGHEAD_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["False", "True"]  # info dropped at the default level, unloaded
+    assert "job.warn" in out.stderr and "job_id=j1" in out.stderr and "provider=p" in out.stderr
+    assert "job.step" not in out.stderr and "sk-canary" not in out.stderr
+
+
+async def test_plain_http_never_builds_the_tls_context_and_https_gets_the_shared_one():
+    import httpx
+
+    from talkinghead import http
+
+    transport = http.GuardedTransport("t")
+    try:
+        assert transport._route(httpx.Request("GET", "http://127.0.0.1:1/x")) is transport.inner
+        assert transport._tls is None
+        tls = transport._route(httpx.Request("GET", "https://example.invalid/x"))
+        assert tls is transport._tls and tls is not transport.inner
+        assert tls._pool._ssl_context is http.ssl_context()
+    finally:
+        await transport.aclose()

@@ -110,22 +110,37 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     on a semaphore, rather than in httpcore's queue: httpcore re-scans every queued request
     against every connection each time a request starts or ends, which is quadratic in the
     queue (at 1,000 concurrent jobs that scan took over 80 % of the client's CPU). The pool
-    size, keep-alive and pool timeout (``PoolTimeout``) behave as before."""
+    size, keep-alive and pool timeout (``PoolTimeout``) behave as before.
+
+    Its own transport for ``https`` URLs is made on the first one, with the shared TLS
+    context: plain-HTTP (loopback) traffic never loads the CA bundle."""
 
     def __init__(self, provider: str, inner: httpx.AsyncBaseTransport | None = None,
                  limits: httpx.Limits = POOL_LIMITS) -> None:
         self.provider = provider
         self._slots: asyncio.Semaphore | None = None
+        self._limits = limits
+        self._plain: httpx.AsyncBaseTransport | None = None
+        self._tls: httpx.AsyncBaseTransport | None = None
         if inner is None:
-            inner = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
+            # verify=False: this one never speaks TLS, so it needs no certificates.
+            inner = self._plain = httpx.AsyncHTTPTransport(verify=False, limits=limits)
             self._slots = asyncio.Semaphore(limits.max_connections or POOL_LIMITS.max_connections)
         self.inner = inner
+
+    def _route(self, request: httpx.Request) -> httpx.AsyncBaseTransport:
+        if request.url.scheme != "https" or self.inner is not self._plain:
+            return self.inner
+        if self._tls is None:
+            self._tls = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=self._limits)
+        return self._tls
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         guard.check(self.provider, request.url)
         slots = self._slots
+        transport = self._route(request)
         if slots is None:
-            return await self.inner.handle_async_request(request)
+            return await transport.handle_async_request(request)
         if slots.locked():
             pool_timeout = (request.extensions.get("timeout") or {}).get("pool")
             try:
@@ -137,7 +152,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         else:
             await slots.acquire()  # free: returns at once
         try:
-            response = await self.inner.handle_async_request(request)
+            response = await transport.handle_async_request(request)
         except BaseException:
             slots.release()
             raise
@@ -149,6 +164,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+        if self._tls is not None:
+            await self._tls.aclose()
 
 
 class _ReleaseOnClose(httpx.AsyncByteStream):
@@ -185,7 +202,14 @@ def async_client(provider: str, *, base_url: str = "", headers: dict[str, str] |
     return httpx.AsyncClient(base_url=base_url, headers=base_headers,
                              timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
                              transport=GuardedTransport(provider, transport, limits),
-                             follow_redirects=False, verify=ssl_context())
+                             follow_redirects=False, verify=ssl_context() if _env_proxies() else True)
+
+
+def _env_proxies() -> bool:
+    """Whether httpx will mount proxy transports from the environment: only those use the
+    client's ``verify`` (the transport is ours), so only then is the TLS context built."""
+    return any(os.environ.get(k) for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                                           "http_proxy", "https_proxy", "all_proxy"))
 
 
 def retry_after(response: httpx.Response) -> float | None:

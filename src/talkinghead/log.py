@@ -27,6 +27,8 @@ _MAYBE = re.compile(r"(?i)bearer|key|token|inf_|[?&@]")
 _SENSITIVE_KEYS = re.compile(r"(?i)(authorization|api[_-]?key|secret|password|token)")
 _configured = False
 _deferred: dict[str, Any] | None = None  # configure(lazy=True) waiting for the first logger
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_applied_level = 0  # the level configure() last gave structlog
 
 
 def add_secret(value: str | None) -> None:
@@ -74,7 +76,7 @@ def configure(fmt: str | None = None, level: str | None = None, stream: Any = No
     """Set up structlog for talkinghead. Leaves an app's own structlog setup alone unless
     ``force``; the CLI forces it. ``lazy``: apply it when the first logger is made, so a
     command that logs nothing never imports structlog (start-up time)."""
-    global _configured, _deferred
+    global _configured, _deferred, _applied_level
     if lazy:
         _deferred = {"fmt": fmt, "level": level, "stream": stream, "force": force}
         return
@@ -87,6 +89,7 @@ def configure(fmt: str | None = None, level: str | None = None, stream: Any = No
     # A library stays quiet unless asked: warnings by default; -v or TALKINGHEAD_LOG_LEVEL=info
     # shows every job step.
     level = (level or os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")).upper()
+    _applied_level = _LEVELS.get(level.lower(), 0)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -105,8 +108,56 @@ def configure(fmt: str | None = None, level: str | None = None, stream: Any = No
     _configured = True
 
 
-def get_logger(**context: Any) -> Any:
-    import structlog
+def _threshold() -> int:
+    """The lowest level that would be written: events below it are dropped before structlog
+    is even imported (the default, warnings only, keeps every job step off that path)."""
+    if _deferred is not None:
+        level = _deferred["level"] or os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")
+    elif _configured:
+        return _applied_level
+    elif "structlog" in sys.modules and sys.modules["structlog"].is_configured():
+        return 0  # the app's own structlog setup decides
+    else:
+        level = os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")
+    return _LEVELS.get(str(level).lower(), 0)
 
-    configure(**(_deferred or {}))
-    return structlog.get_logger("talkinghead").bind(**context)
+
+class Logger:
+    """What ``get_logger`` returns: ``bind`` and the level methods of a structlog logger.
+    An event below the configured level costs one comparison; one that is written goes to
+    structlog, configured as ``configure`` was asked (loaded then, not at start-up)."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self._context = context
+
+    def bind(self, **context: Any) -> Logger:
+        return Logger({**self._context, **context})
+
+    def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        if _LEVELS[level] < _threshold():
+            return
+        import structlog
+
+        configure(**(_deferred or {}))
+        getattr(structlog.get_logger("talkinghead").bind(**self._context), level)(event, **fields)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._emit("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit("error", event, fields)
+
+    def critical(self, event: str, **fields: Any) -> None:
+        self._emit("critical", event, fields)
+
+
+def get_logger(**context: Any) -> Logger:
+    return Logger(context)
