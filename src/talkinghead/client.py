@@ -77,7 +77,7 @@ class AsyncClient:
         self.timeout = timeout
 
     @functools.cached_property
-    def _log(self) -> Any:
+    def _log(self) -> log.Logger:
         return log.get_logger()  # made on first use: structlog stays unloaded until a job logs
 
     # -- what is available ---------------------------------------------------------------
