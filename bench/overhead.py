@@ -18,7 +18,8 @@ against the floor and against the SDK of the same round) and reported as median 
 ``httpx.AsyncClient`` script and the SDK on 8 threads, all with the download.
 
     python bench/overhead.py [--jobs 50] [--rounds 5] [--concurrent-jobs 100]
-    python bench/overhead.py --profile th-sync   # cProfile one contender, top functions
+    python bench/overhead.py --profile th-sync   # cProfile (CPU clock) one contender's jobs
+    PROFILE_SORT=cumulative PROFILE_FILTER=talkinghead python bench/overhead.py --profile th-async
 """
 
 from __future__ import annotations

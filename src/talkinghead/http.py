@@ -59,9 +59,6 @@ _skip_missing_sniffio()
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
-# Long-lived status streams get a pool of their own, so they never hold the connections that
-# submits and reads need; a provider follows jobs beyond it by polling.
-STREAM_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=20)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CREATE_RETRY_STATUSES = frozenset({429, 503})  # refused before any work was accepted
 MAX_RETRY_AFTER = 60.0
@@ -194,7 +191,8 @@ def async_client(provider: str, *, base_url: str = "", headers: dict[str, str] |
                  transport: httpx.AsyncBaseTransport | None = None,
                  limits: httpx.Limits = POOL_LIMITS) -> httpx.AsyncClient:
     """The httpx client every provider should use: guarded, with sane timeouts. ``limits``
-    sizes its connection pool (``STREAM_LIMITS`` for a client that only holds streams)."""
+    sizes its connection pool (a client that only holds long-lived status streams gets its
+    own, so streams never hold the connections submits and reads need)."""
     from . import __version__
 
     base_headers = {"User-Agent": f"talkinghead/{__version__}"}
