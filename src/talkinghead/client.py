@@ -1,9 +1,8 @@
 """The clients: ``AsyncClient`` (async-first) and ``Client`` (sync, for scripts and threads).
 
-The flow of a job, and where money is protected:
-validate (media + route limits, no network) -> quote -> journal + reserve -> provider.submit
--> follow (stream or poll) -> settle -> download. A create call whose outcome is unknown
-leaves the job ``unknown`` and reserved: it is never resubmitted automatically.
+A facade: the client holds the configuration (providers, routes, budgets, the journal),
+validates and quotes a request before any money (no network), picks the route, and hands the
+job's life (reserve, create, follow, settle, fetch, resume) to ``lifecycle.Lifecycle``.
 """
 
 from __future__ import annotations
@@ -11,27 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import os
-import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import log, media, plugins, routing, tts
 from .config import Settings
-from .errors import (
-    ConfigError, DownloadError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
-    WebhookRejected,
-)
-from .http import download as http_download
-from .ledger import BudgetLimits, Ledger, SQLiteLedger, settled_cost
-from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
+from .errors import ConfigError, InputError, JobTimeout, ProviderError
+from .ledger import BudgetLimits, Ledger, SQLiteLedger
+from .lifecycle import Lifecycle, UpdateCallback, token_hash  # noqa: F401 - token_hash: public before
+from .models import AvatarRequest, Job, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
-UpdateCallback = Callable[[Job, JobUpdate], Any]
 
 
 class AsyncClient:
@@ -73,6 +66,9 @@ class AsyncClient:
         self.webhook_base = (webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or "").rstrip("/") or None
         self.timeout = timeout
         self._log = log.get_logger()
+        self.lifecycle = Lifecycle(ledger=self.ledger, provider=self.provider, prepare=self._prepare_again,
+                                   home=self.settings.home, output_dir=self.settings.output_dir,
+                                   session=self.session, timeout=timeout)
 
     # -- what is available ---------------------------------------------------------------
 
@@ -180,95 +176,28 @@ class AsyncClient:
         job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
                   quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
                   reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared))
-        if webhook_url is None and self.webhook_base:
-            token = secrets.token_urlsafe(24)  # per-job capability; only its hash is journaled
-            job.webhook_url = f"{self.webhook_base}/webhooks/{job.provider}/{token}"
-            job.webhook_token_hash = token_hash(token)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
-        self.ledger.open(job, session=self.session)  # journaled and reserved before the create
-        try:
-            update = await cand.provider.submit(job, prepared)
-        except SubmitOutcomeUnknown as exc:
-            current = self.ledger.get(job.id)
-            if current is not None and current.task_id:
-                # The answer was lost, but the backend's callback already told us the task.
-                bound.info("job.submitted", task_id=current.task_id, status=current.status.value,
-                           via="webhook")
-                return current
-            job.status, job.error = JobStatus.UNKNOWN, str(exc)
-            self.ledger.record(job)  # stays reserved: it may have been charged
-            bound.error("job.unknown", error=str(exc))
-            raise
-        except (TalkingHeadError, OSError) as exc:
-            job.status, job.error = JobStatus.FAILED, str(exc)
-            self.ledger.close(job, 0.0)
-            bound.error("job.failed", error=str(exc), stage="submit")
-            raise
-        job.apply(update)
-        self.ledger.record(job)  # the task id, the moment it is known
-        bound.info("job.submitted", task_id=job.task_id, status=job.status.value)
-        if job.status.terminal:
-            self._finish(job)
-        return job
+        return await self.lifecycle.start(cand.provider, job, prepared, self.webhook_base)
 
-    async def stream(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
+    async def _prepare_again(self, request: AvatarRequest, provider: Provider, model: str) -> media.PreparedRequest:
+        """A journaled request probed again, for a job killed before its create was sent."""
+        route = provider.route(model)
+        prepared = await self.prepare(request, synthesize=not route.native_text)
+        provider.validate(prepared, route)
+        return prepared
+
+    # -- the job's life: see lifecycle.py ------------------------------------------------
+
+    def stream(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
         """Updates for ``job`` until it ends; ``job`` is updated in place and journaled."""
-        if job.status.terminal:
-            return
-        if not job.task_id:
-            raise JobFailed(f"job {job.id} has no task id (status {job.status.value}); it cannot be "
-                            "followed", job_id=job.id, provider=job.provider)
-        provider = self.provider(job.provider)
-        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
-        limit = timeout if timeout is not None else self.timeout
-        deadline = asyncio.get_running_loop().time() + limit
-        updates = provider.stream(job)
-        try:
-            while True:
-                try:
-                    # A timeout scope per read, not wait_for: no extra task per update.
-                    async with asyncio.timeout_at(deadline):
-                        update = await anext(updates)
-                except StopAsyncIteration:
-                    return
-                seen = (job.status, job.task_id)
-                if job.apply(update):
-                    if (job.status, job.task_id) != seen:  # journal status changes, not every tick
-                        self.ledger.record(job)
-                    bound.info("job.progress", status=job.status.value, progress=job.progress)
-                yield update
-                if job.status.terminal:
-                    self._finish(job)
-                    return
-        except TimeoutError:
-            bound.warning("job.timeout", status=job.status.value)
-            raise JobTimeout(f"job {job.id} did not finish within {limit:g} s (last status "
-                             f"{job.status.value}); it may still complete: talkinghead jobs resume",
-                             job_id=job.id, provider=job.provider) from None
-        finally:
-            await updates.aclose()
-
-    def _finish(self, job: Job) -> None:
-        cost = settled_cost(job)
-        self.ledger.close(job, cost)
-        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
-        if job.status is JobStatus.COMPLETED:
-            bound.info("job.completed", cost_usd=cost, output_url=job.output_url)
-        else:
-            bound.error("job.failed", status=job.status.value, error=job.error)
+        return self.lifecycle.follow(job, timeout=timeout)
 
     async def wait(self, job: Job, *, timeout: float | None = None,
                    on_update: UpdateCallback | None = None) -> Job:
         """Follow ``job`` to its end. Raises ``JobFailed`` if it failed or was cancelled."""
-        async for update in self.stream(job, timeout=timeout):
-            if on_update is not None:
-                on_update(job, update)
-        if job.status is not JobStatus.COMPLETED:
-            raise JobFailed(f"job {job.id} {job.status.value}: {job.error or 'no reason given'}",
-                            job_id=job.id, provider=job.provider, kind=job.error_kind)
-        return job
+        return await self.lifecycle.wait(job, timeout=timeout, on_update=on_update)
 
     async def cancel(self, job: Job, *, timeout: float = 60.0) -> Job:
         """Ask the provider to cancel, then follow the job until the backend says it ended:
@@ -284,17 +213,8 @@ class AsyncClient:
         return job
 
     async def download(self, job: Job, dest: str | Path | None = None) -> Path:
-        """Fetch the result of a completed job (streamed to a temp file, then renamed)."""
-        if job.status is not JobStatus.COMPLETED or not job.output_url:
-            raise JobFailed(f"job {job.id} has no result to download (status {job.status.value})",
-                            job_id=job.id, provider=job.provider)
-        dest = Path(dest) if dest else self.settings.output_dir / f"{job.id}.mp4"
-        path = await http_download(job.output_url, dest, provider=job.provider,
-                                   client=self._download_client(job.provider, job.output_url))
-        await asyncio.to_thread(_check_video, path)
-        job.output_path = str(path.resolve())
-        self.ledger.record(job)
-        return path
+        """Get the result of a completed job to ``dest`` (kept under ``results`` if it cannot)."""
+        return await self.lifecycle.fetch(job, dest)
 
     async def run(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
                   output: str | Path | None = None, webhook_url: str | None = None,
@@ -310,126 +230,28 @@ class AsyncClient:
     async def finish(self, job: Job, *, output: str | Path | None = None, timeout: float | None = None,
                      on_update: UpdateCallback | None = None) -> VideoResult:
         """Wait for a submitted (or resumed) job and download its result."""
-        await self.wait(job, timeout=timeout, on_update=on_update)
-        path = Path(job.output_path) if job.output_path and output is None and Path(job.output_path).exists() \
-            else await self.download(job, output)
-        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=job.output_url,
-                           path=path, duration_s=job.duration_s, cost_usd=job.settled_usd or 0.0)
+        return await self.lifecycle.finish(job, output=output, timeout=timeout, on_update=on_update)
 
     async def resume(self, job: Job, *, output: str | Path | None = None,
                      timeout: float | None = None, on_update: UpdateCallback | None = None) -> VideoResult:
-        """Finish a journaled job after a crash, never submitting it again. A job whose create
-        call was never answered is looked up by our job id where the backend allows it;
-        otherwise it becomes ``unknown`` for a person to resolve."""
-        if not job.task_id and not job.status.terminal:
-            found = await self.provider(job.provider).find_task(job)
-            if found is None:
-                job.status = JobStatus.UNKNOWN
-                job.error = ("the create call may or may not have reached the backend and it cannot be "
-                             "looked up; check the provider's dashboard, then: talkinghead jobs resolve")
-                self.ledger.record(job)
-                raise SubmitOutcomeUnknown(f"job {job.id}: {job.error}", provider=job.provider)
-            job.apply(found)
-            self.ledger.record(job)
-        if job.status is JobStatus.UNKNOWN:
-            raise SubmitOutcomeUnknown(f"job {job.id} has an unknown outcome and is never resubmitted "
-                                       "automatically: talkinghead jobs resolve", provider=job.provider)
-        return await self.finish(job, output=output or job.output_path, timeout=timeout, on_update=on_update)
+        """Finish a journaled job after a crash (lifecycle.next_step says how); never sends a
+        create that may already have been sent."""
+        return await self.lifecycle.resume(job, output=output, timeout=timeout, on_update=on_update)
 
     async def receive_webhook(self, provider: str, token: str, headers: Mapping[str, str], body: bytes) -> Job:
-        """Apply a backend's callback to the job whose receiver URL carries ``token``.
-
-        The token must match the job's; signed callbacks are verified by the provider and
-        replays (a delivery id seen before) change nothing; unsigned ones are only a hint, so
-        the task is re-read with our own credentials and that is what is recorded. Duplicates
-        and out-of-order deliveries are harmless: a finished job stays finished."""
-        prov = self.provider(provider)
-        job = self.ledger.by_webhook(provider, token_hash(token))
-        if job is None:
-            raise WebhookRejected(f"{provider}: no job has this webhook token", status_code=404)
-        update = await prov.parse_webhook(headers, body)
-        if update.task_id and job.task_id and update.task_id != job.task_id:
-            raise InputError("webhook", f"the callback is for task {update.task_id}, not this job's task")
-        if update.delivery_id and self.ledger.seen_delivery(provider, update.delivery_id):
-            self._log.info("webhook.duplicate", job_id=job.id, provider=provider)
-            return job
-        if not job.task_id and update.task_id:
-            # The create's answer was lost (``unknown``) or not recorded yet, and the callback
-            # came to this job's own URL naming its task. Unsigned, the task is adopted only
-            # once a read with our key shows it exists.
-            if not prov.signs_webhooks:
-                update = await self._confirm_task(prov, job, update.task_id)
-            job.task_id = update.task_id
-            self._log.info("webhook.task_recovered", job_id=job.id, provider=provider, task_id=job.task_id)
-        elif not prov.signs_webhooks:
-            if not job.task_id:
-                return job
-            update = await prov.poll(job)
-        if job.apply(update):
-            self.ledger.record(job)
-            self._log.info("webhook.applied", job_id=job.id, provider=provider, status=job.status.value)
-            if job.status.terminal:
-                self._finish(job)
-        return job
-
-    async def _confirm_task(self, prov: Provider, job: Job, task_id: str) -> JobUpdate:
-        try:
-            update = await prov.poll(job.model_copy(update={"task_id": task_id}))
-        except ProviderError as exc:
-            raise InputError("webhook", f"the callback names task {task_id}, which cannot be read: {exc}") from None
-        if update.error_kind == "not_found":
-            raise InputError("webhook", f"the callback names task {task_id}, which does not exist")
-        return update.model_copy(update={"task_id": task_id})
-
-    def _download_client(self, provider: str, url: str) -> Any:
-        """One pooled HTTP client per provider for results, kept for the client's life: a new
-        connection (and client) per download costs more CPU than the rest of a poll loop."""
-        if not url.startswith(("http://", "https://")):
-            return None
-        clients = self.__dict__.setdefault("_downloads", {})
-        if provider not in clients:
-            from .http import DOWNLOAD_TIMEOUT, async_client
-
-            clients[provider] = async_client(provider, timeout=DOWNLOAD_TIMEOUT)
-        return clients[provider]
+        """Apply a backend's callback to the job whose receiver URL carries ``token``."""
+        return await self.lifecycle.receive_webhook(provider, token, headers, body)
 
     async def aclose(self) -> None:
         for p in self.providers.values():
             await p.aclose()
-        for client in self.__dict__.pop("_downloads", {}).values():
-            await client.aclose()
+        await self.lifecycle.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _check_video(path: Path) -> None:
-    """A download that arrived whole by its length can still be cut short at the source: the
-    result must open as a video with a video stream, or it is not kept."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DownloadError(f"the downloaded result {path.name} has no video stream")
-            stream = container.streams.video[0]
-            # Reading packets (not decoding them) finds a file cut short after its index.
-            got = sum(1 for packet in container.demux(stream) if packet.size)
-            if stream.frames and got < stream.frames:
-                path.unlink(missing_ok=True)
-                raise DownloadError(f"the downloaded result is cut short ({got} of {stream.frames} frames); "
-                                    "talkinghead jobs resume downloads it again")
-    except av.FFmpegError as exc:
-        path.unlink(missing_ok=True)
-        raise DownloadError(f"the downloaded result is not a playable video ({exc.__class__.__name__}); "
-                            "talkinghead jobs resume downloads it again") from None
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _check_face(image: media.MediaFile) -> None:
@@ -528,6 +350,12 @@ class Client:
         if self._loop.is_running():
             with contextlib.suppress(Exception):
                 self._call(self._async.aclose())
+            # Finish async generators (a stream left open) and the default executor on the
+            # loop that made them, or Python reports "Task was destroyed but it is pending".
+            with contextlib.suppress(Exception):
+                self._call(self._loop.shutdown_asyncgens())
+            with contextlib.suppress(Exception):
+                self._call(self._loop.shutdown_default_executor())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
             self._loop.close()

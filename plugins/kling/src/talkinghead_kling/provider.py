@@ -87,6 +87,7 @@ class KlingProvider(Provider):
     env_vars = (ENV_ACCESS_KEY, ENV_SECRET_KEY)
     config_keys = {ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
     signs_webhooks = False  # §8: no signature documented; the core re-reads the task instead
+    marks_create = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -238,6 +239,7 @@ class KlingProvider(Provider):
             raise InputError("audio", "give audio or text")
         body = protocol.create_body(image=image, external_task_id=job.id, mode=request.mode, prompt=request.prompt,
                                     callback_url=job.webhook_url, **audio)
+        self.create_sending(job)  # from here the task may exist
         try:
             response, payload = await self._send("POST", AVATAR_PATH, create=True, json=body)
         except SubmitOutcomeUnknown as exc:
