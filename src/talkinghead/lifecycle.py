@@ -53,9 +53,10 @@ class Step(str, enum.Enum):
 
     CREATE = "create"          # killed before the create mark: upload and create it now
     LOOK_UP = "look up"        # create sent, no task id: ask the backend by our id, else unknown
+                               # (unknown: needs a person, unless the backend can be asked)
     FOLLOW = "follow"          # the backend has the task: follow it to its end, then fetch
     FETCH = "fetch"            # completed and paid, but the video is not on disk: download it
-    PERSON = "needs a person"  # unknown or lost: may have been billed; talkinghead jobs resolve
+    PERSON = "needs a person"  # lost: may have been billed; talkinghead jobs resolve
     NONE = "nothing"           # finished: delivered, failed or cancelled
 
 
@@ -64,8 +65,10 @@ def delivered(job: Job) -> bool:
 
 
 def next_step(job: Job) -> Step:
-    if job.status in (JobStatus.UNKNOWN, JobStatus.LOST):
+    if job.status is JobStatus.LOST:
         return Step.PERSON
+    if job.status is JobStatus.UNKNOWN:  # looked up again each time: a backend may find it now
+        return Step.FOLLOW if job.task_id else Step.LOOK_UP
     if job.status is JobStatus.COMPLETED:
         return Step.NONE if delivered(job) else Step.FETCH
     if job.status.terminal:
