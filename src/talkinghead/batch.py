@@ -20,7 +20,7 @@ from typing import Any
 
 from .client import AsyncClient
 from .errors import InputError, TalkingHeadError
-from .lifecycle import Step, next_step
+from .lifecycle import Step, next_step, over_quote
 from .models import AvatarRequest, Job, JobStatus
 
 REQUEST_FIELDS = set(AvatarRequest.model_fields)
@@ -128,9 +128,8 @@ async def _run_line(client: AsyncClient, number: int, text: str, base: Path, out
 def _result(number: int, status: str, job: Job | None, error: str | None = None) -> LineResult:
     if job is None:
         return LineResult(number, status, error=error)
-    over = (job.settled_usd or 0.0) - job.reserved_usd
     return LineResult(number, status, job_id=job.id, provider=job.provider, output=job.output_path,
-                      cost_usd=job.settled_usd, error=error, over_quote_usd=round(over, 6) if over > 1e-6 else None)
+                      cost_usd=job.settled_usd, error=error, over_quote_usd=over_quote(job) or None)
 
 
 def summarize(results: list[LineResult]) -> dict[str, int]:

@@ -39,15 +39,14 @@ def list_jobs(status: str | None, limit: int, as_json: bool) -> None:
 @handle_errors
 def show(job_id: str) -> None:
     """Everything the journal holds about one job (an id prefix is enough)."""
-    from .lifecycle import next_step
+    from .lifecycle import next_step, over_quote
 
     job = _get(make_client(), job_id)
     data = job.model_dump(mode="json")
     quoted = job.quote.cost_usd if job.quote else None
     # quote vs settled side by side: a backend may bill more than was quoted
     data["money"] = {"quoted_usd": quoted, "reserved_usd": job.reserved_usd, "settled_usd": job.settled_usd,
-                     "over_quote_usd": round(job.settled_usd - job.reserved_usd, 6)
-                     if job.settled_usd is not None and job.settled_usd > job.reserved_usd + 1e-6 else 0.0}
+                     "over_quote_usd": over_quote(job)}
     data["next_step"] = next_step(job).value
     click.echo(json.dumps(data, indent=2))
     if data["money"]["over_quote_usd"]:
@@ -107,7 +106,9 @@ def resume(timeout: float) -> None:
 
 
 def _warn_over_quote(job) -> None:
-    if job.settled_usd is not None and job.settled_usd > job.reserved_usd + 1e-6:
+    from .lifecycle import over_quote
+
+    if over_quote(job):
         click.echo(f"warning: {job.id} settled at ${job.settled_usd:.4f}, above its quote of "
                    f"${job.reserved_usd:.4f} (billed {job.duration_s} s); later jobs' budgets count it",
                    err=True)

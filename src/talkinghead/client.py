@@ -322,11 +322,12 @@ class Client:
         try:
             while True:
                 try:
-                    yield self._call(anext(agen))
+                    yield self._call(_step(agen))
                 except StopAsyncIteration:
                     return
         finally:
-            self._call(agen.aclose())
+            if self._loop.is_running():  # else close() has finalized it already
+                self._call(agen.aclose())
 
     def cancel(self, job: Job) -> Job:
         return self._call(self._async.cancel(job))
@@ -365,6 +366,11 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _step(agen: AsyncIterator[JobUpdate]) -> JobUpdate:
+    # Started on the loop's thread, so the loop tracks the generator and finalizes it on close.
+    return await anext(agen)
 
 
 async def _make_async(providers: Iterable[Provider] | None, kwargs: dict[str, Any]) -> AsyncClient:

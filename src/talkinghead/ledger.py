@@ -255,8 +255,8 @@ class SQLiteLedger:
             f" COALESCE(SUM(CASE WHEN day = ? THEN {COMMITTED} ELSE 0 END), 0),"
             # settled above the quote: it already counts in spent (so every later reservation
             # sees it); these two say by how much, so ``budget`` can show it
-            f" COALESCE(SUM(MAX(settled_usd - reserved_usd, 0)), 0),"
-            f" COALESCE(SUM(settled_usd > reserved_usd + 1e-6), 0) FROM jobs WHERE {where}",
+            f" COALESCE(SUM(CASE WHEN settled_usd > reserved_usd + 1e-4 THEN settled_usd - reserved_usd END), 0),"
+            f" COALESCE(SUM(settled_usd > reserved_usd + 1e-4), 0) FROM jobs WHERE {where}",
             (today, *args)).fetchone()
         return {"spent_usd": round(spent, 6), "reserved_usd": round(reserved, 6),
                 "today_usd": round(spent_today, 6), "over_quote_usd": round(over, 6),

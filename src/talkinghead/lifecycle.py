@@ -60,6 +60,15 @@ class Step(str, enum.Enum):
     NONE = "nothing"           # finished: delivered, failed or cancelled
 
 
+OVER_QUOTE_TOLERANCE = 1e-4  # quotes are rounded to 4 decimals; settlements to 6
+
+
+def over_quote(job: Job) -> float:
+    """How much a settled job cost beyond its quote (its reservation); 0 if it did not."""
+    over = (job.settled_usd or 0.0) - job.reserved_usd
+    return round(over, 6) if over > OVER_QUOTE_TOLERANCE else 0.0
+
+
 def delivered(job: Job) -> bool:
     return bool(job.output_path) and Path(job.output_path).is_file()
 
@@ -240,7 +249,7 @@ class Lifecycle:
         bound = self._bound(job)
         if job.status is JobStatus.COMPLETED:
             bound.info("job.completed", cost_usd=cost, output_url=job.output_url)
-            if cost > job.reserved_usd + 1e-6:
+            if over_quote(job):
                 # It cannot be undone, but it is never silent; later reservations count it.
                 bound.warning("job.over_quote", quoted_usd=job.reserved_usd, settled_usd=cost)
         else:
