@@ -115,7 +115,7 @@ async def _run_line(client: AsyncClient, number: int, text: str, base: Path, out
         if job is not None:
             await client.resume(job, output=output)
         else:
-            job = await client.submit(request, provider=extra.get("provider") or provider)
+            job = await client.submit(request, provider=extra.get("provider") or provider, output=output)
             await client.finish(job, output=output)
         return _result(number, "completed", job)
     except TalkingHeadError as exc:

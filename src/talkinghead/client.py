@@ -142,17 +142,18 @@ class AsyncClient:
     async def submit(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
                      webhook_url: str | None = None, max_cost_usd: float | None = None,
                      include: Iterable[str] | None = None, exclude: Iterable[str] = (),
-                     check_face: bool = False) -> Job:
+                     check_face: bool = False, output: str | Path | None = None) -> Job:
         """Validate, quote, journal and reserve, then create the task on the best route,
         falling back to the next when a route fails on the provider's side before accepting
-        the job. An ``InputError`` goes straight back: every route would refuse it."""
+        the job. An ``InputError`` goes straight back: every route would refuse it.
+        ``output``: where the video should go, journaled so a resume after a crash puts it there."""
         prepared, found = await self._candidates(
             request, provider, model, max_cost_usd, check_face,
             include=list(include) if include is not None else None, exclude=list(exclude))
         last_error: ProviderError | None = None
         for cand in found:
             try:
-                job = await self._submit_to(cand, prepared, webhook_url)
+                job = await self._submit_to(cand, prepared, webhook_url, output)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
@@ -171,11 +172,12 @@ class AsyncClient:
         raise last_error
 
     async def _submit_to(self, cand: routing.Candidate, prepared: media.PreparedRequest,
-                         webhook_url: str | None) -> Job:
+                         webhook_url: str | None, output: str | Path | None = None) -> Job:
         request = prepared.request
         job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
                   quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
-                  reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared))
+                  reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared),
+                  destination=str(Path(output).resolve()) if output else None)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
@@ -222,7 +224,7 @@ class AsyncClient:
                   on_update: UpdateCallback | None = None, check_face: bool = False) -> VideoResult:
         """Submit, wait and download: the whole job in one call."""
         job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
-                                max_cost_usd=max_cost_usd, check_face=check_face)
+                                max_cost_usd=max_cost_usd, check_face=check_face, output=output)
         if on_update is not None:
             on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
         return await self.finish(job, output=output, timeout=timeout, on_update=on_update)
