@@ -42,7 +42,7 @@ def test_every_state_has_one_resume_action(tmp_path):
         assert next_step(j) is step, (j.status, step)
 
 
-def _status(db, job_id=None):
+def _status(db):
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT id, status, settled_usd FROM jobs").fetchall()
     return rows
@@ -57,11 +57,13 @@ def test_ctrl_c_during_a_local_render_ends_the_job_cancelled(tmp_path, face, spe
     db = home / "talkinghead.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if db.exists():
+        try:
             with sqlite3.connect(db) as conn:
                 row = conn.execute("SELECT status FROM jobs").fetchone()
-            if row and row[0] in ("queued", "running"):
-                break
+        except sqlite3.Error:  # not created yet
+            row = None
+        if row and row[0] in ("queued", "running"):
+            break
         time.sleep(0.05)
     time.sleep(0.3)  # inside the render
     proc.send_signal(signal.SIGINT)

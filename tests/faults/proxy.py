@@ -3,6 +3,7 @@ the same port: a short network outage between the client and a fake backend."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from urllib.parse import urlsplit
@@ -13,10 +14,11 @@ class TcpProxy:
         parts = urlsplit(target_url)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.port = 0
-        self.refused = 0  # connections attempted while down (counted by the client's retries)
+        self.outages = 0  # times it went down
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
@@ -28,6 +30,8 @@ class TcpProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.down(count=False)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def up(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -36,12 +40,16 @@ class TcpProxy:
         sock.listen(64)
         self.port = sock.getsockname()[1]
         self._listener = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+        thread = threading.Thread(target=self._accept, args=(sock,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def down(self, count: bool = True) -> None:
         """Stop listening (new connections are refused) and cut every open connection."""
         sock, self._listener = self._listener, None
         if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
             sock.close()
         with self._lock:
             conns, self._open = list(self._open), set()
@@ -52,10 +60,7 @@ class TcpProxy:
                 pass
             conn.close()
         if count:
-            threading.Thread(target=self._count_refusals, daemon=True).start()
-
-    def _count_refusals(self) -> None:
-        self.refused += 1
+            self.outages += 1
 
     def _accept(self, sock: socket.socket) -> None:
         while True:
@@ -71,7 +76,9 @@ class TcpProxy:
             with self._lock:
                 self._open |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                thread = threading.Thread(target=self._pump, args=(a, b), daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
