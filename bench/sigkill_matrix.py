@@ -20,7 +20,8 @@ Printed per kill point, and in total: recovered by ``jobs resume`` alone (the vi
 was asked for, resume exit 0), needing a person (left ``unknown``/``lost``: the create may have
 been billed and cannot be looked up on inference.sh), second creates (more than one create for
 one request: must be 0), lost paid videos (a task the backend made whose video is neither on
-disk nor journaled as needing a person: must be 0).
+disk nor journaled as needing a person: must be 0), and ``.part`` files left anywhere after
+the resume (must be 0).
 
     .venv/bin/python bench/sigkill_matrix.py [--runs 3]
 """
@@ -116,8 +117,9 @@ def one(fake, name: str, switches: dict, ready: Callable[[Path], bool], work: Pa
             path = json.loads(row["data"]).get("output_path")
             lost += 0 if path and Path(path).is_file() else 1
     recovered = resume.returncode == 0 and dest.is_file() and not person
+    parts = [p for p in (*home.rglob("*.part"), *dest.parent.glob("*.part")) if p.is_file()]
     return {"killed": killed, "recovered": recovered, "person": len(person), "second_creates": max(0, creates - 1),
-            "lost": lost, "resume_exit": resume.returncode, "tasks": len(fake.tasks)}
+            "lost": lost, "parts": len(parts), "resume_exit": resume.returncode, "tasks": len(fake.tasks)}
 
 
 def main() -> None:
@@ -130,31 +132,31 @@ def main() -> None:
 
     from talkinghead.loopback import tiny_mp4
 
-    totals = {"runs": 0, "recovered": 0, "person": 0, "second_creates": 0, "lost": 0}
+    totals = {"runs": 0, "recovered": 0, "person": 0, "second_creates": 0, "lost": 0, "parts": 0}
     started = time.monotonic()
     with serve(FakeInferenceSh(video=tiny_mp4(), api_key=KEY)) as fake:
         print(f"{'kill point':<38}{'runs':>5}{'killed':>8}{'recovered':>11}{'person':>8}"
-              f"{'2nd creates':>13}{'lost':>6}")
+              f"{'2nd creates':>13}{'lost':>6}{'.part left':>12}")
         points = kill_points(fake)
         chosen = [p.strip() for p in args.only.split(",")] if args.only else list(points)
         for name in chosen:
             switches, ready = points[name]
-            row = {"runs": 0, "killed": 0, "recovered": 0, "person": 0, "second_creates": 0, "lost": 0}
+            row = {"runs": 0, "killed": 0, "recovered": 0, "person": 0, "second_creates": 0, "lost": 0, "parts": 0}
             for _ in range(args.runs):
                 with tempfile.TemporaryDirectory(prefix="sigkill-") as tmp:
                     got = one(fake, name, switches, ready, Path(tmp))
                 row["runs"] += 1
-                for key in ("killed", "recovered", "second_creates", "lost"):
+                for key in ("killed", "recovered", "second_creates", "lost", "parts"):
                     row[key] += int(got[key])
                 row["person"] += int(got["person"] > 0)
             for key in totals:
                 totals[key] += row[key]
             print(f"{name:<38}{row['runs']:>5}{row['killed']:>8}{row['recovered']:>11}{row['person']:>8}"
-                  f"{row['second_creates']:>13}{row['lost']:>6}", flush=True)
+                  f"{row['second_creates']:>13}{row['lost']:>6}{row['parts']:>12}", flush=True)
     print(f"total: {totals['runs']} kills in {time.monotonic() - started:.0f} s: recovered by jobs resume alone "
           f"{totals['recovered']}, needing a person {totals['person']}, second creates {totals['second_creates']}, "
-          f"lost paid videos {totals['lost']}")
-    if totals["second_creates"] or totals["lost"]:
+          f"lost paid videos {totals['lost']}, .part files left {totals['parts']}")
+    if totals["second_creates"] or totals["lost"] or totals["parts"]:
         sys.exit(1)
 
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import AsyncClient
+from .client import AsyncClient, Step, next_step, over_quote
 from .errors import InputError, TalkingHeadError
-from .lifecycle import Step, next_step, over_quote
 from .models import AvatarRequest, Job, JobStatus
 
 REQUEST_FIELDS = set(AvatarRequest.model_fields)

@@ -39,7 +39,7 @@ def list_jobs(status: str | None, limit: int, as_json: bool) -> None:
 @handle_errors
 def show(job_id: str) -> None:
     """Everything the journal holds about one job (an id prefix is enough)."""
-    from .lifecycle import next_step, over_quote
+    from .client import next_step, over_quote
 
     job = _get(make_client(), job_id)
     data = job.model_dump(mode="json")
@@ -62,7 +62,7 @@ def resume(timeout: float) -> None:
     calls for (docs/faults.md): create one that was never sent, look up one whose answer was
     lost, follow one running, download one completed but not on disk. Nothing that may have
     been created is created again. Exits 4 while any job needs a person."""
-    from .lifecycle import Step, next_step
+    from .client import Step, next_step
 
     client = make_client()
     jobs_ = client.ledger.unfinished() + [j for j in client.ledger.jobs(status="completed")
@@ -106,7 +106,7 @@ def resume(timeout: float) -> None:
 
 
 def _warn_over_quote(job) -> None:
-    from .lifecycle import over_quote
+    from .client import over_quote
 
     if over_quote(job):
         click.echo(f"warning: {job.id} settled at ${job.settled_usd:.4f}, above its quote of "
@@ -140,7 +140,7 @@ def resolve(job_id: str, task_id: str | None, release: bool, settle_usd: float |
     create's outcome is unknown, one whose task the backend no longer knows (lost), or a
     completed one whose result URL has expired."""
     from .errors import InputError
-    from .lifecycle import Step, next_step
+    from .client import Step, next_step
     from .models import JobStatus
 
     client = make_client()
@@ -196,10 +196,16 @@ def _get(client, job_id: str):
 @handle_errors
 def budget(as_json: bool) -> None:
     """Limits, spent and reserved, overall and per provider."""
+    from .client import over_quote
+
     client = make_client()
     lim = client.ledger.limits
+    # Settled above the quote: already in spent (so every later reservation sees it); shown
+    # on its own so an overrun is never silent.
+    overruns = [over for j in client.ledger.jobs() if (over := over_quote(j))]
     data = {"limits": {"total_usd": lim.total_usd, "daily_usd": lim.daily_usd, "per_provider": lim.per_provider},
-            **client.ledger.totals(), "providers": client.ledger.by_provider()}
+            **client.ledger.totals(), "over_quote_usd": round(sum(overruns), 6), "over_quote_jobs": len(overruns),
+            "providers": client.ledger.by_provider()}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

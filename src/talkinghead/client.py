@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from . import log, media, plugins, routing, tts
 from .config import Settings
 from .errors import ConfigError, InputError, JobTimeout, ProviderError
 from .ledger import BudgetLimits, Ledger, SQLiteLedger
-from .lifecycle import Lifecycle, UpdateCallback, token_hash  # noqa: F401 - token_hash: public before
+from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, over_quote, token_hash  # noqa: F401 - re-exported
 from .models import AvatarRequest, Job, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 
@@ -66,7 +67,9 @@ class AsyncClient:
         self.webhook_base = (webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or "").rstrip("/") or None
         self.timeout = timeout
         self._log = log.get_logger()
-        self.lifecycle = Lifecycle(ledger=self.ledger, provider=self.provider, prepare=self._prepare_again,
+        me = weakref.proxy(self)  # no reference cycle: providers go (and clean up) with the client
+        self.lifecycle = Lifecycle(ledger=self.ledger, provider=lambda name: me.provider(name),
+                                   prepare=lambda request, prov, model: me._prepare_again(request, prov, model),
                                    home=self.settings.home, output_dir=self.settings.output_dir,
                                    session=self.session, timeout=timeout)
 

@@ -249,18 +249,13 @@ class SQLiteLedger:
     def totals(self, session: str | None = None) -> dict[str, float]:
         where, args = ("session = ?", (session,)) if session else ("1=1", ())
         today = utcnow().strftime("%Y-%m-%d")
-        spent, reserved, spent_today, over, n_over = self._conn().execute(
+        spent, reserved, spent_today = self._conn().execute(
             f"SELECT COALESCE(SUM(settled_usd), 0),"
             f" COALESCE(SUM(CASE WHEN settled_usd IS NULL THEN reserved_usd ELSE 0 END), 0),"
-            f" COALESCE(SUM(CASE WHEN day = ? THEN {COMMITTED} ELSE 0 END), 0),"
-            # settled above the quote: it already counts in spent (so every later reservation
-            # sees it); these two say by how much, so ``budget`` can show it
-            f" COALESCE(SUM(CASE WHEN settled_usd > reserved_usd + 1e-4 THEN settled_usd - reserved_usd END), 0),"
-            f" COALESCE(SUM(settled_usd > reserved_usd + 1e-4), 0) FROM jobs WHERE {where}",
+            f" COALESCE(SUM(CASE WHEN day = ? THEN {COMMITTED} ELSE 0 END), 0) FROM jobs WHERE {where}",
             (today, *args)).fetchone()
         return {"spent_usd": round(spent, 6), "reserved_usd": round(reserved, 6),
-                "today_usd": round(spent_today, 6), "over_quote_usd": round(over, 6),
-                "over_quote_jobs": int(n_over)}
+                "today_usd": round(spent_today, 6)}
 
     def by_provider(self) -> dict[str, dict[str, float]]:
         rows = self._conn().execute(

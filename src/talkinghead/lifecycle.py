@@ -347,6 +347,12 @@ class Lifecycle:
                 raise JobFailed(f"job {job.id}: {job.error}", job_id=job.id, provider=job.provider)
             prepared = await self.prepare(AvatarRequest(**job.request), provider, job.model)
             await self.create(provider, job, prepared)
+        elif step is Step.LOOK_UP and self._runs_here(job):
+            # A render on this machine died with its process: nothing was charged anywhere.
+            job.status, job.error = JobStatus.FAILED, "the local render died with its process: run it again"
+            self.ledger.record(job)
+            self.settle(job)
+            raise JobFailed(f"job {job.id}: {job.error}", job_id=job.id, provider=job.provider)
         elif step is Step.LOOK_UP:
             found = await provider.find_task(job)
             if found is None:
