@@ -235,7 +235,7 @@ def test_journal_invariants_under_faults(fake_server, monkeypatch, tmp_path):
     monkeypatch.setenv("TALKINGHEAD_HOME", str(tmp_path))
     try:
         run_state_machine_as_test(JournalMachine, settings=settings(
-            max_examples=25, stateful_step_count=15, deadline=None, derandomize=True,
+            max_examples=15, stateful_step_count=15, deadline=None, derandomize=True,
             suppress_health_check=list(HealthCheck)))
     finally:
         fake_server.reset()
