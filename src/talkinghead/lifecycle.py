@@ -271,6 +271,7 @@ class Lifecycle:
         kept = self.results / f"{job.id}.mp4"
         if not kept.is_file():
             await self._download(job, kept)
+        await asyncio.to_thread(_check_video, kept)  # also one a killed process left behind
         try:
             await asyncio.to_thread(_move, kept, target)
         except OSError as exc:
@@ -300,7 +301,6 @@ class Lifecycle:
                                         "can no longer be fetched from this URL") from None
                 job.output_url = fresh
                 self.ledger.record(job)
-        await asyncio.to_thread(_check_video, kept)
 
     async def _fresh_url(self, job: Job) -> str | None:
         with contextlib.suppress(TalkingHeadError):
@@ -345,7 +345,14 @@ class Lifecycle:
                 job.error = "stopped before its create was sent; nothing was charged: submit it again"
                 self.ledger.close(job, 0.0)
                 raise JobFailed(f"job {job.id}: {job.error}", job_id=job.id, provider=job.provider)
-            prepared = await self.prepare(AvatarRequest(**job.request), provider, job.model)
+            try:
+                prepared = await self.prepare(AvatarRequest(**job.request), provider, job.model)
+            except TalkingHeadError as exc:  # e.g. its files are gone: still nothing was sent
+                job.status, job.error = JobStatus.FAILED, f"could not be created again: {exc}"
+                self.ledger.close(job, 0.0)
+                raise
+            # Its callback URL's token was never journaled (only its hash): follow by polling.
+            job.webhook_url = None
             await self.create(provider, job, prepared)
         elif step is Step.LOOK_UP and self._runs_here(job):
             # A render on this machine died with its process: nothing was charged anywhere.
