@@ -35,6 +35,7 @@ def test_every_state_has_one_resume_action(tmp_path):
         (job(JobStatus.COMPLETED, task_id="t", output_url="http://x/v.mp4", output_path=str(tmp_path / "gone.mp4")),
          Step.FETCH),
         (job(JobStatus.COMPLETED, task_id="t", output_url="http://x/v.mp4", output_path=str(video)), Step.NONE),
+        (job(JobStatus.COMPLETED, task_id="t", output_url=None), Step.NONE),  # jobs resolve --forget-video
         (job(JobStatus.FAILED, task_id="t"), Step.NONE),
         (job(JobStatus.CANCELLED, task_id="t"), Step.NONE),
     ]

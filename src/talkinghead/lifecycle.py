@@ -78,8 +78,8 @@ def next_step(job: Job) -> Step:
         return Step.PERSON
     if job.status is JobStatus.UNKNOWN:  # looked up again each time: a backend may find it now
         return Step.FOLLOW if job.task_id else Step.LOOK_UP
-    if job.status is JobStatus.COMPLETED:
-        return Step.NONE if delivered(job) else Step.FETCH
+    if job.status is JobStatus.COMPLETED:  # without a URL: given up by hand (--forget-video)
+        return Step.NONE if delivered(job) or not job.output_url else Step.FETCH
     if job.status.terminal:
         return Step.NONE
     if job.task_id:

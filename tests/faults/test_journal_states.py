@@ -252,3 +252,33 @@ def test_ambiguous_or_wildcard_prefixes_are_refused(env, home):
     wildcard = th(env, "jobs", "show", "jxy_xyz")  # "_" is not a wildcard
     assert wildcard.returncode == 2 and "no job" in wildcard.stderr
     assert th(env, "jobs", "show", "jabcdef2").returncode == 0
+
+
+async def test_resolve_covers_every_state_needing_a_person(client, fake, env, home):
+    """``--settle`` a lost task the dashboard shows as charged; ``--task-id`` refuses a task
+    another job owns; ``--forget-video`` stops fetching a result that expired for good."""
+    fake.configure(step_latency=0.3)
+    c = client()
+    first = await c.submit(request(prompt="charged then forgotten"), provider="inferencesh")
+    del fake.tasks[first.task_id]
+    with pytest.raises(JobFailed):
+        await c.wait(first, timeout=10)
+    fake.configure(step_latency=0.0, failures={"output": [410]})
+    second = await c.submit(request(prompt="expired for good"), provider="inferencesh")
+    with pytest.raises(ResultExpired):
+        await c.finish(second, timeout=10)
+
+    taken = th(env, "jobs", "resolve", first.id, "--task-id", second.task_id)
+    assert taken.returncode == 2 and "already belongs to job" in taken.stderr
+    settled = th(env, "jobs", "resolve", first.id, "--settle", "0.25")
+    assert settled.returncode == 0, settled.stderr
+    fake.configure(failures={"output": [410]})
+    assert th(env, "jobs", "resume", "--timeout", "5").returncode == 4  # the expired result: 410 again
+    forgot = th(env, "jobs", "resolve", second.id, "--forget-video")
+    assert forgot.returncode == 0, forgot.stderr
+    done = th(env, "jobs", "resume")
+    assert done.returncode == 0 and "no unfinished jobs" in done.stderr
+    budget = json.loads(th(env, "budget", "--json").stdout)
+    assert budget["reserved_usd"] == 0
+    assert budget["spent_usd"] == pytest.approx(0.25 + second.settled_usd)
+    assert len(fake.creates) == 2
