@@ -282,3 +282,19 @@ async def test_resolve_covers_every_state_needing_a_person(client, fake, env, ho
     assert budget["reserved_usd"] == 0
     assert budget["spent_usd"] == pytest.approx(0.25 + second.settled_usd)
     assert len(fake.creates) == 2
+
+
+def test_batch_rerun_after_an_unwritable_destination_delivers_without_buying(fake, env, home, tmp_path, video_bytes):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the output folder should be")
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text(json.dumps({"image": str(FACE), "audio": str(MP3), "prompt": "blocked",
+                                     "provider": "inferencesh", "output": str(blocker / "v.mp4")}) + "\n")
+    first = th(env, "batch", str(jobs_file))
+    assert first.returncode == 4, first.stderr
+    (line,) = [json.loads(x) for x in (tmp_path / "jobs.results.jsonl").read_text().splitlines()]
+    assert "kept at" in line["error"] and Path(line["output"]).read_bytes() == video_bytes
+    blocker.unlink()
+    second = th(env, "batch", str(jobs_file))
+    assert second.returncode == 0, second.stderr
+    assert (blocker / "v.mp4").read_bytes() == video_bytes and len(fake.creates) == 1
