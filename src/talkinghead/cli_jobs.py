@@ -123,6 +123,9 @@ def cancel(job_id: str) -> None:
     job = _get(client, job_id)
     asyncio.run(client.cancel(job))
     click.echo(f"{job.id} {job.status.value}")
+    if job.status.value in ("lost", "unknown"):
+        click.echo(f"{job.id} needs a person: {job.error}", err=True)
+        raise SystemExit(4)
 
 
 @jobs.command()

@@ -22,7 +22,7 @@ from .config import Settings
 from .errors import ConfigError, InputError, JobTimeout, ProviderError
 from .ledger import BudgetLimits, Ledger, SQLiteLedger
 from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, over_quote, token_hash  # noqa: F401 - re-exported
-from .models import AvatarRequest, Job, JobUpdate, Quote, Route, VideoResult, new_job_id
+from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
@@ -208,9 +208,15 @@ class AsyncClient:
         """Ask the provider to cancel, then follow the job until the backend says it ended:
         a task being cancelled can still complete and be billed, so the journal only records
         what the backend reports. Returns the job, ended or (after ``timeout``) not yet."""
-        if not job.task_id or job.status.terminal:
+        if not job.task_id or job.status.terminal or job.status is JobStatus.LOST:
             return job
-        await self.provider(job.provider).cancel(job)
+        try:
+            await self.provider(job.provider).cancel(job)
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+            self.lifecycle._lost(job, exc)  # nothing to cancel: the backend no longer knows it
+            return job
         self._log.info("job.cancel_requested", job_id=job.id, provider=job.provider)
         with contextlib.suppress(JobTimeout):
             async for _ in self.stream(job, timeout=timeout):

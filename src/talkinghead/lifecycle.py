@@ -223,6 +223,7 @@ class Lifecycle:
         return False
 
     def _lost(self, job: Job, exc: ProviderError) -> JobFailed:
+        """The backend answered 404 for the task: ``lost``, held, for a person to resolve."""
         job.status = JobStatus.LOST
         job.error = (f"the backend no longer knows task {job.task_id} ({exc}); it may have been billed, "
                      f"so ${job.reserved_usd:.4f} stays reserved until a person checks the provider's "

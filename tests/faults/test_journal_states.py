@@ -153,6 +153,8 @@ async def test_task_the_backend_forgot_needs_a_person_and_resolve_releases_it(cl
 
     resumed = th(env, "jobs", "resume")
     assert resumed.returncode == 4 and "needs a person" in resumed.stderr and "lost" in resumed.stderr
+    cancelled = th(env, "jobs", "cancel", job.id)
+    assert cancelled.returncode == 4 and "jobs resolve" in cancelled.stderr
     released = th(env, "jobs", "resolve", job.id, "--release")
     assert released.returncode == 0, released.stderr
     budget = json.loads(th(env, "budget", "--json").stdout)
