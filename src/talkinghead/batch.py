@@ -3,8 +3,9 @@
 Each input line is a JSON object with the request's fields (``image``, ``audio`` or ``text``,
 ``prompt``, ``mode``, ``aspect_ratio``, ``voice``) and optionally ``provider`` and
 ``output``. Running the same file again skips lines already done (matched by request digest
-in the journal), follows the ones still in flight, and never resubmits one whose outcome is
-unknown.
+in the journal), finishes the ones not done without creating them again (follows one in
+flight, downloads one completed but not on disk: ``lifecycle.next_step``), and never
+resubmits one whose outcome is unknown or whose task the backend lost.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checks
-from .client import AsyncClient
+from .client import AsyncClient, Step, next_step, over_quote
 from .errors import InputError, TalkingHeadError
 from .models import AvatarRequest, Job, JobStatus
 
@@ -29,12 +30,13 @@ LINE_FIELDS = REQUEST_FIELDS | {"provider", "output"}
 @dataclass
 class LineResult:
     line: int
-    status: str  # completed | skipped | failed | invalid | budget | unknown
+    status: str  # completed | skipped | failed | invalid | budget | unknown | lost
     job_id: str | None = None
     provider: str | None = None
     output: str | None = None
     cost_usd: float | None = None
     error: str | None = None
+    over_quote_usd: float | None = None  # settled above its quote by this much
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in self.__dict__.items() if v is not None})
@@ -130,25 +132,27 @@ async def _run_line(client: AsyncClient, number: int, text: str, base: Path, out
     except InputError as exc:
         return LineResult(number, "invalid", error=str(exc))
     previous = client.ledger.by_digest(request.digest())
-    done = next((j for j in previous if j.status is JobStatus.COMPLETED and j.output_path
-                 and Path(j.output_path).exists()), None)
+    done = next((j for j in previous if next_step(j) is Step.NONE and j.status is JobStatus.COMPLETED
+                 and Path(j.output_path or "") == output.resolve()), None)
     if done is not None:
         return _result(number, "skipped", done)
-    unknown = next((j for j in previous if j.status is JobStatus.UNKNOWN), None)
-    if unknown is not None:  # it may have been charged: a person decides (jobs resolve)
-        return _result(number, "unknown", unknown, error=unknown.error)
-    job: Job | None = next((j for j in previous if not j.status.terminal), None)
+    person = next((j for j in previous if j.status in (JobStatus.UNKNOWN, JobStatus.LOST)), None)
+    if person is not None:  # it may have been charged: a person decides (jobs resolve)
+        return _result(number, person.status.value, person, error=person.error)
+    # Paid for already (completed, wherever its video is) or still in flight: finish that one.
+    job: Job | None = next((j for j in previous if j.status is JobStatus.COMPLETED and j.output_url), None) \
+        or next((j for j in previous if not j.status.terminal), None)
     try:
         if job is not None:
             await client.resume(job, output=output)
         else:
-            job = await client.submit(request, provider=extra.get("provider") or provider)
+            job = await client.submit(request, provider=extra.get("provider") or provider, output=output)
             await client.finish(job, output=output)
         return _result(number, "completed", job)
     except TalkingHeadError as exc:
         status = {2: "invalid", 3: "budget"}.get(exc.exit_code, "failed")
-        if job is not None and job.status is JobStatus.UNKNOWN:
-            status = "unknown"
+        if job is not None and job.status in (JobStatus.UNKNOWN, JobStatus.LOST):
+            status = job.status.value
         return _result(number, status, job, error=str(exc))
 
 
@@ -156,7 +160,7 @@ def _result(number: int, status: str, job: Job | None, error: str | None = None)
     if job is None:
         return LineResult(number, status, error=error)
     return LineResult(number, status, job_id=job.id, provider=job.provider, output=job.output_path,
-                      cost_usd=job.settled_usd, error=error)
+                      cost_usd=job.settled_usd, error=error, over_quote_usd=over_quote(job) or None)
 
 
 def summarize(results: list[LineResult]) -> dict[str, int]:

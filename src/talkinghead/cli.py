@@ -139,6 +139,10 @@ def generate(image: str, audio: str | None, text: str | None, mode: str, provide
                                "url": result.url}))
     else:
         click.echo(str(result.path))
+    if result.quote_usd is not None and result.cost_usd > result.quote_usd + 1e-4:  # quotes: 4 decimals
+        click.echo(f"warning: {result.job_id} settled at ${result.cost_usd:.4f}, above its quote of "
+                   f"${result.quote_usd:.4f} (billed {result.duration_s} s); later jobs' budgets count it",
+                   err=True)
 
 
 async def _generate(client, request, provider, output, webhook, max_cost, timeout, check_face):

@@ -1,9 +1,8 @@
 """The clients: ``AsyncClient`` (async-first) and ``Client`` (sync, for scripts and threads).
 
-The flow of a job, and where money is protected:
-validate (media + route limits, no network) -> quote -> journal + reserve -> provider.submit
--> follow (stream or poll) -> settle -> download. A create call whose outcome is unknown
-leaves the job ``unknown`` and reserved: it is never resubmitted automatically.
+A facade: the client holds the configuration (providers, routes, budgets, the journal),
+validates and quotes a request before any money (no network), picks the route, and hands the
+job's life (reserve, create, follow, settle, fetch, resume) to ``lifecycle.Lifecycle``.
 """
 
 from __future__ import annotations
@@ -12,26 +11,22 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import os
-import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import checks, log, media, plugins, routing, tts
 from .config import Settings
-from .errors import (
-    ConfigError, DownloadError, InputError, JobFailed, JobTimeout, ProviderError, SubmitOutcomeUnknown, TalkingHeadError,
-    WebhookRejected,
-)
-from .ledger import BudgetLimits, Ledger, SQLiteLedger, settled_cost
+from .errors import ConfigError, InputError, JobTimeout, ProviderError
+from .ledger import BudgetLimits, Ledger, SQLiteLedger
+from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, over_quote, token_hash  # noqa: F401 - re-exported
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 from .syncloop import LoopRunner
 
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
-UpdateCallback = Callable[[Job, JobUpdate], Any]
 
 
 class AsyncClient:
@@ -75,6 +70,11 @@ class AsyncClient:
         # Where `talkinghead serve` is reachable; each job then gets its own callback URL.
         self.webhook_base = (webhook_base or "").rstrip("/") or None
         self.timeout = timeout
+        me = weakref.proxy(self)  # no reference cycle: providers go (and clean up) with the client
+        self.lifecycle = Lifecycle(ledger=self.ledger, provider=lambda name: me.provider(name),
+                                   prepare=lambda request, prov, model: me._prepare_again(request, prov, model),
+                                   home=self.settings.home, output_dir=self.settings.output_dir,
+                                   session=self.session, timeout=timeout)
 
     @functools.cached_property
     def _log(self) -> log.Logger:
@@ -157,10 +157,11 @@ class AsyncClient:
     async def submit(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
                      webhook_url: str | None = None, max_cost_usd: float | None = None,
                      include: Iterable[str] | None = None, exclude: Iterable[str] = (),
-                     check_face: bool = False) -> Job:
+                     check_face: bool = False, output: str | Path | None = None) -> Job:
         """Validate, quote, journal and reserve, then create the task on the best route,
         falling back to the next when a route fails on the provider's side before accepting
-        the job. An ``InputError`` goes straight back: every route would refuse it."""
+        the job. An ``InputError`` goes straight back: every route would refuse it.
+        ``output``: where the video should go, journaled so a resume after a crash puts it there."""
         webhook_url = checks.http_url("webhook_url", webhook_url)
         max_cost_usd = checks.number("max_cost_usd", max_cost_usd)
         prepared, found = await self._candidates(
@@ -169,7 +170,7 @@ class AsyncClient:
         last_error: ProviderError | None = None
         for cand in found:
             try:
-                job = await self._submit_to(cand, prepared, webhook_url)
+                job = await self._submit_to(cand, prepared, webhook_url, output)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
@@ -188,108 +189,48 @@ class AsyncClient:
         raise last_error
 
     async def _submit_to(self, cand: routing.Candidate, prepared: media.PreparedRequest,
-                         webhook_url: str | None) -> Job:
+                         webhook_url: str | None, output: str | Path | None = None) -> Job:
         request = prepared.request
         job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
                   quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
-                  reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared))
-        if webhook_url is None and self.webhook_base:
-            token = secrets.token_urlsafe(24)  # per-job capability; only its hash is journaled
-            job.webhook_url = f"{self.webhook_base}/webhooks/{job.provider}/{token}"
-            job.webhook_token_hash = token_hash(token)
+                  reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared),
+                  destination=str(Path(output).resolve()) if output else None)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
-        self.ledger.open(job, session=self.session)  # journaled and reserved before the create
-        try:
-            update = await cand.provider.submit(job, prepared)
-        except SubmitOutcomeUnknown as exc:
-            current = self.ledger.get(job.id)
-            if current is not None and current.task_id:
-                # The answer was lost, but the backend's callback already told us the task.
-                bound.info("job.submitted", task_id=current.task_id, status=current.status.value,
-                           via="webhook")
-                return current
-            job.status, job.error = JobStatus.UNKNOWN, str(exc)
-            self.ledger.record(job)  # stays reserved: it may have been charged
-            bound.error("job.unknown", error=str(exc))
-            raise
-        except (TalkingHeadError, OSError) as exc:
-            job.status, job.error = JobStatus.FAILED, str(exc)
-            self.ledger.close(job, 0.0)
-            bound.error("job.failed", error=str(exc), stage="submit")
-            raise
-        job.apply(update)
-        self.ledger.record(job)  # the task id, the moment it is known
-        bound.info("job.submitted", task_id=job.task_id, status=job.status.value)
-        if job.status.terminal:
-            self._finish(job)
-        return job
+        return await self.lifecycle.start(cand.provider, job, prepared, self.webhook_base)
 
-    async def stream(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
+    async def _prepare_again(self, request: AvatarRequest, provider: Provider, model: str) -> media.PreparedRequest:
+        """A journaled request probed again, for a job killed before its create was sent."""
+        route = provider.route(model)
+        prepared = await self.prepare(request, synthesize=not route.native_text)
+        provider.validate(prepared, route)
+        return prepared
+
+    # -- the job's life: see lifecycle.py ------------------------------------------------
+
+    def stream(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
         """Updates for ``job`` until it ends; ``job`` is updated in place and journaled."""
-        if job.status.terminal:
-            return
-        if not job.task_id:
-            raise JobFailed(f"job {job.id} has no task id (status {job.status.value}); it cannot be "
-                            "followed", job_id=job.id, provider=job.provider)
-        provider = self.provider(job.provider)
-        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
-        limit = timeout if timeout is not None else self.timeout
-        deadline = asyncio.get_running_loop().time() + limit
-        updates = provider.stream(job)
-        try:
-            while True:
-                try:
-                    # A timeout scope per read, not wait_for: no extra task per update.
-                    async with asyncio.timeout_at(deadline):
-                        update = await anext(updates)
-                except StopAsyncIteration:
-                    return
-                seen = (job.status, job.task_id)
-                if job.apply(update):
-                    if (job.status, job.task_id) != seen:  # journal status changes, not every tick
-                        self.ledger.record(job)
-                    bound.info("job.progress", status=job.status.value, progress=job.progress)
-                yield update
-                if job.status.terminal:
-                    self._finish(job)
-                    return
-        except TimeoutError:
-            bound.warning("job.timeout", status=job.status.value)
-            raise JobTimeout(f"job {job.id} did not finish within {limit:g} s (last status "
-                             f"{job.status.value}); it may still complete: talkinghead jobs resume",
-                             job_id=job.id, provider=job.provider) from None
-        finally:
-            await updates.aclose()
-
-    def _finish(self, job: Job) -> None:
-        cost = settled_cost(job)
-        self.ledger.close(job, cost)
-        bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
-        if job.status is JobStatus.COMPLETED:
-            bound.info("job.completed", cost_usd=cost, output_url=job.output_url)
-        else:
-            bound.error("job.failed", status=job.status.value, error=job.error)
+        return self.lifecycle.follow(job, timeout=timeout)
 
     async def wait(self, job: Job, *, timeout: float | None = None,
                    on_update: UpdateCallback | None = None) -> Job:
         """Follow ``job`` to its end. Raises ``JobFailed`` if it failed or was cancelled."""
-        async for update in self.stream(job, timeout=timeout):
-            if on_update is not None:
-                on_update(job, update)
-        if job.status is not JobStatus.COMPLETED:
-            raise JobFailed(f"job {job.id} {job.status.value}: {job.error or 'no reason given'}",
-                            job_id=job.id, provider=job.provider, kind=job.error_kind)
-        return job
+        return await self.lifecycle.wait(job, timeout=timeout, on_update=on_update)
 
     async def cancel(self, job: Job, *, timeout: float = 60.0) -> Job:
         """Ask the provider to cancel, then follow the job until the backend says it ended:
         a task being cancelled can still complete and be billed, so the journal only records
         what the backend reports. Returns the job, ended or (after ``timeout``) not yet."""
-        if not job.task_id or job.status.terminal:
+        if not job.task_id or job.status.terminal or job.status is JobStatus.LOST:
             return job
-        await self.provider(job.provider).cancel(job)
+        try:
+            await self.provider(job.provider).cancel(job)
+        except ProviderError as exc:
+            if exc.status_code != 404:
+                raise
+            self.lifecycle._lost(job, exc)  # nothing to cancel: the backend no longer knows it
+            return job
         self._log.info("job.cancel_requested", job_id=job.id, provider=job.provider)
         with contextlib.suppress(JobTimeout):
             async for _ in self.stream(job, timeout=timeout):
@@ -297,19 +238,8 @@ class AsyncClient:
         return job
 
     async def download(self, job: Job, dest: str | Path | None = None) -> Path:
-        """Fetch the result of a completed job (streamed to a temp file, then renamed)."""
-        if job.status is not JobStatus.COMPLETED or not job.output_url:
-            raise JobFailed(f"job {job.id} has no result to download (status {job.status.value})",
-                            job_id=job.id, provider=job.provider)
-        dest = Path(dest) if dest else self.settings.output_dir / f"{job.id}.mp4"
-        from .http import download as http_download  # httpx loads on first use (start-up)
-
-        path = await http_download(job.output_url, dest, provider=job.provider,
-                                   client=self._download_client(job.provider, job.output_url))
-        await asyncio.to_thread(_check_video, path)
-        job.output_path = str(path.resolve())
-        self.ledger.record(job)
-        return path
+        """Get the result of a completed job to ``dest`` (kept under ``results`` if it cannot)."""
+        return await self.lifecycle.fetch(job, dest)
 
     async def run(self, request: AvatarRequest, *, provider: str | None = None, model: str | None = None,
                   output: str | Path | None = None, webhook_url: str | None = None,
@@ -320,7 +250,7 @@ class AsyncClient:
         timeout = checks.number("timeout", timeout, inclusive=False)
         output = checks.output_path("output", output) if output is not None else None
         job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
-                                max_cost_usd=max_cost_usd, check_face=check_face)
+                                max_cost_usd=max_cost_usd, check_face=check_face, output=output)
         if on_update is not None:
             on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
         return await self.finish(job, output=output, timeout=timeout, on_update=on_update)
@@ -328,128 +258,28 @@ class AsyncClient:
     async def finish(self, job: Job, *, output: str | Path | None = None, timeout: float | None = None,
                      on_update: UpdateCallback | None = None) -> VideoResult:
         """Wait for a submitted (or resumed) job and download its result."""
-        await self.wait(job, timeout=timeout, on_update=on_update)
-        path = Path(job.output_path) if job.output_path and output is None and Path(job.output_path).exists() \
-            else await self.download(job, output)
-        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=job.output_url,
-                           path=path, duration_s=job.duration_s, cost_usd=job.settled_usd or 0.0)
+        return await self.lifecycle.finish(job, output=output, timeout=timeout, on_update=on_update)
 
     async def resume(self, job: Job, *, output: str | Path | None = None,
                      timeout: float | None = None, on_update: UpdateCallback | None = None) -> VideoResult:
-        """Finish a journaled job after a crash, never submitting it again. A job whose create
-        call was never answered is looked up by our job id where the backend allows it;
-        otherwise it becomes ``unknown`` for a person to resolve."""
-        if not job.task_id and not job.status.terminal:
-            found = await self.provider(job.provider).find_task(job)
-            if found is None:
-                job.status = JobStatus.UNKNOWN
-                job.error = ("the create call may or may not have reached the backend and it cannot be "
-                             "looked up; check the provider's dashboard, then: talkinghead jobs resolve")
-                self.ledger.record(job)
-                raise SubmitOutcomeUnknown(f"job {job.id}: {job.error}", provider=job.provider)
-            job.apply(found)
-            self.ledger.record(job)
-            if job.status.terminal:
-                self._finish(job)  # it already ended: settle it here (stream() returns at once)
-        if job.status is JobStatus.UNKNOWN:
-            raise SubmitOutcomeUnknown(f"job {job.id} has an unknown outcome and is never resubmitted "
-                                       "automatically: talkinghead jobs resolve", provider=job.provider)
-        return await self.finish(job, output=output or job.output_path, timeout=timeout, on_update=on_update)
+        """Finish a journaled job after a crash (lifecycle.next_step says how); never sends a
+        create that may already have been sent."""
+        return await self.lifecycle.resume(job, output=output, timeout=timeout, on_update=on_update)
 
     async def receive_webhook(self, provider: str, token: str, headers: Mapping[str, str], body: bytes) -> Job:
-        """Apply a backend's callback to the job whose receiver URL carries ``token``.
-
-        The token must match the job's; signed callbacks are verified by the provider and
-        replays (a delivery id seen before) change nothing; unsigned ones are only a hint, so
-        the task is re-read with our own credentials and that is what is recorded. Duplicates
-        and out-of-order deliveries are harmless: a finished job stays finished."""
-        prov = self.provider(provider)
-        job = self.ledger.by_webhook(provider, token_hash(token))
-        if job is None:
-            raise WebhookRejected(f"{provider}: no job has this webhook token", status_code=404)
-        update = await prov.parse_webhook(headers, body)
-        if update.task_id and job.task_id and update.task_id != job.task_id:
-            raise InputError("webhook", f"the callback is for task {update.task_id}, not this job's task")
-        if update.delivery_id and self.ledger.seen_delivery(provider, update.delivery_id):
-            self._log.info("webhook.duplicate", job_id=job.id, provider=provider)
-            return job
-        if not job.task_id and update.task_id:
-            # The create's answer was lost (``unknown``) or not recorded yet, and the callback
-            # came to this job's own URL naming its task. Unsigned, the task is adopted only
-            # once a read with our key shows it exists.
-            if not prov.signs_webhooks:
-                update = await self._confirm_task(prov, job, update.task_id)
-            job.task_id = update.task_id
-            self._log.info("webhook.task_recovered", job_id=job.id, provider=provider, task_id=job.task_id)
-        elif not prov.signs_webhooks:
-            if not job.task_id:
-                return job
-            update = await prov.poll(job)
-        if job.apply(update):
-            self.ledger.record(job)
-            self._log.info("webhook.applied", job_id=job.id, provider=provider, status=job.status.value)
-            if job.status.terminal:
-                self._finish(job)
-        return job
-
-    async def _confirm_task(self, prov: Provider, job: Job, task_id: str) -> JobUpdate:
-        try:
-            update = await prov.poll(job.model_copy(update={"task_id": task_id}))
-        except ProviderError as exc:
-            raise InputError("webhook", f"the callback names task {task_id}, which cannot be read: {exc}") from None
-        if update.error_kind == "not_found":
-            raise InputError("webhook", f"the callback names task {task_id}, which does not exist")
-        return update.model_copy(update={"task_id": task_id})
-
-    def _download_client(self, provider: str, url: str) -> Any:
-        """One pooled HTTP client per provider for results, kept for the client's life: a new
-        connection (and client) per download costs more CPU than the rest of a poll loop."""
-        if not url.startswith(("http://", "https://")):
-            return None
-        clients = self.__dict__.setdefault("_downloads", {})
-        if provider not in clients:
-            from .http import DOWNLOAD_TIMEOUT, async_client
-
-            clients[provider] = async_client(provider, timeout=DOWNLOAD_TIMEOUT)
-        return clients[provider]
+        """Apply a backend's callback to the job whose receiver URL carries ``token``."""
+        return await self.lifecycle.receive_webhook(provider, token, headers, body)
 
     async def aclose(self) -> None:
         for p in self.providers.values():
             await p.aclose()
-        for client in self.__dict__.pop("_downloads", {}).values():
-            await client.aclose()
+        await self.lifecycle.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _check_video(path: Path) -> None:
-    """A download that arrived whole by its length can still be cut short at the source: the
-    result must open as a video with a video stream, or it is not kept."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DownloadError(f"the downloaded result {path.name} has no video stream")
-            stream = container.streams.video[0]
-            # Reading packets (not decoding them) finds a file cut short after its index.
-            got = sum(1 for packet in container.demux(stream) if packet.size)
-            if stream.frames and got < stream.frames:
-                path.unlink(missing_ok=True)
-                raise DownloadError(f"the downloaded result is cut short ({got} of {stream.frames} frames); "
-                                    "talkinghead jobs resume downloads it again")
-    except av.FFmpegError as exc:
-        path.unlink(missing_ok=True)
-        raise DownloadError(f"the downloaded result is not a playable video ({exc.__class__.__name__}); "
-                            "talkinghead jobs resume downloads it again") from None
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _check_face(image: media.MediaFile) -> None:
@@ -519,11 +349,12 @@ class Client:
         try:
             while True:
                 try:
-                    yield self._call(anext(agen))
+                    yield self._call(_step(agen))
                 except StopAsyncIteration:
                     return
         finally:
-            self._call(agen.aclose())
+            if not self._runner.loop.is_closed():  # else close() has finalized it already
+                self._call(agen.aclose())
 
     def cancel(self, job: Job) -> Job:
         return self._call(self._async.cancel(job))
@@ -554,6 +385,11 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _step(agen: AsyncIterator[JobUpdate]) -> JobUpdate:
+    # Started on the loop's thread, so the loop tracks the generator and finalizes it on close.
+    return await anext(agen)
 
 
 async def _make_async(providers: Iterable[Provider] | None, kwargs: dict[str, Any]) -> AsyncClient:

@@ -24,6 +24,7 @@
     ├── JobFailed                     4  the job ran and ended failed or cancelled
     ├── JobTimeout                    4  the job did not finish within the wait timeout
     └── DownloadError                 4  the result could not be fetched
+        └── ResultExpired             4  the result URL answered 403/404/410: expired or gone
 
 ``ProviderError.retryable`` tells the router whether another route may be tried; an
 ``InputError`` never is, since every route would refuse it the same way.
@@ -179,3 +180,7 @@ class JobTimeout(JobFailed):
 
 class DownloadError(TalkingHeadError):
     exit_code = 4
+
+
+class ResultExpired(DownloadError):
+    """The backend's result URL no longer serves the video (HTTP 403, 404 or 410)."""

@@ -32,6 +32,7 @@ from .errors import (
     InputError,
     NetworkBlocked,
     ProviderError,
+    ResultExpired,
     ProviderTimeout,
     RateLimitError,
     RequestRefused,
@@ -330,8 +331,11 @@ async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None)
                     if response.status_code in RETRY_STATUSES and attempt < 2:
                         await asyncio.sleep(retry_after(response) or _backoff(attempt, 0.5))
                         continue
+                    if response.status_code in (403, 404, 410):
+                        raise ResultExpired(
+                            f"the result URL has expired or is gone (HTTP {response.status_code} from "
+                            f"{response.url.host}): the backend no longer serves this video there")
                     if response.status_code != 200:
-                        # 403 on a signed URL usually means it expired.
                         raise DownloadError(f"download of the result failed: HTTP {response.status_code} "
                                             f"from {response.url.host}")
                     out.seek(0)

@@ -216,8 +216,9 @@ class SQLiteLedger:
 
     def get(self, job_id: str) -> Job | None:
         found = self._select("id = ?", (job_id,))
-        if not found:  # a unique prefix is enough, as with git
-            found = self._select("id LIKE ?", (job_id + "%",)) if len(job_id) >= 6 else []
+        if not found:  # a unique prefix is enough, as with git; an ambiguous one finds nothing
+            pattern = job_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            found = self._select("id LIKE ? ESCAPE '\\'", (pattern,)) if len(job_id) >= 6 else []
         return found[0] if len(found) == 1 else None
 
     def jobs(self, *, status: str | None = None, limit: int | None = None) -> list[Job]:

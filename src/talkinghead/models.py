@@ -164,6 +164,7 @@ class JobStatus(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"        # create sent, no answer: may exist and be billed; never resent
+    LOST = "lost"              # the backend no longer knows the task (404): may have been billed
 
     @property
     def terminal(self) -> bool:
@@ -213,6 +214,15 @@ class Job(BaseModel):
     progress: float | None = None
     output_url: str | None = None
     output_path: str | None = None
+    # Where the user asked for the video: a completed job is finished only once it is there
+    # (or kept under ``$TALKINGHEAD_HOME/results`` when that cannot be written).
+    destination: str | None = None
+    # The request's fields (paths, URLs, prompt, text; never inline media), so a job killed
+    # before its create was sent can be created again by ``jobs resume``.
+    request: dict[str, Any] | None = None
+    # Set, and journaled, immediately before the create request is sent: without it the
+    # backend cannot have the task, so resuming is safe; with it and no task id, it may.
+    create_sent_at: datetime | None = None
     duration_s: float | None = None
     reserved_usd: float = 0.0
     settled_usd: float | None = None
@@ -275,3 +285,4 @@ class VideoResult(BaseModel):
     duration_s: float | None
     cost_usd: float
     status: JobStatus = JobStatus.COMPLETED
+    quote_usd: float | None = None  # what the job was quoted (and reserved) before it ran

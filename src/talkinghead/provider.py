@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import InputError
@@ -18,6 +19,9 @@ from .models import Job, JobUpdate, Quote, Route
 
 if TYPE_CHECKING:
     from .media import PreparedRequest
+
+# Set by the job lifecycle around ``submit``: journals the "create about to be sent" mark.
+CREATE_MARK: ContextVar[Callable[[Job], None] | None] = ContextVar("talkinghead_create_mark", default=None)
 
 
 class Provider:
@@ -45,6 +49,9 @@ class Provider:
     bills_failed_jobs: ClassVar[bool] = False
     #: polling cadence for the default ``stream``: first interval, factor, ceiling (seconds)
     poll_interval: ClassVar[tuple[float, float, float]] = (1.0, 1.5, 10.0)
+    #: whether ``submit`` calls ``create_sending(job)`` right before its create request; if
+    #: not, the core marks the create as sent before ``submit`` starts (the safe assumption)
+    marks_create: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: dict[str, Any] = dict(config or {})
@@ -115,6 +122,14 @@ class Provider:
         backend's ``task_id``. Must not resend the create call if it may have been received:
         raise ``SubmitOutcomeUnknown`` instead."""
         raise NotImplementedError
+
+    def create_sending(self, job: Job) -> None:
+        """Call immediately before sending the create request (after any uploads): the core
+        journals that the task may now exist. A job killed before this is simply submitted
+        again by ``jobs resume``; one killed after it is looked up or left ``unknown``."""
+        mark = CREATE_MARK.get()
+        if mark is not None:
+            mark(job)
 
     async def poll(self, job: Job) -> JobUpdate:
         """One status read of ``job.task_id``."""

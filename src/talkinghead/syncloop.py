@@ -111,7 +111,10 @@ class LoopRunner:
     def close(self) -> None:
         if self.loop.is_closed():
             return
+        # Async generators (a stream left open) and the default executor are finished on the
+        # loop that made them, or Python reports "Task was destroyed but it is pending".
         self.run(self.loop.shutdown_asyncgens())  # through the helper thread if need be
+        self.run(self.loop.shutdown_default_executor())
         with self._lock:
             helper, self._helper = self._helper, None
         if helper is not None:

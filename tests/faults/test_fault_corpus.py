@@ -91,7 +91,7 @@ FAULTS = [
           None, "completed", False, 1, 1),
     Fault("stream dropped mid-line twice", {"stream_drops": 2}, None, "completed", False, 1, 1),
     Fault("the stream keeps failing without news", {"statuses": (1, 2, 7), "failures": {"stream": [503] * 10}},
-          ServerError, "running", True, 1, 1),
+          JobTimeout, "running", True, 1, 1),
     # the task itself
     Fault("task fails (status 11)", {"task_error": "no face detected"}, JobFailed, "failed", False, 1, 1),
     Fault("run rejected at admission (status 13)", {"reject": True}, BillingError, "failed", False, 1, 1),

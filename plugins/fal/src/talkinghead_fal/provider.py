@@ -93,6 +93,7 @@ class FalProvider(Provider):
     config_keys = {ENV_KEY: "api_key"}
     signs_webhooks = True  # §6: Ed25519 over request id, user id, timestamp and body hash
     bills_failed_jobs = True  # a 422 after the model ran "may be charged" (fal docs, errors)
+    marks_create = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -218,6 +219,7 @@ class FalProvider(Provider):
         audio_url = await self._input_url(prepared.audio)
         endpoint = protocol.endpoint_for(request.mode)
         body = protocol.submit_body(image_url=image_url, audio_url=audio_url, prompt=request.prompt)
+        self.create_sending(job)  # the uploads are done: from here the request may exist
         response = await self._send("POST", f"{self.queue_url}/{endpoint}", json=body,
                                     params=protocol.submit_params(job.webhook_url), idempotent=False)
         payload = protocol.parse_json(response.content)

@@ -78,6 +78,7 @@ class InferenceShProvider(Provider):
     env_vars = (ENV_KEY,)
     config_keys = {ENV_KEY: "api_key"}
     signs_webhooks = False  # §9: no signature anywhere; the core re-reads the task instead
+    marks_create = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -188,6 +189,7 @@ class InferenceShProvider(Provider):
         body = protocol.run_body(self.app, image=image, audio=audio, prompt=request.prompt,
                                  mode=request.mode, aspect_ratio=request.aspect_ratio,
                                  webhook=job.webhook_url)
+        self.create_sending(job)  # the uploads are done: from here the task may exist
         response = await self._send("POST", "/apps/run", json=body, idempotent=False)
         payload = protocol.parse_json(response.content)
         if response.status_code in (502, 504):

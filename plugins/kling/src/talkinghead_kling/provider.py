@@ -98,6 +98,7 @@ class KlingProvider(Provider):
     env_vars = ENV_VARS  # the single key, or the pair: see ``configured``
     config_keys = {ENV_API_KEY: "api_key", ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
     signs_webhooks = False  # §8: no signature documented; the core re-reads the task instead
+    marks_create = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -279,6 +280,7 @@ class KlingProvider(Provider):
             raise InputError("audio", "give audio or text")
         body = protocol.create_body(image=image, external_task_id=job.id, mode=request.mode, prompt=request.prompt,
                                     callback_url=job.webhook_url, **audio)
+        self.create_sending(job)  # from here the task may exist (marked on the journal's own job)
         if tts_units:
             job = job.model_copy(update={"provider_data": {**job.provider_data, "tts_units": f"{tts_units:g}"}})
         try:

@@ -80,6 +80,7 @@ class MockProvider(Provider):
 
     name = "mock"
     env_vars = ()  # nothing to configure: always usable
+    marks_create = True
     poll_interval = (0.0, 1.0, 0.0)  # polls cost nothing here, so tests need not wait
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
@@ -167,6 +168,7 @@ class MockProvider(Provider):
             if self._inject("submit"):
                 self.store.log_call("submit", job.id, None, error=self.fail.kind)
                 raise injected_error(self.fail.kind, self.name, self.retry_after)
+        self.create_sending(job)
         task_id = call.task_id = self.store.new_task_id()
         doomed = self.fail if self.fail and self.fail.stage == "run" and self._inject("run") else None
         update = JobUpdate(status=JobStatus.QUEUED, task_id=task_id, progress=0.0, message="queued")
