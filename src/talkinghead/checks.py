@@ -87,6 +87,11 @@ def user_path(field: str, value: str | os.PathLike[str]) -> Path:
     text = os.fspath(value)
     if "\0" in text:
         raise InputError(field, "a path cannot contain a NUL character", value=_short(text))
+    try:  # journaled as JSON text: a name that is not Unicode (a lone surrogate) cannot be
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(field, f"the path is not valid Unicode (character {exc.start + 1} is "
+                         f"{text[exc.start]!a})", value=ascii(_short(text))) from None
     try:
         return Path(text).expanduser()
     except RuntimeError:

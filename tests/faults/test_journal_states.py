@@ -93,11 +93,16 @@ async def test_expired_download_is_kept_resumable_and_resume_fetches_it(client, 
 
 
 async def test_unwritable_destination_keeps_the_paid_video(client, fake, home, tmp_path, video_bytes):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where a folder was expected")
+    # The destination is checked before paying, so it breaks while the job runs: the folder
+    # is replaced by a file between the submit and the download.
+    folder = tmp_path / "videos"
+    folder.mkdir()
     c = client()
+    job = await c.submit(request(prompt="unwritable"), provider="inferencesh", output=folder / "video.mp4")
+    folder.rmdir()
+    folder.write_text("a file where a folder was expected")
     with pytest.raises(DownloadError) as info:
-        await c.run(request(prompt="unwritable"), provider="inferencesh", output=blocker / "video.mp4")
+        await c.finish(job, output=folder / "video.mp4")
     kept = home / "results"
     (row,) = rows(home)
     path = json.loads(row["data"])["output_path"]
@@ -182,7 +187,11 @@ async def test_killed_during_upload_is_created_by_resume(client, fake, home, tmp
     assert result.path.read_bytes() == video_bytes and len(fake.creates) == 1
 
 
-async def test_killed_during_create_is_unknown_and_resume_exits_4(client, fake, env, home):
+@pytest.mark.parametrize("task_list", ["served", "absent"])
+async def test_killed_during_create_is_looked_up_or_needs_a_person(client, fake, env, home, task_list):
+    """Killed after the create mark, before its answer: resume looks the task up (inference.sh's
+    task list) and finishes it; where the server has no task list, the job is ``unknown`` and
+    resume exits 4 naming it. Never a second create."""
     fake.configure(failures={"create": [STALL]}, stall_seconds=3)
     c = client(timeout=10)
     submit = asyncio.create_task(c.submit(request(prompt="killed in create"), provider="inferencesh"))
@@ -193,7 +202,13 @@ async def test_killed_during_create_is_unknown_and_resume_exits_4(client, fake, 
         await submit
     (row,) = rows(home)
     assert json.loads(row["data"])["create_sent_at"] is not None and row["task_id"] is None
+    if task_list == "absent":
+        fake.configure(failures={"list": [404] * 4})
     resumed = th(env, "jobs", "resume")
+    if task_list == "served":
+        assert resumed.returncode == 0, resumed.stderr
+        assert rows(home)[0]["status"] == "completed" and len(fake.creates) == 1
+        return
     assert resumed.returncode == 4, resumed.stderr
     assert "needs a person" in resumed.stderr and row["id"] in resumed.stderr
     assert rows(home)[0]["status"] == "unknown" and len(fake.creates) == 1
@@ -287,13 +302,25 @@ async def test_resolve_covers_every_state_needing_a_person(client, fake, env, ho
 
 
 def test_batch_rerun_after_an_unwritable_destination_delivers_without_buying(fake, env, home, tmp_path, video_bytes):
+    # The destination is checked before paying, so it breaks while the line runs: once the
+    # task is created, its folder is replaced by a file.
+    import time
+
+    fake.configure(step_latency=0.3)
     blocker = tmp_path / "blocked"
-    blocker.write_text("a file where the output folder should be")
+    blocker.mkdir()
     jobs_file = tmp_path / "jobs.jsonl"
     jobs_file.write_text(json.dumps({"image": str(FACE), "audio": str(MP3), "prompt": "blocked",
                                      "provider": "inferencesh", "output": str(blocker / "v.mp4")}) + "\n")
-    first = th(env, "batch", str(jobs_file))
-    assert first.returncode == 4, first.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "talkinghead.cli", "batch", str(jobs_file)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not fake.creates and time.monotonic() < deadline:
+        time.sleep(0.02)
+    blocker.rmdir()
+    blocker.write_text("a file where the output folder should be")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, err
     (line,) = [json.loads(x) for x in (tmp_path / "jobs.results.jsonl").read_text().splitlines()]
     assert "kept at" in line["error"] and Path(line["output"]).read_bytes() == video_bytes
     blocker.unlink()
