@@ -315,4 +315,4 @@ def settled_cost(job: Job) -> float:
     if job.status is not JobStatus.COMPLETED:
         return 0.0
     seconds = job.duration_s if job.duration_s is not None else job.quote.seconds
-    return round(seconds * job.quote.price_per_second, 6)
+    return round(job.quote.billed(seconds) * job.quote.price_per_second, 6)  # the route's minimum, rounding
