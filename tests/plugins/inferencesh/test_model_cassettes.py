@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from talkinghead.errors import InputError
+from talkinghead.errors import RequestRefused
 from talkinghead.media import prepare
 from talkinghead.models import AvatarRequest, Job, JobStatus
 
@@ -57,7 +57,7 @@ async def test_happy(vcr, make_provider, name, model, fields, seconds, failure):
 @pytest.mark.parametrize("name, model, fields, seconds, failure", _cases("validation_error"))
 async def test_validation_error(vcr, make_provider, name, model, fields, seconds, failure):
     provider = make_provider("https://api.inference.sh")
-    with pytest.raises(InputError, match="inferencesh rejected the request: input\\."):
+    with pytest.raises(RequestRefused, match="refused the request \\(422\\): input\\."):  # sent: exit 4
         await _submit(provider, vcr, model, fields)
     assert vcr.all_played
 
