@@ -105,6 +105,12 @@ class LocalProvider(Provider):
                      aspect_ratios=("16:9", "9:16", "1:1"), price_per_second={"std": 0.0, "pro": 0.0},
                      native_text=False, prompt=False, kind="local", price_source=source)
 
+    def route(self, model: str | None = None) -> Route:
+        """Its own route, or its stand-in for ``model``: every job it holds renders here."""
+        if model is None or model == MODEL:
+            return super().route(model)
+        return self._route(model, f"free: the local CPU preview stands in for {model}; not {model}'s output")
+
     def stand_in(self, model: str, declared: list[Route]) -> Route | None:
         """Any model a cloud route serves, rendered here as the same CPU preview at $0: the
         route says so."""
