@@ -110,3 +110,4 @@ def test_cli_choices_match_the_models():
     from talkinghead import cli, models, routing
 
     assert (cli.MODES, cli.ASPECTS, cli.POLICIES) == (models.MODES, models.ASPECT_RATIOS, routing.POLICIES)
+    assert cli.RESOLUTIONS == models.RESOLUTIONS

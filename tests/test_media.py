@@ -354,7 +354,7 @@ def test_prepare_rejects_bad_audio():
 # -- check_route ----------------------------------------------------------------------------
 
 def route(**limits) -> Route:
-    return Route(provider="kling", model="kling-avatar", modes=("std",),
+    return Route(provider="kling", model="kling-avatar", modes=("std",), aspect="controls",
                  aspect_ratios=("16:9", "1:1"), price_per_second={"std": 0.05},
                  limits=Limits(**limits))
 
@@ -396,7 +396,39 @@ def test_route_unsupported_mode(tmp_path):
 
 def test_route_unsupported_aspect_ratio(tmp_path):
     prepared = prepared_with(tmp_path, aspect_ratio="9:16")
-    rejects(lambda: check_route(prepared, route()), "aspect_ratio", "'9:16'", "16:9 or 1:1")
+    rejects(lambda: check_route(prepared, route()), "aspect_ratio", "'9:16'", "auto, 16:9 or 1:1")
+
+
+def test_a_route_that_follows_the_photo_honours_only_the_photos_own_ratio(tmp_path):
+    follows = route().model_copy(update={"aspect": "follows_photo", "aspect_ratios": ()})
+    square = prepared_with(tmp_path, aspect_ratio="1:1")
+    check_route(square, follows)  # the photo is square: the video will be too
+    check_route(prepared_with(tmp_path, aspect_ratio="auto"), follows)
+    rejects(lambda: check_route(prepared_with(tmp_path, aspect_ratio="16:9"), follows), "aspect_ratio",
+            "'16:9' cannot be honoured", "follows the photo", "512x512")
+    wide = prepared_with(tmp_path, width=1280, height=720, aspect_ratio="16:9")
+    check_route(wide, follows)
+
+
+def test_route_resolution_voice_language_and_audio_by_resolution(tmp_path):
+    r = route().model_copy(update={"resolutions": ("720p", "1080p"), "native_text": True,
+                                   "voices": ("Kore (Female)", "Puck (Male)"), "languages": ("Spanish",)})
+    rejects(lambda: check_route(prepared_with(tmp_path, resolution="480p"), r), "resolution", "'480p'",
+            "720p or 1080p")
+    rejects(lambda: check_route(prepared_with(tmp_path, resolution="480p"), route()), "resolution",
+            "no resolution choice")
+    rejects(lambda: check_route(prepared_with(tmp_path, voice="Nobody"), r), "voice", "'Nobody'", "Kore (Female)")
+    rejects(lambda: check_route(prepared_with(tmp_path, language="Klingon"), r), "language", "Spanish")
+    check_route(prepared_with(tmp_path, voice="Puck (Male)", language="Spanish", resolution="1080p"), r)
+    # A route that takes audio only cannot choose the language of the core's speech.
+    rejects(lambda: check_route(prepared_with(tmp_path, language="Spanish"), route()), "language",
+            "does not speak text itself")
+    wav = mf.wav(tmp_path / "a.wav", 40.0)
+    timed = route().model_copy(update={"resolutions": ("720p", "1080p"), "tier_resolution": {"std": "1080p"},
+                                       "limits": Limits(audio_max_seconds_by_resolution={"1080p": 30.0})})
+    rejects(lambda: check_route(prepared_with(tmp_path, text=None, audio=wav), timed), "audio",
+            "30 s maximum at 1080p")
+    check_route(prepared_with(tmp_path, text=None, audio=wav, resolution="720p"), timed)
 
 
 def test_route_narrower_audio_rules(tmp_path):

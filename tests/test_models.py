@@ -9,7 +9,8 @@ from talkinghead import AvatarRequest, InputError, Job, JobStatus, JobUpdate
 
 def test_defaults():
     r = AvatarRequest(image="face.jpg", audio="a.mp3")
-    assert (r.mode, r.aspect_ratio, r.prompt, r.voice) == ("std", "16:9", None, None)
+    assert (r.mode, r.aspect_ratio, r.prompt, r.voice) == ("std", "auto", None, None)
+    assert (r.resolution, r.seed, r.language) == (None, None, None)
 
 
 def test_prompt_over_2500_chars_names_field_value_and_limit():
@@ -21,7 +22,8 @@ def test_prompt_over_2500_chars_names_field_value_and_limit():
     AvatarRequest(image="f.jpg", audio="a.mp3", prompt="x" * 2500)  # the limit itself is fine
 
 
-@pytest.mark.parametrize("kw, field", [({"mode": "ultra"}, "mode"), ({"aspect_ratio": "4:3"}, "aspect_ratio")])
+@pytest.mark.parametrize("kw, field", [({"mode": "ultra"}, "mode"), ({"aspect_ratio": "4:3"}, "aspect_ratio"),
+                                       ({"resolution": "2k"}, "resolution"), ({"seed": -1}, "seed")])
 def test_enumerations(kw, field):
     with pytest.raises(InputError) as info:
         AvatarRequest(image="f.jpg", audio="a.mp3", **kw)
@@ -55,3 +57,17 @@ def test_job_apply_keeps_progress_monotonic_and_terminal_final():
     assert job.progress == 100
     assert not job.apply(JobUpdate(status=JobStatus.FAILED, error="late duplicate"))
     assert job.status is JobStatus.COMPLETED and job.error is None
+
+
+def test_digest_of_an_unchanged_request_is_what_earlier_versions_gave():
+    # Batch reruns find finished lines by digest: the fields added for other models must not
+    # change the digest of a request that does not use them. These values were printed by the
+    # version before them (aspect_ratio then defaulted to "16:9", which every route ignored).
+    assert AvatarRequest(image="a", audio="b").digest() == "8aac54223a9f6450907185af6bbff557"
+    assert AvatarRequest(image="a", audio="b", aspect_ratio="9:16").digest() == (
+        AvatarRequest(image="a", audio="b", aspect_ratio="9:16", seed=None).digest())
+    # An explicit 16:9 is now a different request from auto (some routes set the frame).
+    assert AvatarRequest(image="a", audio="b", aspect_ratio="16:9").digest() != AvatarRequest(image="a", audio="b").digest()
+    base = AvatarRequest(image="a", audio="b").digest()
+    for kw in ({"seed": 1}, {"resolution": "720p"}, {"text": "hi", "audio": None, "language": "French"}):
+        assert AvatarRequest(**{"image": "a", "audio": "b", **kw}).digest() != base

@@ -19,7 +19,8 @@ from .cli_support import Number, OneLineGroup, handle_errors, make_client, progr
 # Copies of models.MODES, models.ASPECT_RATIOS and routing.POLICIES, so that `--help` does not
 # import pydantic; tests/test_cli.py checks they agree.
 MODES = ("std", "pro")
-ASPECTS = ("16:9", "9:16", "1:1")
+ASPECTS = ("auto", "16:9", "9:16", "1:1")
+RESOLUTIONS = ("360p", "480p", "540p", "720p", "1080p", "4k")
 POLICIES = ("cheapest", "fastest", "priority")
 
 
@@ -43,7 +44,18 @@ def request_options(fn):
     fn = click.option("--image", required=True, metavar="PATH|URL", help="Face photo: jpg/png path, http(s) URL or data URI.")(fn)
     fn = click.option("--audio", metavar="PATH|URL", help="Speech: mp3/wav/m4a/aac, 2-300 s.")(fn)
     fn = click.option("--text", metavar="TEXT", help="Text to speak instead of --audio.")(fn)
-    fn = click.option("--mode", type=click.Choice(MODES), default="std", show_default=True, help="Quality mode.")(fn)
+    fn = click.option("--mode", type=click.Choice(MODES), default="std", show_default=True,
+                      help="Quality tier; each route maps it to its own setting.")(fn)
+    fn = click.option("--resolution", type=click.Choice(RESOLUTIONS),
+                      help="Output resolution (wins over --mode); routes without it are skipped.")(fn)
+    fn = click.option("--aspect-ratio", type=click.Choice(ASPECTS), default="auto", show_default=True,
+                      help="auto follows the photo; others only on routes that honour them.")(fn)
+    fn = click.option("--voice", metavar="NAME", help="Voice for --text (see `talkinghead voices`).")(fn)
+    fn = click.option("--language", metavar="NAME", help="Language for --text, on routes that speak it.")(fn)
+    fn = click.option("--prompt", metavar="TEXT", help="Action/emotion prompt (<= 2500 characters).")(fn)
+    fn = click.option("--seed", type=int, metavar="N", help="Seed, on routes that take one.")(fn)
+    fn = click.option("--model", metavar="ID[,ID]|any",
+                      help="Model(s) to consider (default: the config's default_model, kling-avatar).")(fn)
     fn = click.option("--provider", metavar="NAME", help="Use this provider (default: cheapest usable).")(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(fn)
     return fn
@@ -72,10 +84,11 @@ def providers(as_json: bool) -> None:
     client = make_client()
     cooling = client.ledger.cooldowns()
     rows = [{"provider": p.name, "model": r.model, "route": r.id, "kind": r.kind, "modes": list(r.modes),
-             "price_per_second": r.price_per_second, "aspect_ratios": list(r.aspect_ratios),
-             "native_text": r.native_text, "configured": p.configured(), "credentials": list(p.env_vars),
-             "credentials_needed": p.credentials_hint(), "credentials_in_use": p.credentials_in_use(),
-             "price_source": r.price_source, "price_date": r.price_date,
+             "price_per_second": r.price_per_second, "price_by": r.price_by, "aspect": r.aspect,
+             "aspect_ratios": list(r.aspect_ratios), "native_text": r.native_text, "configured": p.configured(),
+             "credentials": list(p.env_vars), "credentials_needed": p.credentials_hint(),
+             "credentials_in_use": p.credentials_in_use(), "price_source": r.price_source,
+             "price_date": r.price_date, "price_unconfirmed": r.price_unconfirmed,
              "failed_jobs_billed": p.bills_failed_jobs,
              "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in client.routes()]
     if as_json:
@@ -84,36 +97,34 @@ def providers(as_json: bool) -> None:
     if not rows:
         click.echo("no providers installed (see TALKINGHEAD_PLUGINS)", err=True)
     for row in rows:
-        prices = "  ".join(f"{m} ${row['price_per_second'][m]:.4f}/s" for m in row["modes"])
+        prices = "  ".join(f"{k} ${v:.4f}/s" for k, v in row["price_per_second"].items())
+        if row["price_unconfirmed"]:
+            prices += " (unconfirmed)"
         using = f" ({' + '.join(row['credentials_in_use'])})" if row["credentials_in_use"] else ""
         ready = f"ready{using}" if row["configured"] else f"needs {row['credentials_needed']}"
         if row["cooldown_s"]:
             ready += f", cooling down {row['cooldown_s']:.0f} s"
-        click.echo(f"{row['route']:<28} {prices:<34} {ready}")
+        click.echo(f"{row['route']:<34} {prices:<40} {ready}")
 
 
 @main.command()
 @request_options
+@click.option("--max-cost", type=Number(0), metavar="USD", help="Mark routes quoting more than this.")
 @handle_errors
-def estimate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None,
-             as_json: bool) -> None:
-    """Quote what a request would cost on each usable route, cheapest first. No network."""
-    request = _request(image, audio, text, mode=mode)
-    quotes = asyncio.run(make_client().estimate(request, provider=provider))
-    if as_json:
-        click.echo(json.dumps([q.model_dump(mode="json") | {"route": q.route_id} for q in quotes], indent=2))
-        return
-    for q in quotes:
-        bound = " (upper bound: duration unknown)" if q.upper_bound else ""
-        click.echo(f"{q.route_id:<28} {q.mode}  {q.seconds:7.2f} s x ${q.price_per_second:.4f}/s = "
-                   f"${q.cost_usd:.4f}{bound}")
+def estimate(image: str, audio: str | None, text: str | None, provider: str | None, model: str | None,
+             as_json: bool, max_cost: float | None, **fields: Any) -> None:
+    """Quote a request on every matching route, usable ones first (cheapest first under the
+    cheapest policy), then the others with why each is left out. No network."""
+    from .cli_models import print_estimate
+
+    request = _request(image, audio, text, **fields)
+    found, excluded = asyncio.run(make_client().estimate_all(request, provider=provider, model=model,
+                                                             max_cost_usd=max_cost))
+    print_estimate(request, found, excluded, as_json)
 
 
 @main.command()
 @request_options
-@click.option("--prompt", metavar="TEXT", help="Action/emotion prompt (<= 2500 characters).")
-@click.option("--aspect-ratio", type=click.Choice(ASPECTS), default="16:9", show_default=True)
-@click.option("--voice", metavar="NAME", help="Voice for --text.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("talkinghead.mp4"),
               show_default=True, help="Where to write the MP4.")
 @click.option("--webhook", metavar="URL", help="Ask the backend to POST here when the job ends.")
@@ -124,14 +135,14 @@ def estimate(image: str, audio: str | None, text: str | None, mode: str, provide
 @click.option("--timeout", type=Number(0, inclusive=False), default=1800, show_default=True,
               help="Seconds to wait for the job.")
 @handle_errors
-def generate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None, as_json: bool,
-             prompt: str | None, aspect_ratio: str, voice: str | None, output: Path, webhook: str | None,
-             max_cost: float | None, budget_usd: float | None, policy: str | None, check_face: bool,
-             timeout: float) -> None:
+def generate(image: str, audio: str | None, text: str | None, provider: str | None, model: str | None,
+             as_json: bool, output: Path, webhook: str | None, max_cost: float | None, budget_usd: float | None,
+             policy: str | None, check_face: bool, timeout: float, **fields: Any) -> None:
     """Make a talking-head MP4: validate, quote, submit, follow, download."""
-    request = _request(image, audio, text, mode=mode, prompt=prompt, aspect_ratio=aspect_ratio, voice=voice)
+    request = _request(image, audio, text, **fields)
     client = make_client(budget_usd=budget_usd, policy=policy)
-    result = asyncio.run(_generate(client, request, provider, output, webhook, max_cost, timeout, check_face))
+    result = asyncio.run(_generate(client, request, provider, model, output, webhook, max_cost, timeout,
+                                   check_face))
     if as_json:
         click.echo(json.dumps({"job_id": result.job_id, "provider": result.provider, "model": result.model,
                                "status": result.status.value, "cost_usd": result.cost_usd,
@@ -145,15 +156,19 @@ def generate(image: str, audio: str | None, text: str | None, mode: str, provide
                    err=True)
 
 
-async def _generate(client, request, provider, output, webhook, max_cost, timeout, check_face):
+async def _generate(client, request, provider, model, output, webhook, max_cost, timeout, check_face):
+    from .cli_models import warn_once
+
     with progress_bar() as bar:
         task = bar.add_task("validating", total=100)
+        warned: set[str] = set()
 
         def on_update(job, update):
+            warn_once(client, request, job, warned)
             bar.update(task, completed=job.progress or 0, description=f"{job.provider} {job.status.value}")
 
         async with client:
-            return await client.run(request, provider=provider, output=output, webhook_url=webhook,
+            return await client.run(request, provider=provider, model=model, output=output, webhook_url=webhook,
                                     max_cost_usd=max_cost, timeout=timeout, on_update=on_update,
                                     check_face=check_face)
 
@@ -190,8 +205,9 @@ def serve(host: str, port: int) -> None:
 
 def _register() -> None:
     from .cli_jobs import batch, budget, jobs
+    from .cli_models import models, voices
 
-    for command in (jobs, budget, batch):
+    for command in (jobs, budget, batch, models, voices):
         main.add_command(command)
 
 

@@ -13,11 +13,11 @@ import dataclasses
 import functools
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import checks, log, media, plugins, routing, tts
+from . import checks, log, media, plugins, route_table, routing, tts
 from .config import Settings
 from .errors import ConfigError, InputError, JobTimeout, ProviderError
 from .ledger import BudgetLimits, Ledger, SQLiteLedger
@@ -89,16 +89,18 @@ class AsyncClient:
             known = ", ".join(sorted(self.providers)) or "none installed"
             raise ConfigError(f"unknown provider {name!r} (available: {known})") from None
 
-    def routes(self) -> list[tuple[Provider, Route]]:
-        """Every route of every provider, with the user's price overrides applied."""
-        out = []
-        for p in self.providers.values():
-            override = self.settings.prices.get(p.name)
-            for r in p.routes():
-                if override:
-                    r = r.model_copy(update={"price_per_second": {**r.price_per_second, **override}})
-                out.append((p, r))
-        return out
+    def routes(self, model: str | Sequence[str] | None = None, *, stand_ins: bool = False
+               ) -> list[tuple[Provider, Route]]:
+        """Every route of every provider, with the user's price and limit overrides; with
+        ``stand_ins``, also the stand-ins for ``model`` (see ``route_table.installed``)."""
+        return route_table.installed(self.providers.values(), self.settings.prices, model, stand_ins=stand_ins)
+
+    def _pairs(self, provider: str | None, model: str | Sequence[str] | None
+               ) -> tuple[list[tuple[Provider, Route]], str | Sequence[str] | None]:
+        if provider is not None:
+            self.provider(provider)  # a ConfigError naming the known ones
+        return route_table.for_request(self.providers, self.settings.prices, self.settings.default_model,
+                                       provider, model)
 
     # -- before any money ----------------------------------------------------------------
 
@@ -112,6 +114,22 @@ class AsyncClient:
             if engine is not None:
                 prepared = await asyncio.to_thread(self._speak, engine, prepared)
         return prepared
+
+    async def _prepare_for(self, request: AvatarRequest, pairs: list[tuple[Provider, Route]]
+                           ) -> media.PreparedRequest:
+        """``prepare``, synthesizing speech only when a route needs it. When some routes speak
+        the text themselves, a voice the local engine does not know (a HeyGen id, say) leaves
+        the audio-only routes out instead of failing the request."""
+        needs_speech = any(not r.native_text for _, r in pairs)
+        if not (needs_speech and request.text is not None and any(r.native_text for _, r in pairs)):
+            return await self.prepare(request, synthesize=needs_speech)
+        try:
+            return await self.prepare(request, synthesize=True)
+        except InputError as exc:
+            if exc.field != "voice":
+                raise
+            self._log.info("tts.skipped", reason=str(exc))
+            return await self.prepare(request, synthesize=False)
 
     def _speak(self, engine: tts.TTSEngine, prepared: media.PreparedRequest) -> media.PreparedRequest:
         request = prepared.request
@@ -131,11 +149,8 @@ class AsyncClient:
     async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
                           max_cost_usd: float | None, check_face: bool = False, **constraints: Any
                           ) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
-        if provider is not None:
-            self.provider(provider)
-        pairs = [(p, r) for p, r in self.routes() if provider is None or p.name == provider]
-        needs_speech = any(not r.native_text for _, r in pairs)
-        prepared = await self.prepare(request, synthesize=needs_speech)
+        pairs, model = self._pairs(provider, model)
+        prepared = await self._prepare_for(request, pairs)
         if check_face:
             await asyncio.to_thread(_check_face, prepared.image)
         found = routing.candidates(
@@ -151,6 +166,18 @@ class AsyncClient:
         """Quotes from every route that can take the request, in routing order. No network."""
         _, found = await self._candidates(request, provider, model, None, **constraints)
         return [c.quote for c in found]
+
+    async def estimate_all(self, request: AvatarRequest, *, provider: str | None = None,
+                           model: str | Sequence[str] | None = None, max_cost_usd: float | None = None
+                           ) -> tuple[list[routing.Candidate], list[routing.Excluded]]:
+        """Every matching route: the usable ones in routing order, then the others with why
+        each is left out (and its quote where it could be made). No network."""
+        pairs, model = self._pairs(provider, model)
+        prepared = await self._prepare_for(request, pairs)
+        return routing.rank(pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
+                            can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
+                            policy=self.routing.policy, priority=self.routing.priority,
+                            medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None)
 
     # -- submit and follow ---------------------------------------------------------------
 
@@ -197,12 +224,17 @@ class AsyncClient:
                   destination=str(Path(output).resolve()) if output else None)
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
-        bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound)
+        bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound,
+                   unconfirmed_price=cand.quote.unconfirmed)
+        for warning in media.route_warnings(request, cand.route):
+            bound.warning("request.field_unused", detail=warning)
         return await self.lifecycle.start(cand.provider, job, prepared, self.webhook_base)
 
     async def _prepare_again(self, request: AvatarRequest, provider: Provider, model: str) -> media.PreparedRequest:
         """A journaled request probed again, for a job killed before its create was sent."""
-        route = provider.route(model)
+        # The route may be a stand-in (the local renderer for a cloud model): look it up as routed.
+        route = next((r for p, r in self.routes(model, stand_ins=True) if p is provider and r.model == model),
+                     None) or provider.route(model)
         prepared = await self.prepare(request, synthesize=not route.native_text)
         provider.validate(prepared, route)
         return prepared
@@ -309,7 +341,8 @@ def _summary(prepared: media.PreparedRequest) -> dict[str, Any]:
     req = prepared.request
     return {"image": one(prepared.image), "audio": one(prepared.audio),
             "text_chars": len(req.text) if req.text else None, "prompt_chars": len(req.prompt or ""),
-            "mode": req.mode, "aspect_ratio": req.aspect_ratio}
+            "mode": req.mode, "aspect_ratio": req.aspect_ratio, "resolution": req.resolution,
+            "seed": req.seed, "voice": req.voice, "language": req.language}
 
 
 class Client:

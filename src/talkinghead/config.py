@@ -3,14 +3,19 @@
 ``TALKINGHEAD_HOME`` (default: the platform's user data dir) holds ``config.toml``, the job
 journal and downloaded results. The config file is optional::
 
+    default_model = "kling-avatar"  # the model(s) used without --model: an id, "a,b" or "any"
+
     [providers.inferencesh]
     app = "klingai/avatar@abc123"
 
     [providers.mock]
     latency = 2.0
 
-    [prices.inferencesh]          # override a route's bundled price table (USD/s)
+    [prices.inferencesh]          # override a provider's kling-avatar price table (USD/s)
     std = 0.05
+    [prices."inferencesh/omnihuman-1.5"]  # or any route's, by route id (keys: tiers or resolutions)
+    std = 0.14
+    pro = 0.14
 
     [budget]                      # spending limits, USD (env TALKINGHEAD_BUDGET_USD: total)
     total_usd = 50
@@ -60,6 +65,7 @@ class Settings:
     budget: dict[str, Any] = field(default_factory=dict)
     routing: dict[str, Any] = field(default_factory=dict)
     tts: dict[str, Any] = field(default_factory=dict)
+    default_model: str = "kling-avatar"
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -76,7 +82,8 @@ class Settings:
         if env_total:
             budget["total_usd"] = _number("TALKINGHEAD_BUDGET_USD", env_total, "the environment")
         settings = cls(home=root, providers=_table(data, "providers", path), prices=_table(data, "prices", path),
-                       budget=budget, routing=_table(data, "routing", path), tts=_table(data, "tts", path))
+                       budget=budget, routing=_table(data, "routing", path), tts=_table(data, "tts", path),
+                       default_model=_default_model(data.get("default_model", "kling-avatar")))
         settings._check_numbers(path)
         return settings
 
@@ -132,3 +139,9 @@ def _number(field: str, value: Any, where: str) -> float:
         return checks.number(field, value, none_ok=False)  # type: ignore[return-value]
     except InputError as exc:
         raise ConfigError(f"{field} in {where}: {exc.detail}", field=field) from None
+
+
+def _default_model(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"default_model in the config file: {value!r} is not a model id, a comma list or 'any'")
+    return value.strip()

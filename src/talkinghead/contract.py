@@ -180,8 +180,9 @@ class ProviderContract:
             assert route.provider == provider.name, route.id
             assert route.kind in ("cloud", "local", "test"), route.id
             assert route.modes, f"{route.id} declares no mode"
-            for mode in route.modes:
-                price = route.price_per_second.get(mode)
+            for mode in route.modes:  # priced by tier, or by the resolution the tier picks
+                key = route.tier_resolution.get(mode) if route.price_by == "resolution" else mode
+                price = route.price_per_second.get(key or "")
                 assert price is not None, f"{route.id} has no price for {mode}"
                 assert math.isfinite(price) and price >= 0, f"{route.id}: price {price!r} for {mode}"
             lim = route.limits

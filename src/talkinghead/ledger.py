@@ -310,9 +310,9 @@ def settled_cost(job: Job) -> float:
         return round(job.billed_usd, 6)
     if job.quote is None:
         return 0.0
-    if job.billed_seconds is not None:
-        return round(job.billed_seconds * job.quote.price_per_second, 6)
+    if job.billed_seconds is not None:  # output seconds, billed by the route's rule (minimum, rounding)
+        return round(job.quote.billed(job.billed_seconds) * job.quote.price_per_second, 6)
     if job.status is not JobStatus.COMPLETED:
         return 0.0
     seconds = job.duration_s if job.duration_s is not None else job.quote.seconds
-    return round(seconds * job.quote.price_per_second, 6)
+    return round(job.quote.billed(seconds) * job.quote.price_per_second, 6)  # the route's minimum, rounding

@@ -28,7 +28,7 @@ from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from . import checks, probe
 from .errors import InputError
-from .models import MB, AvatarRequest, Limits, Route
+from .models import ASPECT_VALUES, MB, AvatarRequest, Limits, Route
 from .tts import Speech
 
 SHARED = Limits()  # the rules every route shares; a route may only narrow them
@@ -165,19 +165,77 @@ def prepare(request: AvatarRequest) -> PreparedRequest:
 
 
 def check_route(prepared: PreparedRequest, route: Route) -> None:
-    """Apply one route's own limits (formats, min side, aspect range, text length, ...)."""
+    """Apply one route's declarations: tier, resolution, aspect ratio, text and voice, and its
+    own limits (formats, sides, aspect range, audio seconds at the resolution, text length).
+    A request the route cannot honour as asked is refused, never quietly changed."""
     request, where = prepared.request, f" (route {route.id})"
     if request.mode not in route.modes:
         raise InputError("mode", f"{request.mode!r} is not offered{where}; it offers "
                          f"{_or(route.modes)}", value=request.mode, limit=route.modes)
-    if request.aspect_ratio not in route.aspect_ratios:
-        raise InputError("aspect_ratio", f"{request.aspect_ratio!r} is not offered{where}; it "
-                         f"offers {_or(route.aspect_ratios)}", value=request.aspect_ratio,
-                         limit=route.aspect_ratios)
+    if request.resolution is not None and request.resolution not in route.resolutions:
+        offers = f"it offers {_or(route.resolutions)}" if route.resolutions else "it has no resolution choice"
+        raise InputError("resolution", f"{request.resolution!r} is not offered{where}; {offers}",
+                         value=request.resolution, limit=route.resolutions)
+    _check_aspect(prepared, route, where)
+    speaks_text = request.text is not None and route.native_text
+    if speaks_text:
+        _check_voice(request.voice, request.language, route, where)
+    elif request.language is not None:
+        raise InputError("language", f"{request.language!r} cannot be chosen{where}: it does not speak "
+                         "text itself (the core's text-to-speech voice sets the language)",
+                         value=request.language, limit=route.languages)
     _check_text(request, route.limits, where)
     _check_image(prepared.image, route.limits, where)
-    if prepared.audio is not None:
-        _check_audio(prepared.audio, route.limits, where)
+    if prepared.audio is not None and not speaks_text:
+        _check_audio(prepared.audio, route.limits, where, route.resolution_for(request))
+
+
+def route_warnings(request: AvatarRequest, route: Route) -> list[str]:
+    """What a route will leave out of an otherwise acceptable request (one line each)."""
+    out = []
+    if request.prompt is not None and not route.prompt:
+        out.append(f"route {route.id} cannot use a prompt; it is not sent")
+    if request.seed is not None and not route.seed:
+        out.append(f"route {route.id} takes no seed; the result is not reproducible by seed")
+    return out
+
+
+def _check_aspect(prepared: PreparedRequest, route: Route, where: str) -> None:
+    asked = prepared.request.aspect_ratio
+    if asked == "auto":
+        return
+    if route.aspect == "controls":
+        if asked not in route.aspect_ratios:
+            raise InputError("aspect_ratio", f"{asked!r} is not offered{where}; it offers "
+                             f"{_or(['auto', *route.aspect_ratios])}", value=asked,
+                             limit=("auto", *route.aspect_ratios))
+        return
+    # The route frames the video like the photo: it honours a ratio the photo already has.
+    image = prepared.image
+    if image.width and image.height and abs(image.width / image.height / ASPECT_VALUES[asked] - 1) <= 0.02:
+        return
+    shape = f"the photo is {image.width}x{image.height} px" if image.width else "the photo's shape is unknown"
+    raise InputError("aspect_ratio", f"{asked!r} cannot be honoured{where}: it has no aspect control and "
+                     f"follows the photo ({shape}); ask 'auto' or use a route that sets the frame",
+                     value=asked, limit=("auto",))
+
+
+def _check_voice(voice: str | None, language: str | None, route: Route, where: str) -> None:
+    if voice is None and route.voice_required:
+        raise InputError("voice", f"is required with text{where}" + (f" ({route.voice_note})" if route.voice_note else ""),
+                         value=None, limit=route.voices or None)
+    if voice is not None and not route.voice_any:
+        if not route.voices:
+            raise InputError("voice", f"{voice!r} cannot be chosen{where}: it has no voice choice",
+                             value=voice, limit=())
+        if voice not in route.voices:
+            shown = _or(list(route.voices[:6]) + (["..."] if len(route.voices) > 6 else []))
+            raise InputError("voice", f"{voice!r} is not one of the route's voices{where} ({shown}; "
+                             "see `talkinghead voices`)", value=voice, limit=route.voices)
+    if language is not None and language not in route.languages:
+        offers = f"it offers {_or(route.languages)}" if route.languages else "it has no language choice"
+        raise InputError("language", f"{language!r} is not offered{where}; {offers}", value=language,
+                         limit=route.languages)
 
 
 # -- where the content comes from ---------------------------------------------------------
@@ -426,6 +484,10 @@ def _check_image(media: MediaFile, limits: Limits, where: str = "") -> None:
     _check_format(media, limits.image_formats, where)
     _check_size(media, limits.image_max_bytes, where)
     width, height = media.width or 0, media.height or 0
+    if limits.image_max_side and max(width, height) > limits.image_max_side:
+        raise InputError(media.field, f"{width}x{height} px has a side longer than the "
+                         f"{limits.image_max_side} px maximum{where}", value=(width, height),
+                         limit=limits.image_max_side)
     if limits.image_min_side and min(width, height) < limits.image_min_side:
         raise InputError(media.field, f"{width}x{height} px has a side shorter than the "
                          f"{limits.image_min_side} px minimum{where}", value=(width, height),
@@ -440,7 +502,7 @@ def _check_image(media: MediaFile, limits: Limits, where: str = "") -> None:
                              value=ratio, limit=(low, high))
 
 
-def _check_audio(media: MediaFile, limits: Limits, where: str = "") -> None:
+def _check_audio(media: MediaFile, limits: Limits, where: str = "", resolution: str | None = None) -> None:
     if media.kind == "url":
         return
     _check_format(media, limits.audio_formats, where)
@@ -452,10 +514,11 @@ def _check_audio(media: MediaFile, limits: Limits, where: str = "") -> None:
         low = limits.audio_min_seconds
         raise InputError(media.field, f"{_num(seconds, low)} s is shorter than the {low:g} s "
                          f"minimum{where}", value=seconds, limit=low)
-    if seconds > limits.audio_max_seconds:
-        high = limits.audio_max_seconds
+    high = limits.audio_max_at(resolution)
+    if seconds > high:
+        at = f" at {resolution}" if high < limits.audio_max_seconds else ""
         raise InputError(media.field, f"{_num(seconds, high)} s is longer than the {high:g} s "
-                         f"maximum{where}", value=seconds, limit=high)
+                         f"maximum{at}{where}", value=seconds, limit=high)
 
 
 # -- wording ---------------------------------------------------------------------------------
@@ -487,4 +550,4 @@ def _or(items: tuple[str, ...] | list[str]) -> str:
 
 
 __all__ = ["MediaFile", "PreparedRequest", "SHARED", "check_route", "inspect_audio",
-           "inspect_image", "prepare"]
+           "inspect_image", "prepare", "route_warnings"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 import re
 import secrets
 from datetime import datetime, timezone
@@ -16,12 +17,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from .errors import InputError
 
 Mode = Literal["std", "pro"]
-AspectRatio = Literal["16:9", "9:16", "1:1"]
+# "auto" follows the photo; the others are asked for explicitly and only routes that can set
+# the frame (or whose photo already has that shape) take them.
+AspectRatio = Literal["auto", "16:9", "9:16", "1:1"]
+Resolution = Literal["360p", "480p", "540p", "720p", "1080p", "4k"]
 MODES: tuple[str, ...] = get_args(Mode)
 ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
+RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
 PROMPT_MAX_CHARS = 2500
+SEED_MAX = 2**31 - 1
+DEFAULT_MODEL = "kling-avatar"
+# Width:height of each explicit aspect ratio.
+ASPECT_VALUES: dict[str, float] = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 
 MB = 1024 * 1024
+
+
+def frame_ratio(aspect_ratio: str, width: int | None, height: int | None) -> str:
+    """An explicit ratio for a renderer that frames the video itself: ``auto`` becomes the
+    explicit ratio nearest the photo's (16:9 when its shape is unknown)."""
+    if aspect_ratio != "auto":
+        return aspect_ratio
+    if not width or not height:
+        return "16:9"
+    ratio = width / height
+    return min(ASPECT_VALUES, key=lambda name: abs(math.log(ASPECT_VALUES[name] / ratio)))
 
 
 def redact_url(url: str) -> str:
@@ -40,10 +60,14 @@ def new_job_id() -> str:
 
 
 class AvatarRequest(BaseModel):
-    """What the user wants: a face, and audio or text for it to speak.
+    """What the user wants, whatever the model: a face, and audio or text for it to speak.
 
     ``image`` and ``audio`` take a local path, an http(s) URL, a data URI or base64 text.
-    Exactly one of ``audio`` and ``text`` is given. Bad values raise ``InputError``.
+    Exactly one of ``audio`` and ``text`` is given; ``voice`` and ``language`` go with text.
+    ``mode`` is the quality tier (each route maps it to its own setting); an explicit
+    ``resolution`` wins over the tier. ``aspect_ratio`` ``auto`` follows the photo. A route
+    that cannot honour a field is never handed a changed request: it is skipped, or refused
+    when named. Bad values raise ``InputError``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,8 +77,11 @@ class AvatarRequest(BaseModel):
     text: str | None = None
     prompt: str | None = Field(default=None, max_length=PROMPT_MAX_CHARS)
     mode: Mode = "std"
-    aspect_ratio: AspectRatio = "16:9"
+    aspect_ratio: AspectRatio = "auto"
     voice: str | None = None
+    language: str | None = None
+    resolution: Resolution | None = None
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
 
     def __init__(self, **data: Any) -> None:
         # A typed InputError naming field, value and limit, rather than pydantic's report.
@@ -73,8 +100,21 @@ class AvatarRequest(BaseModel):
         return self
 
     def digest(self) -> str:
-        """Stable hash of the request, used to spot a request already done (batch, resume)."""
-        raw = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Stable hash of the request, used to spot a request already done (batch, resume).
+
+        Kept equal to the hash earlier versions gave an unchanged request: fields added since
+        (``language``, ``resolution``, ``seed``) count only when set, and ``auto`` hashes as
+        the old default ``"16:9"``, which no route ever honoured (every one followed the
+        photo). An explicit ``"16:9"`` is therefore marked, so it never matches ``auto``."""
+        data = self.model_dump(mode="json")
+        for name in ("language", "resolution", "seed"):
+            if data[name] is None:
+                del data[name]
+        if self.aspect_ratio == "auto":
+            data["aspect_ratio"] = "16:9"
+        elif self.aspect_ratio == "16:9":
+            data["aspect_ratio"] = "16:9 explicit"
+        raw = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
 
@@ -87,6 +127,10 @@ def input_error_from(exc: ValidationError) -> InputError:
         limit = ctx.get("max_length")
         return InputError(field, f"{len(value)} characters is longer than the {limit} maximum",
                           value=len(value), limit=limit)
+    if err["type"] in ("greater_than_equal", "less_than_equal"):
+        limit = ctx.get("ge", ctx.get("le"))
+        word = "at least" if "ge" in ctx else "at most"
+        return InputError(field, f"{value!r} is out of range: must be {word} {limit}", value=value, limit=limit)
     if err["type"] == "literal_error":
         return InputError(field, f"{value!r} is not one of {ctx.get('expected')}", value=value,
                           limit=ctx.get("expected"))
@@ -98,43 +142,90 @@ def input_error_from(exc: ValidationError) -> InputError:
 
 
 class Limits(BaseModel):
-    """What a route accepts. Shared defaults are Kling Avatar's published limits."""
+    """What a route accepts. Shared defaults are the core's outer bounds; a route narrows them."""
 
     model_config = ConfigDict(frozen=True)
 
     image_formats: tuple[str, ...] = ("jpeg", "png")
     image_max_bytes: int = 10 * MB
     image_min_side: int | None = None
+    image_max_side: int | None = None
     image_aspect_range: tuple[float, float] | None = None  # width/height, inclusive
     audio_formats: tuple[str, ...] = ("mp3", "wav", "m4a", "aac")
     audio_max_bytes: int = 5 * MB
     audio_min_seconds: float = 2.0
     audio_max_seconds: float = 300.0
+    # Narrower audio limits at some output resolutions (e.g. fal OmniHuman: < 30 s at 1080p).
+    audio_max_seconds_by_resolution: dict[str, float] = Field(default_factory=dict)
     prompt_max_chars: int = PROMPT_MAX_CHARS
     text_max_chars: int | None = None
 
+    def audio_max_at(self, resolution: str | None) -> float:
+        return min(self.audio_max_seconds, self.audio_max_seconds_by_resolution.get(resolution or "", math.inf))
+
 
 class Route(BaseModel):
-    """One provider serving one model, with its own prices and limits."""
+    """One provider serving one model: what it can do, its limits and its price table.
+
+    Validation and routing read only these declarations; nothing in the core knows a model.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     provider: str
     model: str
+    endpoint: str = ""  # the backend's app / endpoint id(s), for people reading a listing
     modes: tuple[Mode, ...] = ("std", "pro")
-    price_per_second: dict[str, float]  # USD per second of output, by mode
-    aspect_ratios: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1")
-    native_text: bool = False  # accepts text without the core synthesizing audio first
+    # -- inputs --
+    audio_input: bool = True   # takes a speech file (every route does today)
+    native_text: bool = False  # speaks text itself (no speech synthesized by the core first)
+    voices: tuple[str, ...] = ()  # the native voices; empty with ``voice_any``: any id/description
+    voice_any: bool = False    # any voice value is passed through (HeyGen ids, a free description)
+    voice_required: bool = False  # native text needs a voice
+    voice_note: str = ""       # where voice ids come from, or what the value means
+    languages: tuple[str, ...] = ()  # languages the native text engine can be told to speak
+    prompt: bool = True        # uses the prompt (others warn once and leave it out)
+    seed: bool = False         # takes a seed
+    # -- output --
+    resolutions: tuple[str, ...] = ()  # explicit resolutions it takes; empty: no choice
+    tier_resolution: dict[str, str] = Field(default_factory=dict)  # mode -> resolution if none asked
+    aspect: Literal["follows_photo", "controls"] = "follows_photo"
+    aspect_ratios: tuple[str, ...] = ()  # explicit ratios it can set (``controls`` only)
+    # -- price --
+    price_per_second: dict[str, float]  # USD per billed second, by tier or by resolution
+    price_by: Literal["tier", "resolution"] = "tier"
+    billed: str = "seconds of output video"
+    min_billed_seconds: float = 0.0
+    round_up: bool = False      # billed seconds are rounded up to whole seconds
+    price_source: str = ""
+    price_date: str = ""     # ISO date the price was read from its source
+    price_unconfirmed: bool = False
     limits: Limits = Limits()
     # The router's first preference when no provider is named: cloud routes, then the local
     # renderer (the default with no credentials), then test doubles.
     kind: Literal["cloud", "local", "test"] = "cloud"
-    price_source: str = ""
-    price_date: str = ""  # ISO date the price was read from its source
 
     @property
     def id(self) -> str:
         return f"{self.provider}/{self.model}"
+
+    def resolution_for(self, request: AvatarRequest) -> str | None:
+        """The output resolution this route would make: the one asked for, else the tier's."""
+        return request.resolution or self.tier_resolution.get(request.mode)
+
+    def price_for(self, mode: str, resolution: str | None) -> float:
+        key = resolution if self.price_by == "resolution" else mode
+        try:
+            return float(self.price_per_second[key or ""])
+        except KeyError:
+            raise InputError("resolution" if self.price_by == "resolution" else "mode",
+                             f"{key!r} has no price on route {self.id}", value=key,
+                             limit=tuple(self.price_per_second)) from None
+
+    def billed_seconds(self, seconds: float) -> float:
+        if self.round_up:
+            seconds = math.ceil(seconds - 1e-9)
+        return max(seconds, self.min_billed_seconds)
 
 
 class Quote(BaseModel):
@@ -145,11 +236,22 @@ class Quote(BaseModel):
     provider: str
     model: str
     mode: Mode
-    seconds: float
+    seconds: float  # billed seconds (after the route's minimum and rounding)
     price_per_second: float
     cost_usd: float
     upper_bound: bool = False  # duration unknown before the run (URL audio, text): max is quoted
     currency: Literal["USD"] = "USD"
+    resolution: str | None = None
+    unconfirmed: bool = False  # the route's price source is not confirmed: the cost may differ
+    # The route's billing rules, kept so a job settles the way it was quoted.
+    min_billed_seconds: float = 0.0
+    round_up: bool = False
+
+    def billed(self, seconds: float) -> float:
+        """Seconds as the route bills them (minimum, whole seconds), for settling."""
+        if self.round_up:
+            seconds = math.ceil(seconds - 1e-9)
+        return max(seconds, self.min_billed_seconds)
 
     @property
     def route_id(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +23,17 @@ if TYPE_CHECKING:
 
 # Set by the job lifecycle around ``submit``: journals the "create about to be sent" mark.
 CREATE_MARK: ContextVar[Callable[[Job], None] | None] = ContextVar("talkinghead_create_mark", default=None)
+
+
+_WORD = re.compile(r"\w+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def speech_seconds_bound(text: str) -> float:
+    """A generous upper bound on how long a speech engine takes to say ``text``: slower than
+    usual speech (2 words/s, 3 CJK characters/s) plus a second."""
+    cjk = len(_CJK.findall(text))
+    return len(_WORD.findall(_CJK.sub(" ", text))) * 0.5 + cjk / 3.0 + 1.0
 
 
 class Provider:
@@ -64,6 +76,11 @@ class Provider:
     def routes(self) -> list[Route]:
         raise NotImplementedError
 
+    def stand_in(self, model: str, declared: list[Route]) -> Route | None:
+        """A route of this provider for a model it does not itself serve (``declared``: the
+        cloud routes that do), or None. The local renderer and test doubles override it."""
+        return None
+
     def secret(self, env_var: str, key: str | None = None) -> str | None:
         """A credential from config (``key``, else ``config_keys[env_var]``) or the environment."""
         key = key or self.config_keys.get(env_var) or env_var.lower()
@@ -104,16 +121,25 @@ class Provider:
         check_route(prepared, route)
 
     def estimate(self, prepared: PreparedRequest, route: Route) -> Quote:
-        """Seconds of audio x the route's price for the mode. Without a known duration (URL
-        audio, text) the longest allowed clip is quoted, so a reservation is never short."""
-        mode = prepared.request.mode
-        price = float(route.price_per_second[mode])
-        seconds = prepared.seconds
+        """Billed seconds x the route's price for the tier or resolution. The billed seconds
+        are the audio's, after the route's minimum and rounding. Without a known duration (URL
+        audio) the longest allowed clip is quoted, and text the route speaks itself is bounded
+        generously from its words, so a reservation is never short."""
+        request = prepared.request
+        resolution = route.resolution_for(request)
+        price = route.price_for(request.mode, resolution)
+        limits = route.limits
+        seconds = None if request.text is not None and route.native_text else prepared.seconds
         upper = seconds is None
         if seconds is None:
-            seconds = route.limits.audio_max_seconds
-        return Quote(provider=route.provider, model=route.model, mode=mode, seconds=round(seconds, 3),
-                     price_per_second=price, cost_usd=round(seconds * price, 4), upper_bound=upper)
+            high = limits.audio_max_at(resolution)
+            seconds = high if request.text is None else min(high, max(limits.audio_min_seconds,
+                                                                       speech_seconds_bound(request.text)))
+        billed = route.billed_seconds(seconds)
+        return Quote(provider=route.provider, model=route.model, mode=request.mode, seconds=round(billed, 3),
+                     price_per_second=price, cost_usd=round(billed * price, 4), upper_bound=upper,
+                     resolution=resolution, unconfirmed=route.price_unconfirmed,
+                     min_billed_seconds=route.min_billed_seconds, round_up=route.round_up)
 
     # -- the protocol ----------------------------------------------------------------------
 

@@ -52,8 +52,20 @@ class Candidate:
     quote: Quote
 
 
+def parse_models(value: str | Sequence[str] | None) -> list[str] | None:
+    """``--model``: one id, a comma list, or ``any`` (None: every model)."""
+    if value is None:
+        return None
+    items = [m.strip() for m in (value.split(",") if isinstance(value, str) else value)]
+    items = [m for m in items if m]
+    if not items:
+        raise InputError("model", "is empty; give a model id, a comma list of ids, or 'any'", value=value)
+    return None if "any" in items else list(dict.fromkeys(items))
+
+
 def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
-               provider: str | None = None, model: str | None = None, max_cost_usd: float | None = None,
+               provider: str | None = None, model: str | Sequence[str] | None = None,
+               max_cost_usd: float | None = None,
                can_synthesize: bool = False, include: Sequence[str] | None = None,
                exclude: Sequence[str] = (), cooldowns: Mapping[str, float] | None = None,
                policy: Policy = "cheapest", priority: Sequence[str] = (),
@@ -61,47 +73,74 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
     """Routes able to run ``prepared``, best first. With one provider named, its own
     ``InputError`` is raised as is (the user asked for it); otherwise a ``NoRouteError`` (or
     ``BudgetExceeded`` when price was the only obstacle) lists why each route was left out."""
+    found, excluded = rank(pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
+                           can_synthesize=can_synthesize, include=include, exclude=exclude,
+                           cooldowns=cooldowns, policy=policy, priority=priority, medians=medians)
+    if not found:
+        reasons = [f"{e.route.id}: {e.why}" for e in excluded]
+        detail = "; ".join(reasons)
+        if excluded and all(e.over_budget for e in excluded):
+            raise BudgetExceeded(f"every route costs more than allowed: {detail}")
+        raise NoRouteError(f"no usable route: {detail}")
+    return found
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A route left out, why, and what it would have cost where that is known."""
+
+    route: Route
+    why: str
+    quote: Quote | None = None
+    over_budget: bool = False
+
+
+def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
+         provider: str | None = None, model: str | Sequence[str] | None = None,
+         max_cost_usd: float | None = None, can_synthesize: bool = False,
+         include: Sequence[str] | None = None, exclude: Sequence[str] = (),
+         cooldowns: Mapping[str, float] | None = None, policy: Policy = "cheapest",
+         priority: Sequence[str] = (), medians: Mapping[str, float] | None = None
+         ) -> tuple[list[Candidate], list[Excluded]]:
+    """Every matching route, split into usable candidates (best first) and the excluded ones
+    with their reason. With one provider named, its ``InputError`` is raised as is."""
+    models = parse_models(model)
     found: list[Candidate] = []
-    reasons: list[str] = []
-    over_budget = False
+    excluded: list[Excluded] = []
     pairs = [(p, r) for p, r in pairs
-             if (provider is None or p.name == provider) and (model is None or r.model == model)
+             if (provider is None or p.name == provider) and (models is None or r.model in models)
              and (include is None or p.name in include) and p.name not in exclude]
     if not pairs:
-        what = " ".join(x for x in (provider and f"provider {provider!r}", model and f"model {model!r}") if x)
+        what = " ".join(x for x in (provider and f"provider {provider!r}",
+                                    models and f"model {', '.join(models)!r}") if x)
         raise NoRouteError(f"no installed route matches {what or 'the request'}")
     now = time.time()
     for prov, route in pairs:
-        if not prov.configured():
-            reasons.append(f"{route.id}: credentials not configured (set {prov.credentials_hint()})")
-            continue
-        until = (cooldowns or {}).get(route.id, 0.0)
-        if provider is None and until > now:
-            reasons.append(f"{route.id}: cooling down for {until - now:.0f} s after repeated failures")
-            continue
         if prepared.request.text is not None and not route.native_text and not can_synthesize:
-            reasons.append(f"{route.id}: takes audio only and no text-to-speech engine is installed")
+            excluded.append(Excluded(route, "takes audio only and no text-to-speech engine is installed"))
             continue
         try:
             prov.validate(prepared, route)
         except InputError as exc:
             if provider is not None:
                 raise
-            reasons.append(f"{route.id}: {exc}")
+            excluded.append(Excluded(route, str(exc)))
             continue
-        quote = prov.estimate(prepared, route)
+        quote = prov.estimate(prepared, route)  # no network: unconfigured routes are quoted too
+        if not prov.configured():
+            excluded.append(Excluded(route, f"credentials not configured (set {prov.credentials_hint()})", quote))
+            continue
+        until = (cooldowns or {}).get(route.id, 0.0)
+        if provider is None and until > now:
+            excluded.append(Excluded(route, f"cooling down for {until - now:.0f} s after repeated failures", quote))
+            continue
         if max_cost_usd is not None and quote.cost_usd > max_cost_usd + 1e-9:
-            over_budget = True
-            reasons.append(f"{route.id}: the quote ${quote.cost_usd:.4f} is over the ${max_cost_usd:.4f} maximum")
+            excluded.append(Excluded(route, f"the quote ${quote.cost_usd:.4f} is over the ${max_cost_usd:.4f} "
+                                     "maximum", quote, over_budget=True))
             continue
         found.append(Candidate(prov, route, quote))
-    if not found:
-        detail = "; ".join(reasons)
-        if over_budget and all("maximum" in r for r in reasons):
-            raise BudgetExceeded(f"every route costs more than allowed: {detail}")
-        raise NoRouteError(f"no usable route: {detail}")
     found.sort(key=_order(policy, priority, medians or {}))
-    return found
+    return found, excluded
 
 
 def _order(policy: Policy, priority: Sequence[str], medians: Mapping[str, float]):

@@ -93,10 +93,38 @@ def test_wrong_key_exits_4_naming_the_env_var(cli, fake, tmp_path):
     assert fake.submits == []
 
 
-def test_providers_lists_the_route(cli):
+def test_providers_lists_the_routes(cli):
     result = cli("providers", "--json")
     assert result.returncode == 0, result.stderr
     rows = [r for r in json.loads(result.stdout) if r["provider"] == "fal"]
-    assert [(r["model"], r["price_per_second"], r["configured"], r["modes"]) for r in rows] == [
-        ("kling-avatar", {"std": 0.0562, "pro": 0.115}, True, ["std", "pro"])]
+    assert [(r["model"], r["price_per_second"], r["configured"], r["aspect"]) for r in rows] == [
+        ("kling-avatar", {"std": 0.0562, "pro": 0.115}, True, "follows_photo"),
+        ("omnihuman-1.5", {"std": 0.16, "pro": 0.16}, True, "follows_photo"),
+        ("fabric-1.0", {"480p": 0.08, "720p": 0.15}, True, "follows_photo"),
+        ("aurora", {"480p": 0.07, "720p": 0.14}, True, "follows_photo"),
+        ("heygen-photo", {"std": 0.10, "pro": 0.10}, True, "controls")]
     assert rows[0]["credentials"] == ["FAL_KEY"]
+
+
+@pytest.mark.parametrize("extra, endpoint", [
+    (("--model", "omnihuman-1.5"), "fal-ai/bytedance/omnihuman/v1.5"),
+    (("--model", "fabric-1.0"), "veed/fabric-1.0"),
+    (("--model", "aurora", "--mode", "pro"), "fal-ai/creatify/aurora"),
+])
+def test_generate_other_models(cli, fake, tmp_path, extra, endpoint):
+    result = cli(*_generate(tmp_path / "out.mp4", *extra))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model"] == extra[1]
+    (submit,) = fake.submits
+    assert submit.path == f"/{endpoint}"
+
+
+def test_generate_heygen_with_text_and_voice(cli, fake, tmp_path):
+    result = cli("generate", "--provider", "fal", "--model", "heygen-photo", "--image", str(FACE),
+                 "--text", "Hello there", "--voice", "Melissa", "--prompt", "smiles",
+                 "--output", str(tmp_path / "o.mp4"), "--json")
+    assert result.returncode == 0, result.stderr
+    (submit,) = fake.submits
+    assert (submit.json["prompt"], submit.json["voice"]) == ("Hello there", "Melissa")  # the text it speaks
+    # Our motion prompt has no field here: one warning line, and it is not sent.
+    assert result.stderr.count("cannot use a prompt") == 1

@@ -76,7 +76,7 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live):
     run = json.loads(sent[4].content)
     assert run == {"app": "klingai/avatar", "input": {
         "image": uris[0], "audio": uris[1],              # the uris POST /files answered with
-        "mode": "std", "aspect_ratio": "16:9"}}          # no prompt: omitted, not null
+        "mode": "std"}}  # no prompt: omitted, not null; aspect auto: not sent (the app follows the photo)
     assert live or vcr.all_played
 
 

@@ -192,3 +192,29 @@ async def test_cancel_and_get_match_the_sdk(fake, make_provider):
     for theirs, mine in zip(sdk, ours):
         assert mine.body == theirs.body == b""  # cancel has no body in either
         assert mine.header("authorization") == theirs.header("authorization")
+
+
+async def test_a_new_app_matches_the_sdk_p_video_avatar(fake, make_provider):
+    # The same comparison for another model's app: a local photo uploaded, text spoken by the
+    # app itself with one of its voices and languages, and only the app's own fields.
+    inputs = {"image": str(FACE), "voice_script": "Bonjour à tous", "voice": "Puck (Male)",
+              "voice_language": "French", "resolution": "1080p", "video_prompt": "in a bright studio", "seed": 7}
+    await asyncio.to_thread(_sdk(fake).run, {"app": "pruna/p-video-avatar", "input": inputs}, wait=False)
+    sdk = list(fake.requests)
+    fake.reset()
+
+    from talkinghead.media import prepare
+    from talkinghead.models import AvatarRequest, Job
+
+    provider = make_provider(fake.url)
+    request = AvatarRequest(image=str(FACE), text="Bonjour à tous", voice="Puck (Male)", language="French",
+                            mode="pro", prompt="in a bright studio", seed=7)
+    job = Job(provider="inferencesh", model="p-video-avatar")
+    job.apply(await provider.submit(job, prepare(request)))
+    ours = list(fake.requests)
+
+    assert _shape(ours) == _shape(sdk) == [("POST", "/files"), ("PUT", "/upload/{file}"), ("POST", "/apps/run")]
+    (sdk_run,) = [r.json for r in sdk if r.endpoint == "create"]
+    (our_run,) = [r.json for r in ours if r.endpoint == "create"]
+    assert _normalise_run(our_run) == _normalise_run(sdk_run)
+    assert job.task_id in fake.tasks  # the fake took it as the app's input and made a task

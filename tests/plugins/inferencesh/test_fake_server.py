@@ -64,7 +64,7 @@ async def test_submit_and_stream_to_completion_with_intact_uploads(fake, provide
     uris = sorted(fake.url + f"/files/{fid}/{f['filename']}" for fid, f in fake.files.items())
     assert sorted([inputs["image"], inputs["audio"]]) == uris
     assert inputs["image"].endswith("face.jpg") and inputs["audio"].endswith("hello.wav")
-    assert (inputs["mode"], inputs["prompt"], inputs["aspect_ratio"]) == ("pro", "smile", "16:9")
+    assert (inputs["mode"], inputs["prompt"], "aspect_ratio" in inputs) == ("pro", "smile", False)  # auto: not sent
     assert create.json["app"] == "klingai/avatar" and "webhook" not in create.json
     assert create.header("authorization") == f"Bearer {TEST_KEY}"
 
@@ -437,9 +437,12 @@ def test_route_and_registration():
     from talkinghead import plugins
 
     assert plugins.get_provider_classes()["inferencesh"] is InferenceShProvider
-    (route,) = InferenceShProvider({}).routes()
+    route = InferenceShProvider({}).routes()[0]
     assert (route.provider, route.model, route.native_text) == ("inferencesh", "kling-avatar", False)
     assert route.price_per_second == {"std": 0.056, "pro": 0.112} and route.price_source
+    # Kling's own rules live in its route's declaration, not in the core.
+    assert route.limits.image_min_side == 300 and route.limits.image_aspect_range == (0.4, 2.5)
+    assert route.aspect == "follows_photo"
     assert InferenceShProvider.env_vars == ("INFERENCE_API_KEY",) and not InferenceShProvider.signs_webhooks
 
 

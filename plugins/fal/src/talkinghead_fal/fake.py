@@ -52,6 +52,7 @@ from starlette.routing import Route
 from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
 from . import webhooks
+from . import fake_apps
 from .fake_model import ENDPOINTS, ERRORS, LOCKED, FakeRequest, Switches
 from .protocol import COMPLETED, IN_PROGRESS, IN_QUEUE
 
@@ -236,11 +237,12 @@ class FakeFal(FakeBackend):
         endpoint = request.path_params["endpoint"].strip("/")
         if len(endpoint.split("/")) < 2:
             return self._error(404, {"detail": f"Application {endpoint!r} not found"})
+        if endpoint not in fake_apps.SCHEMAS:
+            return self._error(404, {"detail": f"Application {endpoint!r} not found"})
         body = rec.json if isinstance(rec.json, dict) else {}
-        missing = [f for f in ("image_url", "audio_url") if not isinstance(body.get(f), str) or not body.get(f)]
-        if missing:
-            return self._error(422, {"detail": [{"loc": ["body", f], "msg": "field required", "type": "missing"}
-                                                for f in missing]})
+        invalid = fake_apps.check(endpoint, body)
+        if invalid:  # the endpoint's input schema refuses it: nothing is queued
+            return self._error(422, {"detail": invalid})
         webhook = request.query_params.get("fal_webhook")
         req = FakeRequest(str(uuid.uuid4()), endpoint, body, webhook, s.statuses, s.step_latency,
                           s.completed_error, s.result_error)

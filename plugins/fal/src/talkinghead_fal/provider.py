@@ -1,4 +1,5 @@
-"""``FalProvider``: Kling AI Avatar v2 through the fal queue.
+"""``FalProvider``: avatar models through the fal queue (Kling AI Avatar v2, and the others in
+``routes.py``: endpoint, declaration and input mapping each).
 
 One HTTP protocol, translated (the notes: ``shared/protocols/fal.md``):
 
@@ -41,10 +42,10 @@ from talkinghead.errors import (
     TalkingHeadError,
     WebhookIgnored,
 )
-from talkinghead.models import Job, JobStatus, JobUpdate, Limits, Route
+from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
-from . import protocol, webhooks
+from . import protocol, routes, webhooks
 
 if TYPE_CHECKING:
     import httpx
@@ -62,9 +63,6 @@ ENV_REST_URL = "FAL_REST_URL"
 ENV_JWKS_URL = "FAL_JWKS_URL"
 ENV_CDN_URL = "FAL_CDN_URL"
 JWKS_PATH = "/.well-known/jwks.json"
-PRICE_SOURCE = ("fal model pages: fal-ai/kling-video/ai-avatar/v2/standard 0.0562 and /v2/pro 0.115 USD per "
-                "second of output video (protocol notes §1)")
-PRICE_DATE = "2026-08-01"
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
@@ -107,11 +105,13 @@ class FalProvider(Provider):
     # -- declaration ---------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
-        return [Route(provider=self.name, model="kling-avatar", price_per_second=dict(protocol.PRICES),
-                      native_text=False, price_source=PRICE_SOURCE, price_date=PRICE_DATE,
-                      # Kling Avatar's image rules belong to the model, so they hold here too.
-                      limits=Limits(audio_max_seconds=self.setting("audio_max_seconds"),
-                                    image_min_side=300, image_aspect_range=(0.4, 2.5)))]
+        return [m.route for m in routes.models(self.name, self.setting("audio_max_seconds")).values()]
+
+    def model_for(self, model: str) -> routes.Model:
+        table = routes.models(self.name, self.setting("audio_max_seconds"))
+        if model not in table:
+            raise InputError("model", f"{model!r} is not served by {self.name}", value=model, limit=tuple(table))
+        return table[model]
 
     @property
     def poll_interval(self) -> tuple[float, float, float]:  # type: ignore[override]
@@ -212,13 +212,15 @@ class FalProvider(Provider):
 
     async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
         request = prepared.request
-        if prepared.audio is None:
-            raise InputError("audio", "fal's Kling AI Avatar needs audio (the core synthesizes it from text "
+        model = self.model_for(job.model)
+        speaks = request.text is not None and model.route.native_text  # the endpoint speaks the text
+        if prepared.audio is None and not speaks:
+            raise InputError("audio", f"fal's {job.model} needs audio (the core synthesizes it from text "
                              "before submitting to a route without native text)")
         image_url = await self._input_url(prepared.image)
-        audio_url = await self._input_url(prepared.audio)
-        endpoint = protocol.endpoint_for(request.mode)
-        body = protocol.submit_body(image_url=image_url, audio_url=audio_url, prompt=request.prompt)
+        audio_url = None if speaks else await self._input_url(prepared.audio)  # type: ignore[arg-type]
+        endpoint = model.endpoint(request, speaks)
+        body = model.build(routes.Inputs(request, model.route, image_url, audio_url))
         self.create_sending(job)  # the uploads are done: from here the request may exist
         response = await self._send("POST", f"{self.queue_url}/{endpoint}", json=body,
                                     params=protocol.submit_params(job.webhook_url), idempotent=False)
@@ -247,7 +249,7 @@ class FalProvider(Provider):
         given = job.provider_data.get(key)
         if given and protocol.returned_urls({key: given}, self.queue_url):
             return given
-        return self.queue_url + protocol.request_path(protocol.endpoint_for(job.mode), _task_id(job), action)
+        return self.queue_url + protocol.request_path(routes.app_path_of(job.model), _task_id(job), action)
 
     async def _input_url(self, media: MediaFile) -> str:
         if media.kind == "url":

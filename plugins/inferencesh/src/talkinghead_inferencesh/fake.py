@@ -43,6 +43,7 @@ from starlette.routing import Route
 
 from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
+from . import fake_apps
 from .fake_faults import RESET, STALL, TRANSPORT_FAULTS, TRUNCATE, TransportFaults, mark
 from .fake_model import ENDPOINTS, ERRORS, TERMINAL, FakeTask, Switches, now_iso
 
@@ -161,9 +162,10 @@ class FakeInferenceSh(FakeBackend):
                      "size": len(self.video)}
         out: dict[str, Any] = {"video": video}
         if self.switches.output_seconds is not None:
-            mode = task.input.get("mode", "std")
+            extra = ({"quality": task.input.get("mode", "std"), "model": "kling-avatar"}
+                     if fake_apps.app_name(task.app) == "klingai/avatar" else {"app": fake_apps.app_name(task.app)})
             out["output_meta"] = {"outputs": [{"type": "video", "seconds": self.switches.output_seconds,
-                                               "extra": {"quality": mode, "model": "kling-avatar"}}]}
+                                               "extra": extra}]}
         return out
 
     # -- endpoints -----------------------------------------------------------------------
@@ -222,7 +224,11 @@ class FakeInferenceSh(FakeBackend):
         body = rec.json if isinstance(rec.json, dict) else {}
         if not body.get("app"):
             return self._problem(422, "app field is required")
+        if fake_apps.app_name(str(body["app"])) not in fake_apps.SCHEMAS:
+            return self._problem(404, f"app {body['app']!r} not found")
         inputs = body.get("input") if isinstance(body.get("input"), dict) else {}
+        if (invalid := fake_apps.check(str(body["app"]), inputs)) is not None:
+            return self._problem(422, invalid)  # the app's input schema refuses it: no task
         s = self.switches
         own = s.per_task(inputs) if s.per_task is not None else {}
         error = own.get("task_error", s.task_error)

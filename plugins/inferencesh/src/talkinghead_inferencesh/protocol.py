@@ -360,6 +360,15 @@ def run_body(app: str, *, image: str, audio: str, prompt: str | None, mode: str,
     return body
 
 
+def run_body_for(app: str, inputs: dict[str, Any], *, webhook: str | None) -> dict[str, Any]:
+    """The ``POST /apps/run`` body for any app: its input fields as mapped by ``routes.py``,
+    and ``webhook`` only when given. Fields without a value are left out, never sent as null."""
+    body: dict[str, Any] = {"app": app, "input": {k: v for k, v in inputs.items() if v is not None}}
+    if webhook:
+        body["webhook"] = webhook
+    return body
+
+
 def upload_filename(filename: str | None, format: str | None, field: str = "file") -> str:
     """A filename whose extension matches the content. The app transcodes audio whose URL does
     not end in ``.mp3``/``.wav`` (§11), so mp3 and wav must carry those extensions."""

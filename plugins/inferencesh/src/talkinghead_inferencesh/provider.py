@@ -1,4 +1,5 @@
-"""``InferenceShProvider``: Kling Avatar through inference.sh's ``klingai/avatar`` app.
+"""``InferenceShProvider``: avatar models through inference.sh apps (Kling Avatar on
+``klingai/avatar``, and the others in ``routes.py``: one app, declaration and input mapping each).
 
 One HTTP protocol, translated (the notes: ``shared/protocols/inference-sh.md``):
 
@@ -28,10 +29,10 @@ from talkinghead.errors import (
     ServerError,
     SubmitOutcomeUnknown,
 )
-from talkinghead.models import Job, JobStatus, JobUpdate, Limits, Route
+from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
-from . import protocol
+from . import protocol, routes
 
 if TYPE_CHECKING:
     import httpx
@@ -92,12 +93,13 @@ class InferenceShProvider(Provider):
     # -- declaration ---------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
-        # Kling Avatar's own image rules (sides >= 300 px, aspect 1:2.5 to 2.5:1) belong to
-        # the model, so they hold on this route too: refused here rather than after paying.
-        return [Route(provider=self.name, model="kling-avatar",
-                      price_per_second={"std": 0.056, "pro": 0.112},
-                      native_text=False, price_source=PRICE_SOURCE, price_date=PRICE_DATE,
-                      limits=Limits(image_min_side=300, image_aspect_range=(0.4, 2.5)))]
+        return [app.route for app in routes.apps(self.name, self.app).values()]
+
+    def app_for(self, model: str) -> routes.App:
+        table = routes.apps(self.name, self.app)
+        if model not in table:
+            raise InputError("model", f"{model!r} is not served by {self.name}", value=model, limit=tuple(table))
+        return table[model]
 
     @property
     def base_url(self) -> str:
@@ -181,14 +183,16 @@ class InferenceShProvider(Provider):
 
     async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
         request = prepared.request
-        if prepared.audio is None:
-            raise InputError("audio", "klingai/avatar needs audio (the core synthesizes it from text "
+        app = self.app_for(job.model)
+        speaks = request.text is not None and app.route.native_text  # the app speaks the text itself
+        if prepared.audio is None and not speaks:
+            raise InputError("audio", f"{app.app} needs audio (the core synthesizes it from text "
                              "before submitting to a route without native text)")
         image = await self._input_file(prepared.image)
-        audio = await self._input_file(prepared.audio)
-        body = protocol.run_body(self.app, image=image, audio=audio, prompt=request.prompt,
-                                 mode=request.mode, aspect_ratio=request.aspect_ratio,
-                                 webhook=job.webhook_url)
+        audio = None if speaks else await self._input_file(prepared.audio)  # type: ignore[arg-type]
+        size = (prepared.image.width, prepared.image.height) if prepared.image.width else None
+        inputs = app.build(routes.Inputs(request, app.route, image, audio, size))  # type: ignore[arg-type]
+        body = protocol.run_body_for(app.app, inputs, webhook=job.webhook_url)
         self.create_sending(job)  # the uploads are done: from here the task may exist
         response = await self._send("POST", "/apps/run", json=body, idempotent=False)
         payload = protocol.parse_json(response.content)

@@ -113,7 +113,8 @@ class KlingProvider(Provider):
     def routes(self) -> list[Route]:
         limits = Limits(image_min_side=300, image_aspect_range=(0.4, 2.5), text_max_chars=protocol.TEXT_MAX_CHARS,
                         audio_max_seconds=self.setting("audio_max_seconds"))
-        return [Route(provider=self.name, model=MODEL, native_text=True, limits=limits,
+        return [Route(provider=self.name, model=MODEL, native_text=True, limits=limits, endpoint=protocol.AVATAR_PATH,
+                      voice_any=True, voice_note="a Kling TTS voice id, optionally '<id>#<language>' (zh or en)",
                       price_per_second={"std": self.setting("price_std"), "pro": self.setting("price_pro")},
                       price_source=PRICE_SOURCE, price_date=PRICE_DATE)]
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import ConfigError, InputError
-from talkinghead.models import Job, JobStatus, JobUpdate, Route
+from talkinghead.models import Job, JobStatus, JobUpdate, Route, frame_ratio
 from talkinghead.provider import Provider
 
 if TYPE_CHECKING:
@@ -98,9 +98,25 @@ class LocalProvider(Provider):
         self._faces_lock = threading.Lock()
 
     def routes(self) -> list[Route]:
-        return [Route(provider=self.name, model=MODEL, modes=("std", "pro"),
-                      price_per_second={"std": 0.0, "pro": 0.0}, native_text=False, kind="local",
-                      price_source="free: rendered on this machine")]
+        return [self._route(MODEL, "free: rendered on this machine")]
+
+    def _route(self, model: str, source: str) -> Route:
+        return Route(provider=self.name, model=model, modes=("std", "pro"), aspect="controls",
+                     aspect_ratios=("16:9", "9:16", "1:1"), price_per_second={"std": 0.0, "pro": 0.0},
+                     native_text=False, prompt=False, kind="local", price_source=source)
+
+    def route(self, model: str | None = None) -> Route:
+        """Its own route, or its stand-in for ``model``: every job it holds renders here."""
+        if model is None or model == MODEL:
+            return super().route(model)
+        return self._route(model, f"free: the local CPU preview stands in for {model}; not {model}'s output")
+
+    def stand_in(self, model: str, declared: list[Route]) -> Route | None:
+        """Any model a cloud route serves, rendered here as the same CPU preview at $0: the
+        route says so."""
+        if not declared:
+            return None
+        return self._route(model, f"free: the local CPU preview stands in for {model}; not {model}'s output")
 
     # -- before any work -----------------------------------------------------------------
 
@@ -230,7 +246,8 @@ class LocalProvider(Provider):
 
         try:
             result = render(_source(prepared.image), _source(prepared.audio), task.out,
-                            aspect_ratio=prepared.request.aspect_ratio, resolution=self.resolution,
+                            aspect_ratio=frame_ratio(prepared.request.aspect_ratio, prepared.image.width,
+                                                     prepared.image.height), resolution=self.resolution,
                             phonemes=speech.phonemes if speech is not None else (),
                             seed=self.seed, face=face, duration_s=prepared.audio.duration_s,
                             should_stop=task.stop.is_set, on_frame=progress)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import ConfigError, InputError
-from talkinghead.models import ASPECT_RATIOS, Job, JobStatus, JobUpdate, Quote, Route
+from talkinghead.models import RESOLUTIONS, Job, JobStatus, JobUpdate, Quote, Route, frame_ratio
 from talkinghead.provider import Provider
 
 from .failures import FailSpec, injected_error
@@ -132,18 +132,32 @@ class MockProvider(Provider):
         return [Route(
             provider=self.name, model=MODEL, modes=("std", "pro"),
             price_per_second={"std": self.price_std, "pro": self.price_pro},
-            aspect_ratios=ASPECT_RATIOS, native_text=True, kind="test",
+            aspect="controls", aspect_ratios=("16:9", "9:16", "1:1"), native_text=True, kind="test",
+            voice_any=True, languages=(), resolutions=RESOLUTIONS, seed=True,
             price_source="mock: config price_std/price_pro or TALKINGHEAD_MOCK_PRICE_STD/_PRO",
         )]
+
+    def stand_in(self, model: str, declared: list[Route]) -> Route | None:
+        """The mock impersonates a model: the declarations (inputs, limits, price) of its first
+        cloud route by provider name, so an app's tests meet that model's rules and quotes."""
+        if not declared:
+            return None
+        template = min(declared, key=lambda r: r.provider)
+        return template.model_copy(update={
+            "provider": self.name, "kind": "test",
+            "price_source": f"mock impersonating {template.id}: {template.price_source}"})
 
     def estimate(self, prepared: PreparedRequest, route: Route) -> Quote:
         # The mock knows exactly how long it will render text and URL audio, so it quotes
         # that instead of the base class's upper bound.
         mode = prepared.request.mode
-        price = float(route.price_per_second[mode])
-        seconds = self.output_seconds(prepared)
+        resolution = route.resolution_for(prepared.request)
+        price = route.price_for(mode, resolution)  # by tier or by resolution, as the route declares
+        seconds = route.billed_seconds(self.output_seconds(prepared))
         return Quote(provider=route.provider, model=route.model, mode=mode, seconds=round(seconds, 3),
-                     price_per_second=price, cost_usd=round(seconds * price, 4))
+                     price_per_second=price, cost_usd=round(seconds * price, 4), resolution=resolution,
+                     unconfirmed=route.price_unconfirmed, min_billed_seconds=route.min_billed_seconds,
+                     round_up=route.round_up)
 
     def output_seconds(self, prepared: PreparedRequest) -> float:
         """How long the result will be: the audio's length; text as silence at 15 chars/s
@@ -310,7 +324,8 @@ class MockProvider(Provider):
         if audio is not None and audio.kind != "url":
             sound = audio.path if audio.kind == "path" else audio.data
         seconds = self.output_seconds(prepared)
-        frame = video.frame_image(photo, prepared.request.aspect_ratio, self.size)
+        frame = video.frame_image(photo, frame_ratio(prepared.request.aspect_ratio, prepared.image.width,
+                                                         prepared.image.height), self.size)
         video.encode_mp4(out, frame, audio=sound, duration_s=seconds)
         return seconds
 
