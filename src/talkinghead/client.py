@@ -78,7 +78,7 @@ class AsyncClient:
 
     @functools.cached_property
     def _log(self) -> log.Logger:
-        return log.get_logger()  # made on first use: structlog stays unloaded until a job logs
+        return log.get_logger("talkinghead.client")  # made on first use
 
     # -- what is available ---------------------------------------------------------------
 

@@ -391,7 +391,7 @@ async def deliver_webhook(url: str, payload: dict, *, provider: str, attempts: i
                 if isinstance(exc, NetworkBlocked):
                     break
             await asyncio.sleep(_backoff(attempt, 0.2))
-    get_logger().warning("webhook.undelivered", provider=provider, url=url.split("?")[0].rsplit("/", 1)[0])
+    get_logger("talkinghead.http").warning("webhook.undelivered", provider=provider, url=url.split("?")[0].rsplit("/", 1)[0])
     return False
 
 

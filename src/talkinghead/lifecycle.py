@@ -98,7 +98,7 @@ class Lifecycle:
         self.session = session
         self.timeout = timeout
         self._downloads: dict[str, Any] = {}
-        self._log = log.get_logger()
+        self._log = log.get_logger("talkinghead.lifecycle")
 
     def _bound(self, job: Job) -> Any:
         return self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
