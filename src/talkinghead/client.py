@@ -21,7 +21,7 @@ from . import checks, log, media, plugins, routing, tts
 from .config import Settings
 from .errors import ConfigError, InputError, JobTimeout, ProviderError
 from .ledger import BudgetLimits, Ledger, SQLiteLedger
-from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, over_quote, token_hash  # noqa: F401 - re-exported
+from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, notify, over_quote, token_hash  # noqa: F401 - re-exported
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 from .syncloop import LoopRunner
@@ -252,7 +252,7 @@ class AsyncClient:
         job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
                                 max_cost_usd=max_cost_usd, check_face=check_face, output=output)
         if on_update is not None:
-            on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
+            await notify(on_update, job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
         return await self.finish(job, output=output, timeout=timeout, on_update=on_update)
 
     async def finish(self, job: Job, *, output: str | Path | None = None, timeout: float | None = None,
