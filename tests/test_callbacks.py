@@ -31,7 +31,7 @@ async def test_coroutine_callback_is_awaited_for_every_change(face, speech, tmp_
         await asyncio.sleep(0)  # a real await: it only counts if the client awaits us
         seen.append((job.status, job.progress))
 
-    async with AsyncClient(providers=[Chatty({"latency": 0.3, "steps": 3})]) as client:
+    async with AsyncClient(providers=[Chatty({"latency": 0.3, "steps": 3})], allow_test_routes=True) as client:
         result = await client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "o.mp4",
                                   on_update=on_update)
     assert result.path.exists()
@@ -46,14 +46,14 @@ def test_sync_client_awaits_coroutine_callbacks_too(face, speech, tmp_path):
     async def on_update(job, update):
         calls.append(job.status)
 
-    with Client(providers=[MOCK()]) as client:
+    with Client(providers=[MOCK()], allow_test_routes=True) as client:
         client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "o.mp4", on_update=on_update)
     assert calls and calls[-1] is JobStatus.COMPLETED
 
 
 def test_plain_callback_hears_each_change_once(face, speech, tmp_path):
     seen = []
-    with Client(providers=[Chatty({"latency": 0.3, "steps": 3})]) as client:
+    with Client(providers=[Chatty({"latency": 0.3, "steps": 3})], allow_test_routes=True) as client:
         client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "o.mp4",
                    on_update=lambda job, update: seen.append((job.status, job.progress)))
     assert seen[-1] == (JobStatus.COMPLETED, 100.0)

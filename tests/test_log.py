@@ -74,7 +74,7 @@ def test_key_from_environment_never_in_json_logs(monkeypatch, face, speech, tmp_
     out = capture("json")
 
     async def go():
-        async with AsyncClient(providers=[Careless()]) as client:
+        async with AsyncClient(providers=[Careless()], allow_test_routes=True) as client:
             await client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "o.mp4")
 
     asyncio.run(go())
@@ -102,7 +102,7 @@ def run_on_mock(face, speech, tmp_path):
     from talkinghead import AvatarRequest, Client
     from talkinghead.plugins import get_provider_classes
 
-    with Client(providers=[get_provider_classes()["mock"]()]) as client:
+    with Client(providers=[get_provider_classes()["mock"]()], allow_test_routes=True) as client:
         return client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "o.mp4")
 
 
@@ -163,7 +163,7 @@ from talkinghead import AvatarRequest, Client, log
 from talkinghead.plugins import get_provider_classes
 
 log.add_secret("sk-app-canary-99887766")
-with Client(providers=[get_provider_classes()["mock"]()]) as client:
+with Client(providers=[get_provider_classes()["mock"]()], allow_test_routes=True) as client:
     client.run(AvatarRequest(image=sys.argv[1], audio=sys.argv[2], prompt="sk-app-canary-99887766"),
                output=sys.argv[3])
 log.get_logger("talkinghead.app").info("done", key="sk-app-canary-99887766")

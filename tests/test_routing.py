@@ -66,8 +66,26 @@ async def test_fastest_uses_median_completion_time_from_the_journal(face, speech
 
 async def test_cloud_before_local_before_test_doubles(face, speech, ledger):
     client = AsyncClient(providers=[provider("local", kind="local", price_std=0.0),
-                                    provider("dear", price_std=0.5), MOCK({"price_std": 0.0})], ledger=ledger)
+                                    provider("dear", price_std=0.5), MOCK({"price_std": 0.0})], ledger=ledger,
+                         allow_test_routes=True)
     assert [q.provider for q in await client.estimate(req(face, speech))] == ["dear", "local", "mock"]
+
+
+async def test_a_test_double_is_never_chosen_unnamed(face, speech, ledger, monkeypatch):
+    """Installed beside a real route, or alone, the mock runs only when named or allowed."""
+    monkeypatch.delenv("TALKINGHEAD_ALLOW_TEST_ROUTES", raising=False)
+    alone = AsyncClient(providers=[MOCK({"price_std": 0.0})], ledger=ledger)
+    with pytest.raises(NoRouteError, match=r"mock/mock-avatar: a test double: only by name \(--provider mock\)"):
+        await alone.submit(req(face, speech))
+    assert ledger.jobs() == []  # nothing journaled, nothing spent
+    job = await alone.submit(req(face, speech), provider="mock")
+    assert job.provider == "mock"
+    beside = AsyncClient(providers=[provider("local", kind="local", price_std=0.5), MOCK({"price_std": 0.0})],
+                         ledger=ledger)
+    assert [q.provider for q in await beside.estimate(req(face, speech))] == ["local"]
+    monkeypatch.setenv("TALKINGHEAD_ALLOW_TEST_ROUTES", "1")
+    allowed = AsyncClient(providers=[MOCK({"price_std": 0.0})], ledger=ledger)
+    assert (await allowed.submit(req(face, speech))).provider == "mock"
 
 
 async def test_mode_and_aspect_filtering(face, speech, ledger):

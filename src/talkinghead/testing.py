@@ -16,7 +16,8 @@ While it is active:
 
 Fixtures: ``mock_provider`` (the mock backend, configurable with
 ``@pytest.mark.mock_provider(latency=0, steps=3, fail="server_error@run")``),
-``talkinghead_client`` (a sync ``Client`` on it), ``talkinghead_async_client`` and
+``talkinghead_client`` (a sync ``Client`` on it, which may route to the mock unnamed),
+``talkinghead_async_client`` and
 ``mock_calls`` (what the mock was asked). See docs/testing.md.
 """
 
@@ -147,7 +148,7 @@ def mock_calls(mock_provider: Any) -> list:
 def talkinghead_client(mock_provider: Any) -> Iterator[Any]:
     from .client import Client
 
-    with Client(providers=[mock_provider]) as client:
+    with Client(providers=[mock_provider], allow_test_routes=True) as client:
         yield client
 
 
@@ -157,4 +158,4 @@ def talkinghead_async_client(mock_provider: Any) -> Any:
     test runner (pytest-asyncio, anyio); the mock holds no connections to close."""
     from .client import AsyncClient
 
-    return AsyncClient(providers=[mock_provider])
+    return AsyncClient(providers=[mock_provider], allow_test_routes=True)
