@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
-export TALKINGHEAD_HOME ?= $(CURDIR)/.talkinghead
+# Tests and benchmarks keep their journal in the checkout; the demo uses the default data dir
+# (or your TALKINGHEAD_HOME), the one `talkinghead jobs list` reads, so its job shows up there.
+test bench: export TALKINGHEAD_HOME ?= $(CURDIR)/.talkinghead
 
 .PHONY: install install-test demo test clean
 
@@ -31,7 +33,7 @@ demo: install
 	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead generate --image examples/face.jpg \
 		--audio examples/hello.mp3 --output out/demo.mp4 --json
 	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead preview out/demo.mp4 -o out/demo-sheet.png
-	@echo "wrote out/demo.mp4 (and a contact sheet, out/demo-sheet.png)"
+	@echo "wrote out/demo.mp4 (and a contact sheet, out/demo-sheet.png); its job: $(BIN)/talkinghead jobs list"
 
 test: install-test
 	@$(BIN)/python -m pytest -q; rc=$$?; \

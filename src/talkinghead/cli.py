@@ -66,18 +66,27 @@ def main(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @handle_errors
 def providers(as_json: bool) -> None:
-    """List installed providers, their routes and prices, and whether credentials are set."""
+    """List installed providers, their routes and prices, and whether credentials are set.
+
+    Routes are listed in the order the router prefers them when no --provider is named:
+    kind cloud first, then local, then test (a test double such as the mock runs only when
+    named); cheapest first within a kind. A route's kind is "cloud" unless it says otherwise."""
     import time
+
+    from .routing import KIND_ORDER
 
     client = make_client()
     cooling = client.ledger.cooldowns()
+    pairs = sorted(client.routes(), key=lambda pr: (KIND_ORDER[pr[1].kind], min(pr[1].price_per_second.values(),
+                                                                                    default=0.0), pr[1].id))
     rows = [{"provider": p.name, "model": r.model, "route": r.id, "kind": r.kind, "modes": list(r.modes),
              "price_per_second": r.price_per_second, "aspect_ratios": list(r.aspect_ratios),
              "native_text": r.native_text, "configured": p.configured(), "credentials": list(p.env_vars),
              "credentials_needed": p.credentials_hint(), "credentials_in_use": p.credentials_in_use(),
              "price_source": r.price_source, "price_date": r.price_date,
              "failed_jobs_billed": p.bills_failed_jobs,
-             "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in client.routes()]
+             "chosen_unnamed": r.kind != "test",
+             "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in pairs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -87,9 +96,11 @@ def providers(as_json: bool) -> None:
         prices = "  ".join(f"{m} ${row['price_per_second'][m]:.4f}/s" for m in row["modes"])
         using = f" ({' + '.join(row['credentials_in_use'])})" if row["credentials_in_use"] else ""
         ready = f"ready{using}" if row["configured"] else f"needs {row['credentials_needed']}"
+        if not row["chosen_unnamed"]:
+            ready += ", only by name"
         if row["cooldown_s"]:
             ready += f", cooling down {row['cooldown_s']:.0f} s"
-        click.echo(f"{row['route']:<28} {prices:<34} {ready}")
+        click.echo(f"{row['route']:<28} {row['kind']:<6} {prices:<34} {ready}")
 
 
 @main.command()
@@ -97,16 +108,20 @@ def providers(as_json: bool) -> None:
 @handle_errors
 def estimate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None,
              as_json: bool) -> None:
-    """Quote what a request would cost on each usable route, cheapest first. No network."""
+    """Quote what a request would cost on every route that accepts it, cheapest first, whether
+    its credentials are set or not (marked with what it needs). No network, nothing spent."""
     request = _request(image, audio, text, mode=mode)
-    quotes = asyncio.run(make_client().estimate(request, provider=provider))
+    found = asyncio.run(make_client().quotes(request, provider=provider))
     if as_json:
-        click.echo(json.dumps([q.model_dump(mode="json") | {"route": q.route_id} for q in quotes], indent=2))
+        click.echo(json.dumps([c.quote.model_dump(mode="json") | {"route": c.route.id, "usable": c.needs is None,
+                                                                   "needs": c.needs} for c in found], indent=2))
         return
-    for q in quotes:
+    for c in found:
+        q = c.quote
         bound = " (upper bound: duration unknown)" if q.upper_bound else ""
+        needs = f"  [{c.needs}]" if c.needs else ""
         click.echo(f"{q.route_id:<28} {q.mode}  {q.seconds:7.2f} s x ${q.price_per_second:.4f}/s = "
-                   f"${q.cost_usd:.4f}{bound}")
+                   f"${q.cost_usd:.4f}{bound}{needs}")
 
 
 @main.command()
@@ -190,9 +205,11 @@ def serve(host: str, port: int) -> None:
 
 def _register() -> None:
     from .cli_jobs import batch, budget, jobs
+    from .cli_support import add_verbose_everywhere
 
     for command in (jobs, budget, batch):
         main.add_command(command)
+    add_verbose_everywhere(main)
 
 
 _register()

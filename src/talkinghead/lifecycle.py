@@ -345,7 +345,9 @@ class Lifecycle:
             path = Path(job.output_path or "")
         else:
             path = await self.fetch(job, asked)
-        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=job.output_url,
+        # A file:// result is the provider's temporary file, gone once copied: name the copy.
+        url = path.resolve().as_uri() if (job.output_url or "").startswith("file:") else job.output_url
+        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=url,
                            path=path, duration_s=job.duration_s, cost_usd=job.settled_usd or 0.0,
                            quote_usd=job.quote.cost_usd if job.quote else None)
 
