@@ -169,3 +169,69 @@ async def test_success_clears_failures(face, speech, ledger):
     await client.submit(req(face, speech))
     assert ledger.cooldowns() == {}
     assert ledger._conn().execute("SELECT COUNT(*) FROM route_health").fetchone() == (0,)
+
+
+# -- each route judged on its own; the right error from structured reasons ---------------------
+
+def shaped(name: str, *, env_vars=(), limits=None, **config):
+    """A mock-backed cloud provider with credentials to need and limits of its own."""
+    from talkinghead.models import Limits
+
+    def routes(self):
+        return [r.model_copy(update={"provider": name, "kind": "cloud", "limits": limits or Limits()})
+                for r in MOCK.routes(self)]
+    return type(f"S_{name}", (MOCK,), {"name": name, "routes": routes, "env_vars": tuple(env_vars)})(config)
+
+
+async def test_an_unusable_route_never_hides_the_routes_after_it(face, speech, ledger, monkeypatch):
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    client = AsyncClient(providers=[shaped("locked", env_vars=("NOPE_KEY",), price_std=0.001),
+                                    shaped("dear", price_std=0.9), shaped("fine", price_std=0.02),
+                                    shaped("also", price_std=0.03)], ledger=ledger)
+    job = await client.submit(req(face, speech), max_cost_usd=0.5)
+    assert job.provider == "fine"
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["fine", "also", "dear"]
+
+
+async def test_model_filter(face, speech, ledger):
+    client = AsyncClient(providers=[provider("a", price_std=0.01), provider("b", price_std=0.02)], ledger=ledger)
+    assert {q.model for q in await client.estimate(req(face, speech), model="mock-avatar")} == {"mock-avatar"}
+    with pytest.raises(NoRouteError, match="model 'nosuch'"):
+        await client.estimate(req(face, speech), model="nosuch")
+
+
+async def test_a_quote_equal_to_the_maximum_is_allowed(face, speech, ledger):
+    from talkinghead import BudgetExceeded
+
+    client = AsyncClient(providers=[provider("a", price_std=0.05)], ledger=ledger)
+    (quote,) = await client.estimate(req(face, speech))
+    job = await client.submit(req(face, speech), max_cost_usd=quote.cost_usd)
+    assert job.quote.cost_usd == quote.cost_usd
+    with pytest.raises(BudgetExceeded):
+        await client.submit(req(face, speech), max_cost_usd=quote.cost_usd - 0.0001)
+
+
+async def test_fastest_puts_unmeasured_routes_after_measured_ones(face, speech, ledger):
+    measured, cheap_unseen = provider("measured", price_std=0.09), provider("unseen", price_std=0.001)
+    client = AsyncClient(providers=[cheap_unseen, measured], ledger=ledger, policy="fastest")
+    await client.run(req(face, speech), provider="measured")
+    assert "unseen/mock-avatar" not in ledger.median_seconds()
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["measured", "unseen"]
+
+
+async def test_an_input_limit_is_not_a_price(face, speech, ledger):
+    """A route refusing the clip as "longer than the 5 s maximum" beside one over the price
+    limit: that is no route (exit 3), not "every route costs more" (the text once decided)."""
+    from talkinghead import BudgetExceeded
+    from talkinghead.models import Limits
+
+    short = shaped("short", limits=Limits(audio_max_seconds=5.0), price_std=0.001)
+    client = AsyncClient(providers=[short, shaped("dear", price_std=0.9)], ledger=ledger)
+    with pytest.raises(NoRouteError, match="maximum") as info:
+        await client.submit(req(face, speech), max_cost_usd=0.5)
+    assert not isinstance(info.value, BudgetExceeded)
+    only_short = AsyncClient(providers=[short, shaped("short2", limits=Limits(audio_max_seconds=5.0))], ledger=ledger)
+    with pytest.raises(InputError, match="maximum") as refused:  # every route refused the input: exit 2
+        await only_short.submit(req(face, speech))
+    assert refused.value.field == "audio" and refused.value.exit_code == 2
+    assert ledger.jobs() == []
