@@ -18,8 +18,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(PLUGINS)
 	$(BIN)/pip install -q -e '.[local]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' -e 'plugins/fal[fake]'
+# The example third-party plugin (examples/talkinghead-still) is installed for the tests too:
+# tests/test_example_plugin.py runs it through providers, plugins, estimate and generate.
+$(VENV)/.installed-test: $(VENV)/.installed examples/talkinghead-still/pyproject.toml
+	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' -e 'plugins/fal[fake]' \
+		-e examples/talkinghead-still
 	touch $@
 
 install: $(VENV)/.installed

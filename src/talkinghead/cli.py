@@ -104,6 +104,39 @@ def providers(as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@handle_errors
+def plugins(as_json: bool) -> None:
+    """List installed plugins: name, version, entry point, routes, and why one failed to load."""
+    from . import plugins as seam
+
+    by_plugin = seam.plugin_providers()
+    rows = []
+    for info in seam.report():
+        routes = []
+        for cls in by_plugin.get(info.name, []):
+            try:
+                routes += [r.id for r in cls({}).routes()]
+            except Exception as exc:  # a plugin author needs to see this, not a traceback
+                routes.append(f"<{cls.__name__}.routes() failed: {type(exc).__name__}: {exc}>")
+        state = "loaded" if info.loaded else "failed" if info.error else "not loaded (TALKINGHEAD_PLUGINS)"
+        rows.append({"name": info.name, "distribution": info.distribution, "version": info.version,
+                     "entry_point": info.entry_point, "status": state, "routes": routes, "error": info.error})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no plugins installed", err=True)
+    for row in rows:
+        click.echo(f"{row['name']:<14} {row['distribution'] or '?'} {row['version'] or '?'}  "
+                   f"[{row['entry_point']}]  {row['status']}")
+        for route in row["routes"]:
+            click.echo(f"    route {route}")
+        if row["error"]:
+            click.echo(f"    error {row['error']}")
+
+
+@main.command()
 @request_options
 @handle_errors
 def estimate(image: str, audio: str | None, text: str | None, mode: str, provider: str | None,
