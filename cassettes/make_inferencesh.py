@@ -15,12 +15,13 @@ Secrets never appear: Authorization is "REDACTED" and signed upload URLs carry
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
+
+from result_video import video_download  # beside this script
 
 OUT = Path(__file__).resolve().parent / "inferencesh"
 API = "https://api.inference.sh"
@@ -130,23 +131,6 @@ def _run_req(mode, *, image, audio, prompt=None, webhook=None):
 
 # The sizes are those of examples/face.jpg and examples/hello.wav; only their order matters
 # for replay (requests are matched on method, host and path).
-def _video_download(url):
-    """The result's GET, so an app replaying ``Client.run`` on a happy cassette gets the whole
-    run, download included. The body is a real, tiny MP4 (64x64, 2 s, the example face) made
-    with talkinghead's own encoder: the client decodes what it downloads before keeping it."""
-    from talkinghead import video
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.mp4"
-        face = Path(__file__).resolve().parent.parent / "examples" / "face.jpg"
-        video.encode_mp4(out, video.frame_image(face, "1:1", (64, 64)), duration_s=2.0)
-        data = out.read_bytes()
-    response = {"status": {"code": 200, "message": "OK"},
-                "headers": {"Content-Type": ["video/mp4"], "Content-Length": [str(len(data))]},
-                "body": {"string": data}}
-    return Request("GET", url, None, {}), response
-
-
 IMAGE = ("01jexamplefile00000000000b", "face.jpg", "image/jpeg", 74962)
 AUDIO = ("01jexamplefile00000000000d", "hello.wav", "audio/wav", 306170)
 
@@ -164,7 +148,7 @@ def happy_std():
         _partial(tid, "2026-08-20T10:03:05Z", status=9),
         _partial(tid, "2026-08-20T10:03:10Z", status=10, output=_output("out-std.mp4", 6.9, "std")),
     ))))
-    pairs.append(_video_download(f"{CLOUD}/out-std.mp4"))
+    pairs.append(video_download(f"{CLOUD}/out-std.mp4"))  # the result, so Client.run replays whole
     return pairs
 
 
@@ -180,7 +164,7 @@ def happy_pro():
     done = _task(tid, "completed", mode="pro", prompt=prompt, updated="2026-08-20T10:04:00Z",
                  output=_output("out-pro.mp4", 6.9, "pro"))
     pairs.append((_stream_req(tid), _stream_resp(_ndjson(running, HEARTBEAT, done))))
-    pairs.append(_video_download(f"{CLOUD}/out-pro.mp4"))
+    pairs.append(video_download(f"{CLOUD}/out-pro.mp4"))
     return pairs
 
 

@@ -13,6 +13,7 @@ from talkinghead.video import probe_video
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes" / "inferencesh"
+FAL = ROOT / "cassettes" / "fal"
 WAV = ROOT / "examples" / "hello.wav"
 
 
@@ -32,3 +33,13 @@ def test_client_run_replays_a_happy_cassette_end_to_end(mode, face, tmp_path, vc
     info = probe_video(result.path)
     assert (info.width, info.height) == (64, 64) and info.frame_count == 50
     assert job.output_path == str(result.path.resolve())
+
+
+@pytest.mark.vcr(str(FAL / "happy_std_uploads.yaml"))
+def test_client_run_replays_the_fal_cassette_end_to_end(face, tmp_path, vcr):
+    provider = get_provider_classes()["fal"]({"api_key": "test-key-app-0000"})
+    with Client(providers=[provider]) as client:
+        result = client.run(AvatarRequest(image=face, audio=WAV), output=tmp_path / "intro.mp4")
+    assert result.provider == "fal" and result.url.startswith("https://v3.fal.media/")
+    assert probe_video(result.path).frame_count == 50
+    assert vcr.all_played
