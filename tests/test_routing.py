@@ -235,3 +235,42 @@ async def test_an_input_limit_is_not_a_price(face, speech, ledger):
         await only_short.submit(req(face, speech))
     assert refused.value.field == "audio" and refused.value.exit_code == 2
     assert ledger.jobs() == []
+
+
+# -- invariants over random route sets -----------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+ROUTE = st.tuples(st.sampled_from(["cloud", "local", "test"]), st.integers(0, 50), st.booleans())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(routes=st.lists(ROUTE, min_size=1, max_size=6), cap=st.one_of(st.none(), st.integers(0, 50)),
+       allow_test=st.booleans())
+def test_routing_invariants(face, speech, routes, cap, allow_test, monkeypatch):
+    """Whatever the routes: a test double is chosen only when allowed; every candidate is
+    configured and within the maximum (equal allowed); nothing usable is left out; the
+    order is cloud, local, test and cheapest first within a kind; quote_all lists every route."""
+    from talkinghead import BudgetExceeded, media, routing
+
+    monkeypatch.delenv("LOCKED_KEY", raising=False)
+    prepared = media.prepare(req(face, speech))
+    pairs = []
+    for i, (kind, cents_per_s, configured) in enumerate(routes):
+        p = shaped(f"p{i}", env_vars=() if configured else ("LOCKED_KEY",), price_std=cents_per_s / 100)
+        r = p.routes()[0].model_copy(update={"kind": kind})
+        pairs.append((p, r))
+    max_cost = None if cap is None else cap / 100 * prepared.seconds
+    usable = {r.id for p, r in pairs if p.configured() and (allow_test or r.kind != "test")
+              and (max_cost is None or p.estimate(prepared, r).cost_usd <= max_cost + 1e-9)}
+    try:
+        found = routing.candidates(pairs, prepared, max_cost_usd=max_cost, allow_test=allow_test)
+    except (NoRouteError, BudgetExceeded):
+        found = []
+    assert {c.route.id for c in found} == usable
+    keys = [(routing.KIND_ORDER[c.route.kind], c.quote.cost_usd) for c in found]
+    assert keys == sorted(keys)
+    everything = routing.candidates(pairs, prepared, allow_test=False, quote_all=True)
+    assert {c.route.id for c in everything} == {r.id for _, r in pairs}
+    for c in everything:
+        assert (c.needs is None) == (c.provider.configured() and c.route.kind != "test")
