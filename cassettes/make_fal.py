@@ -19,11 +19,10 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
+from result_video import video_download  # beside this script
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
-
-from result_video import video_download  # beside this script
 
 OUT = Path(__file__).resolve().parent / "fal"
 QUEUE = "https://queue.fal.run"

@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from result_video import video_download  # beside this script
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
-
-from result_video import video_download  # beside this script
 
 OUT = Path(__file__).resolve().parent / "inferencesh"
 API = "https://api.inference.sh"

@@ -147,8 +147,10 @@ def test_make_demo_journals_where_jobs_list_looks(tmp_path):
     extra = tmp_path / "probe.mk"
     extra.write_text("demo-home:\n\t@echo \"[$$TALKINGHEAD_HOME]\"\ntest: demo-home\n")
     env = {k: v for k, v in os.environ.items() if k != "TALKINGHEAD_HOME" and not k.startswith("MAKE")}
-    run = lambda *goals: subprocess.run(["make", "-s", "-f", "Makefile", "-f", str(extra), *goals], cwd=ROOT,
-                                        env=env, capture_output=True, text=True, timeout=60)
+
+    def run(*goals):
+        return subprocess.run(["make", "-s", "-f", "Makefile", "-f", str(extra), *goals], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
     assert run("demo-home").stdout.strip() == "[]"
     env["TALKINGHEAD_HOME"] = str(tmp_path / "mine")
     assert run("demo-home").stdout.strip() == f"[{tmp_path / 'mine'}]"

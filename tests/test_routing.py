@@ -239,7 +239,8 @@ async def test_an_input_limit_is_not_a_price(face, speech, ledger):
 
 # -- invariants over random route sets -----------------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 ROUTE = st.tuples(st.sampled_from(["cloud", "local", "test"]), st.integers(0, 50), st.booleans())
 

@@ -14,9 +14,9 @@ import email.utils
 import importlib.util
 import os
 import random
+import secrets
 import shutil
 import sys
-import secrets
 import threading
 import time
 from pathlib import Path
@@ -392,7 +392,8 @@ async def deliver_webhook(url: str, payload: dict, *, provider: str, attempts: i
                 if isinstance(exc, NetworkBlocked):
                     break
             await asyncio.sleep(_backoff(attempt, 0.2))
-    get_logger("talkinghead.http").warning("webhook.undelivered", provider=provider, url=url.split("?")[0].rsplit("/", 1)[0])
+    get_logger("talkinghead.http").warning("webhook.undelivered", provider=provider,
+                                           url=url.split("?")[0].rsplit("/", 1)[0])
     return False
 
 
