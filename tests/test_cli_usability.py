@@ -59,7 +59,9 @@ def test_short_text_estimates_on_every_route(face):
     proc = th("estimate", "--image", str(face), "--text", "Hello there.", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert {"local", "mock", *CLOUD} <= {r["provider"] for r in rows}
+    # every route the core speaks for (its padded speech); Kling speaks the text itself and
+    # refuses a line this short before its paid TTS call, by its own rule
+    assert {"local", "mock", "inferencesh", "fal"} <= {r["provider"] for r in rows}
     assert all(r["seconds"] >= 2.0 for r in rows)
 
 

@@ -6,7 +6,7 @@ import wave
 
 import pytest
 
-from talkinghead import AsyncClient, AvatarRequest, media, tts
+from talkinghead import AsyncClient, AvatarRequest, InputError, media, tts
 
 RATE = 22050
 
@@ -48,6 +48,16 @@ async def test_short_text_is_quoted_on_every_route(face, line):
     client = AsyncClient()
     names = sorted({p.name for p, _ in client.routes()})
     assert {"local", "inferencesh", "kling", "fal"} <= set(names)
+    quoted = set()
     for name in names:  # quoted whether configured or not: what `estimate --provider NAME` shows
-        found = await client.quotes(AvatarRequest(image=face, text=line), provider=name)
+        try:
+            found = await client.quotes(AvatarRequest(image=face, text=line), provider=name)
+        except InputError as exc:
+            # A backend speaking the text itself (native text) may judge a line too short for
+            # its own speech before any paid call; that is its rule, not the core's padding.
+            assert exc.field == "text" and "shorter than the 2 s minimum" not in str(exc), name
+            assert all(r.native_text for p, r in client.routes() if p.name == name), name
+            continue
         assert found and all(c.quote.seconds >= 2.0 for c in found), name
+        quoted.add(name)
+    assert {"local", "inferencesh", "fal", "mock"} <= quoted
