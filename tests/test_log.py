@@ -142,7 +142,7 @@ def test_caplog_receives_talkinghead_records(caplog, face, speech, tmp_path):
     assert {"job.validated", "job.quoted", "job.submitted", "job.completed"} <= set(events)
     done = next(r for r in ours if r.talkinghead["event"] == "job.completed")
     assert done.talkinghead["job_id"] == result.job_id and done.levelno == logging.INFO
-    assert done.name == "talkinghead.client" and done.getMessage().startswith("job.completed job_id=")
+    assert done.name == "talkinghead.lifecycle" and done.getMessage().startswith("job.completed job_id=")
 
 
 def test_root_logger_untouched_and_quiet_by_default(face, speech, tmp_path):
@@ -180,6 +180,6 @@ def test_basicconfig_app_sees_records_and_no_secret(face, speech, tmp_path, conf
         assert done.stdout == "" and done.stderr == ""
         return
     lines = done.stdout.splitlines()
-    assert any(line.startswith("talkinghead.client INFO job.completed job_id=") for line in lines)
+    assert any(line.startswith("talkinghead.lifecycle INFO job.completed job_id=") for line in lines)
     assert any(line.startswith("talkinghead.app INFO done key='[REDACTED]'") for line in lines)
     assert "sk-app-canary" not in done.stdout + done.stderr
