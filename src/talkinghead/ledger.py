@@ -121,16 +121,22 @@ def _ensure_wal(conn: sqlite3.Connection) -> None:
     clash with another process is retried (it ends as soon as the other's switch is done)."""
     for attempt in range(50):
         try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            if _mode(conn) == "wal":
                 return
             with _WAL_SWITCH:  # checked again inside: another thread may just have switched it
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                if _mode(conn) != "wal":
                     conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == 49:
                 raise
             time.sleep(0.01 + 0.002 * attempt)
+
+
+def _mode(conn: sqlite3.Connection) -> str:
+    # A read first: a connection knows the file is WAL only once it has read the header.
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
 class SQLiteLedger:
