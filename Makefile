@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
-export TALKINGHEAD_HOME ?= $(CURDIR)/.talkinghead
+# Tests and benchmarks keep their journal in the checkout; the demo uses the default data dir
+# (or your TALKINGHEAD_HOME), the one `talkinghead jobs list` reads, so its job shows up there.
+test bench: export TALKINGHEAD_HOME ?= $(CURDIR)/.talkinghead
 
 .PHONY: install install-test demo test clean
 
@@ -16,8 +18,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(PLUGINS)
 	$(BIN)/pip install -q -e '.[local]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' -e 'plugins/fal[fake]'
+# The example third-party plugin (examples/talkinghead-still) is installed for the tests too:
+# tests/test_example_plugin.py runs it through providers, plugins, estimate and generate.
+$(VENV)/.installed-test: $(VENV)/.installed examples/talkinghead-still/pyproject.toml
+	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' -e 'plugins/fal[fake]' \
+		-e examples/talkinghead-still
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,7 +36,7 @@ demo: install
 	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead generate --image examples/face.jpg \
 		--audio examples/hello.mp3 --output out/demo.mp4 --json
 	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead preview out/demo.mp4 -o out/demo-sheet.png
-	@echo "wrote out/demo.mp4 (and a contact sheet, out/demo-sheet.png)"
+	@echo "wrote out/demo.mp4 (and a contact sheet, out/demo-sheet.png); its job: $(BIN)/talkinghead jobs list"
 
 test: install-test
 	@$(BIN)/python -m pytest -q; rc=$$?; \

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
+from result_video import video_download  # beside this script
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
@@ -166,7 +167,8 @@ def happy_std_uploads():
     rid = "5b2f1c7e-8d4a-4f3b-9e21-0c6a7d8e9f10"
     return [*_uploads(FACE, WAV),
             _submit(STD, rid, image=_file_url(FACE), audio=_file_url(WAV)),
-            _queued(rid), _running(rid), _completed(rid), _result(rid)]
+            _queued(rid), _running(rid), _completed(rid), _result(rid),
+            video_download(f"{CDN}/penguin/{rid[:8]}_output.mp4")]  # the result, so Client.run replays whole
 
 
 def happy_pro_uploads():
@@ -175,7 +177,8 @@ def happy_pro_uploads():
     return [*_uploads(FACE, WAV),
             _submit(PRO, rid, image=_file_url(FACE), audio=_file_url(WAV), prompt="Smiles and nods while talking",
                     webhook=HOOK),
-            _queued(rid, position=0), _running(rid), _running(rid), _completed(rid), _result(rid, duration=6.93)]
+            _queued(rid, position=0), _running(rid), _running(rid), _completed(rid), _result(rid, duration=6.93),
+            video_download(f"{CDN}/penguin/{rid[:8]}_output.mp4")]
 
 
 def text_input_local_tts():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from result_video import video_download  # beside this script
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
@@ -146,6 +147,7 @@ def happy_std():
         _partial(tid, "2026-08-20T10:03:05Z", status=9),
         _partial(tid, "2026-08-20T10:03:10Z", status=10, output=_output("out-std.mp4", 6.9, "std")),
     ))))
+    pairs.append(video_download(f"{CLOUD}/out-std.mp4"))  # the result, so Client.run replays whole
     return pairs
 
 
@@ -161,6 +163,7 @@ def happy_pro():
     done = _task(tid, "completed", mode="pro", prompt=prompt, updated="2026-08-20T10:04:00Z",
                  output=_output("out-pro.mp4", 6.9, "pro"))
     pairs.append((_stream_req(tid), _stream_resp(_ndjson(running, HEARTBEAT, done))))
+    pairs.append(video_download(f"{CLOUD}/out-pro.mp4"))
     return pairs
 
 

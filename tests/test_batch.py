@@ -27,13 +27,13 @@ def jobs_file(tmp_path, face, speech):
 
 def test_batch_of_20_then_rerun_submits_nothing(tmp_path, jobs_file):
     home = tmp_path / "home"
-    proc = th("batch", str(jobs_file), "--concurrency", "4", home=home)
+    proc = th("batch", str(jobs_file), "--concurrency", "4", "--provider", "mock", home=home)
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in (tmp_path / "jobs.results.jsonl").read_text().splitlines()]
     assert sorted(r["line"] for r in results) == list(range(1, 21))
     assert all(r["status"] == "completed" and os.path.exists(r["output"]) for r in results)
 
-    again = th("batch", str(jobs_file), "--concurrency", "4", home=home)
+    again = th("batch", str(jobs_file), "--concurrency", "4", "--provider", "mock", home=home)
     assert again.returncode == 0, again.stderr
     rerun = [json.loads(line) for line in (tmp_path / "jobs.results.jsonl").read_text().splitlines()]
     assert {r["status"] for r in rerun} == {"skipped"}
@@ -50,7 +50,7 @@ def test_batch_budget_and_invalid_lines(tmp_path, face, speech):
     path = tmp_path / "b.jsonl"
     good = json.dumps({"image": str(face), "audio": str(speech)})
     path.write_text("\n".join([good, good.replace("}", ', "prompt": "x"}'), '{"image": 1', '{"colour": "red"}']))
-    proc = th("batch", str(path), "--budget", "0.1", "--concurrency", "1", home=tmp_path / "h")
+    proc = th("batch", str(path), "--budget", "0.1", "--concurrency", "1", "--provider", "mock", home=tmp_path / "h")
     results = {r["line"]: r for r in map(json.loads, (tmp_path / "b.results.jsonl").read_text().splitlines())}
     assert results[1]["status"] == "completed"
     assert results[2]["status"] == "budget" and "budget" in results[2]["error"]

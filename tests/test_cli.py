@@ -50,7 +50,7 @@ def test_generate_json_writes_playable_mp4(face, speech, tmp_path):
 
 
 def test_estimate_json(face, speech):
-    proc = th("estimate", "--image", str(face), "--audio", str(speech), "--mode", "pro", "--json")
+    proc = th("estimate", "--provider", "mock", "--image", str(face), "--audio", str(speech), "--mode", "pro", "--json")
     assert proc.returncode == 0, proc.stderr
     (quote,) = json.loads(proc.stdout)
     assert quote["route"] == "mock/mock-avatar" and quote["mode"] == "pro"
@@ -89,7 +89,7 @@ def test_provider_and_job_failures_exit_4(face, speech, tmp_path, fail):
 
 
 def test_max_cost_exits_3(face, speech):
-    proc = th("generate", "--image", str(face), "--audio", str(speech), "--max-cost", "0.001")
+    proc = th("generate", "--provider", "mock", "--image", str(face), "--audio", str(speech), "--max-cost", "0.001")
     assert_one_line_error(proc, 3, "maximum")
 
 

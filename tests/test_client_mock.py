@@ -17,6 +17,13 @@ from talkinghead.video import probe_video
 AUDIO_S = 6.94
 
 
+@pytest.fixture(autouse=True)
+def _mock_may_be_chosen(monkeypatch):
+    """These tests let the router pick the mock without naming it: the explicit test setting
+    (a test double is otherwise used only by name)."""
+    monkeypatch.setenv("TALKINGHEAD_ALLOW_TEST_ROUTES", "1")
+
+
 def mock(**config):
     return get_provider_classes()["mock"](config)
 

@@ -16,6 +16,13 @@ from talkinghead.ledger import BudgetLimits, SQLiteLedger
 from talkinghead.plugins import get_provider_classes
 
 MOCK = get_provider_classes()["mock"]
+
+
+@pytest.fixture(autouse=True)
+def _mock_may_be_chosen(monkeypatch):
+    """These tests let the router pick the mock without naming it: the explicit test setting
+    (a test double is otherwise used only by name)."""
+    monkeypatch.setenv("TALKINGHEAD_ALLOW_TEST_ROUTES", "1")
 COST = 0.0694  # 6.94 s x 0.01 USD/s
 
 
@@ -181,3 +188,67 @@ def test_a_stale_copy_never_undoes_a_finished_job(tmp_path):
     assert (saved.status, saved.task_id, saved.settled_usd) == (JobStatus.COMPLETED, "t1", 0.4)
     saved.output_path = "/videos/v.mp4"  # a finished job may still gain its download path
     assert ledger.record(saved) and ledger.get(mine.id).output_path == "/videos/v.mp4"
+
+
+def test_many_threads_opening_a_new_journal_at_once(tmp_path):
+    """Threads (each with its own connection) opening one fresh journal file at the same
+    instant: switching to WAL needs the file to itself, and a connection that tried it while
+    another was opening got "database is locked". Every thread must open and write."""
+    for attempt in range(40):
+        db = tmp_path / f"fresh-{attempt}.db"
+        start = threading.Barrier(12)
+        errors: list[BaseException] = []
+
+        def opener():
+            try:
+                start.wait()
+                ledger = SQLiteLedger(db)
+                ledger.open(job(0.01))
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=opener) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(SQLiteLedger(db).jobs()) == 12
+
+
+def test_busy_timeout_first_and_wal_switched_once(tmp_path, monkeypatch):
+    """The cause of "database is locked" at ``PRAGMA journal_mode=WAL``: every connection
+    switched the file to WAL (two switching at once deadlock, and SQLite then fails at once
+    without waiting), and before its busy timeout was set. Now the timeout is the first
+    statement of every connection and a new file is switched exactly once."""
+    import sqlite3
+
+    statements: list[list[str]] = []
+    real = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = real(*args, **kwargs)
+        mine: list[str] = []
+        statements.append(mine)
+        conn.set_trace_callback(mine.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    db = tmp_path / "new.db"
+    start = threading.Barrier(8)
+
+    def opener():
+        start.wait()
+        SQLiteLedger(db).jobs()
+
+    threads = [threading.Thread(target=opener) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(statements) == 8
+    assert all(s[0].upper().startswith("PRAGMA BUSY_TIMEOUT") for s in statements)
+    switches = [x for s in statements for x in s if x.upper().replace(" ", "") == "PRAGMAJOURNAL_MODE=WAL"]
+    assert len(switches) == 1
+    SQLiteLedger(db).jobs()  # an existing file is never switched again
+    assert not any(x.upper().replace(" ", "") == "PRAGMAJOURNAL_MODE=WAL" for x in statements[-1])

@@ -79,3 +79,56 @@ def test_direct_registration(fresh_plugins, monkeypatch):
     exec(GOOD, module.__dict__)
     fresh_plugins.register(module, name="inline")
     assert list(fresh_plugins.get_provider_classes()) == ["goodone"]
+
+
+MISSPELLED = '''
+from talkinghead import Provider, Route
+from talkinghead.hookspecs import hookimpl
+
+class Typo(Provider):
+    name = "typo"
+    def routes(self):
+        return [Route(provider="typo", model="m", price_per_second={"std": 1.0, "pro": 2.0})]
+
+@hookimpl
+def register_provider(register):   # the hook is register_providers
+    register(Typo)
+'''
+
+
+def test_a_misspelled_hookimpl_is_a_clear_load_error(tmp_path, monkeypatch, fresh_plugins):
+    install_dist(tmp_path, "th_typo", {"typo": "th_typomod"}, {"th_typomod": MISSPELLED})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TALKINGHEAD_PLUGINS", "typo,mock")
+    with pytest.warns(RuntimeWarning, match=r"plugin 'typo'.*'register_provider' is not a talkinghead hook "
+                                             r"\(did you mean 'register_providers'\?\)"):
+        classes = fresh_plugins.get_provider_classes()
+    assert "typo" not in classes and "mock" in classes
+    info = {i.name: i for i in fresh_plugins.report()}
+    assert info["typo"].loaded is False and "register_provider" in info["typo"].error
+    assert info["typo"].version == "1.0" and info["mock"].loaded
+    with pytest.raises(Exception, match="not a talkinghead hook"):
+        fresh_plugins.register(__import__("th_typomod"), name="again")
+
+
+def test_plugins_command_shows_load_errors(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    install_dist(tmp_path, "th_typo", {"typo": "th_typomod"}, {"th_typomod": MISSPELLED})
+    install_dist(tmp_path, "th_broken", {"broken": "th_brokenmod"},
+                 {"th_brokenmod": "raise ImportError('needs libfoo')\n"})
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TALKINGHEAD_PLUGINS": "typo,broken,mock"}
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "talkinghead.cli", "plugins", "--json"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["typo"]["status"] == "failed" and "did you mean 'register_providers'" in rows["typo"]["error"]
+    assert rows["broken"]["error"] == "ImportError: needs libfoo"
+    assert rows["mock"]["status"] == "loaded" and rows["mock"]["routes"] == ["mock/mock-avatar"]
+    assert rows["kling"]["status"] == "not loaded (TALKINGHEAD_PLUGINS)"
+    text = subprocess.run([sys.executable, "-W", "ignore", "-m", "talkinghead.cli", "plugins"], capture_output=True,
+                          text=True, env=env, timeout=60).stdout
+    assert "error ImportError: needs libfoo" in text and "route mock/mock-avatar" in text

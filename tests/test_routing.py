@@ -66,8 +66,26 @@ async def test_fastest_uses_median_completion_time_from_the_journal(face, speech
 
 async def test_cloud_before_local_before_test_doubles(face, speech, ledger):
     client = AsyncClient(providers=[provider("local", kind="local", price_std=0.0),
-                                    provider("dear", price_std=0.5), MOCK({"price_std": 0.0})], ledger=ledger)
+                                    provider("dear", price_std=0.5), MOCK({"price_std": 0.0})], ledger=ledger,
+                         allow_test_routes=True)
     assert [q.provider for q in await client.estimate(req(face, speech))] == ["dear", "local", "mock"]
+
+
+async def test_a_test_double_is_never_chosen_unnamed(face, speech, ledger, monkeypatch):
+    """Installed beside a real route, or alone, the mock runs only when named or allowed."""
+    monkeypatch.delenv("TALKINGHEAD_ALLOW_TEST_ROUTES", raising=False)
+    alone = AsyncClient(providers=[MOCK({"price_std": 0.0})], ledger=ledger)
+    with pytest.raises(NoRouteError, match=r"mock/mock-avatar: a test double: only by name \(--provider mock\)"):
+        await alone.submit(req(face, speech))
+    assert ledger.jobs() == []  # nothing journaled, nothing spent
+    job = await alone.submit(req(face, speech), provider="mock")
+    assert job.provider == "mock"
+    beside = AsyncClient(providers=[provider("local", kind="local", price_std=0.5), MOCK({"price_std": 0.0})],
+                         ledger=ledger)
+    assert [q.provider for q in await beside.estimate(req(face, speech))] == ["local"]
+    monkeypatch.setenv("TALKINGHEAD_ALLOW_TEST_ROUTES", "1")
+    allowed = AsyncClient(providers=[MOCK({"price_std": 0.0})], ledger=ledger)
+    assert (await allowed.submit(req(face, speech))).provider == "mock"
 
 
 async def test_mode_and_aspect_filtering(face, speech, ledger):
@@ -151,3 +169,109 @@ async def test_success_clears_failures(face, speech, ledger):
     await client.submit(req(face, speech))
     assert ledger.cooldowns() == {}
     assert ledger._conn().execute("SELECT COUNT(*) FROM route_health").fetchone() == (0,)
+
+
+# -- each route judged on its own; the right error from structured reasons ---------------------
+
+def shaped(name: str, *, env_vars=(), limits=None, **config):
+    """A mock-backed cloud provider with credentials to need and limits of its own."""
+    from talkinghead.models import Limits
+
+    def routes(self):
+        return [r.model_copy(update={"provider": name, "kind": "cloud", "limits": limits or Limits()})
+                for r in MOCK.routes(self)]
+    return type(f"S_{name}", (MOCK,), {"name": name, "routes": routes, "env_vars": tuple(env_vars)})(config)
+
+
+async def test_an_unusable_route_never_hides_the_routes_after_it(face, speech, ledger, monkeypatch):
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    client = AsyncClient(providers=[shaped("locked", env_vars=("NOPE_KEY",), price_std=0.001),
+                                    shaped("dear", price_std=0.9), shaped("fine", price_std=0.02),
+                                    shaped("also", price_std=0.03)], ledger=ledger)
+    job = await client.submit(req(face, speech), max_cost_usd=0.5)
+    assert job.provider == "fine"
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["fine", "also", "dear"]
+
+
+async def test_model_filter(face, speech, ledger):
+    client = AsyncClient(providers=[provider("a", price_std=0.01), provider("b", price_std=0.02)], ledger=ledger)
+    assert {q.model for q in await client.estimate(req(face, speech), model="mock-avatar")} == {"mock-avatar"}
+    with pytest.raises(NoRouteError, match="model 'nosuch'"):
+        await client.estimate(req(face, speech), model="nosuch")
+
+
+async def test_a_quote_equal_to_the_maximum_is_allowed(face, speech, ledger):
+    from talkinghead import BudgetExceeded
+
+    client = AsyncClient(providers=[provider("a", price_std=0.05)], ledger=ledger)
+    (quote,) = await client.estimate(req(face, speech))
+    job = await client.submit(req(face, speech), max_cost_usd=quote.cost_usd)
+    assert job.quote.cost_usd == quote.cost_usd
+    with pytest.raises(BudgetExceeded):
+        await client.submit(req(face, speech), max_cost_usd=quote.cost_usd - 0.0001)
+
+
+async def test_fastest_puts_unmeasured_routes_after_measured_ones(face, speech, ledger):
+    measured, cheap_unseen = provider("measured", price_std=0.09), provider("unseen", price_std=0.001)
+    client = AsyncClient(providers=[cheap_unseen, measured], ledger=ledger, policy="fastest")
+    await client.run(req(face, speech), provider="measured")
+    assert "unseen/mock-avatar" not in ledger.median_seconds()
+    assert [q.provider for q in await client.estimate(req(face, speech))] == ["measured", "unseen"]
+
+
+async def test_an_input_limit_is_not_a_price(face, speech, ledger):
+    """A route refusing the clip as "longer than the 5 s maximum" beside one over the price
+    limit: that is no route (exit 3), not "every route costs more" (the text once decided)."""
+    from talkinghead import BudgetExceeded
+    from talkinghead.models import Limits
+
+    short = shaped("short", limits=Limits(audio_max_seconds=5.0), price_std=0.001)
+    client = AsyncClient(providers=[short, shaped("dear", price_std=0.9)], ledger=ledger)
+    with pytest.raises(NoRouteError, match="maximum") as info:
+        await client.submit(req(face, speech), max_cost_usd=0.5)
+    assert not isinstance(info.value, BudgetExceeded)
+    only_short = AsyncClient(providers=[short, shaped("short2", limits=Limits(audio_max_seconds=5.0))], ledger=ledger)
+    with pytest.raises(InputError, match="maximum") as refused:  # every route refused the input: exit 2
+        await only_short.submit(req(face, speech))
+    assert refused.value.field == "audio" and refused.value.exit_code == 2
+    assert ledger.jobs() == []
+
+
+# -- invariants over random route sets -----------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ROUTE = st.tuples(st.sampled_from(["cloud", "local", "test"]), st.integers(0, 50), st.booleans())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(routes=st.lists(ROUTE, min_size=1, max_size=6), cap=st.one_of(st.none(), st.integers(0, 50)),
+       allow_test=st.booleans())
+def test_routing_invariants(face, speech, routes, cap, allow_test, monkeypatch):
+    """Whatever the routes: a test double is chosen only when allowed; every candidate is
+    configured and within the maximum (equal allowed); nothing usable is left out; the
+    order is cloud, local, test and cheapest first within a kind; quote_all lists every route."""
+    from talkinghead import BudgetExceeded, media, routing
+
+    monkeypatch.delenv("LOCKED_KEY", raising=False)
+    prepared = media.prepare(req(face, speech))
+    pairs = []
+    for i, (kind, cents_per_s, configured) in enumerate(routes):
+        p = shaped(f"p{i}", env_vars=() if configured else ("LOCKED_KEY",), price_std=cents_per_s / 100)
+        r = p.routes()[0].model_copy(update={"kind": kind})
+        pairs.append((p, r))
+    max_cost = None if cap is None else cap / 100 * prepared.seconds
+    usable = {r.id for p, r in pairs if p.configured() and (allow_test or r.kind != "test")
+              and (max_cost is None or p.estimate(prepared, r).cost_usd <= max_cost + 1e-9)}
+    try:
+        found = routing.candidates(pairs, prepared, max_cost_usd=max_cost, allow_test=allow_test)
+    except (NoRouteError, BudgetExceeded):
+        found = []
+    assert {c.route.id for c in found} == usable
+    keys = [(routing.KIND_ORDER[c.route.kind], c.quote.cost_usd) for c in found]
+    assert keys == sorted(keys)
+    everything = routing.candidates(pairs, prepared, allow_test=False, quote_all=True)
+    assert {c.route.id for c in everything} == {r.id for _, r in pairs}
+    for c in everything:
+        assert (c.needs is None) == (c.provider.configured() and c.route.kind != "test")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import logging
 import os
 import re
 import secrets
@@ -30,7 +31,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import structlog
 
 from talkinghead import AsyncClient, log, plugins
 from talkinghead.errors import AuthenticationError, SubmitOutcomeUnknown, TalkingHeadError
@@ -137,24 +137,18 @@ def serve_fake(cls: type, **switches: Any) -> Iterator[Any]:
 
 @contextmanager
 def captured_logs() -> Iterator[dict[str, io.StringIO]]:
-    """Every log line rendered twice, as JSON and for the console, after the product's own
-    processors (redaction included) have run; the previous configuration comes back after."""
-    saved, was = structlog.get_config(), log._configured
+    """Every log line rendered twice, as JSON and for the console, by the CLI's own formatter
+    after the product's processors (redaction included) have run; as the CLI sets it up."""
     out = {"json": io.StringIO(), "console": io.StringIO()}
-    log.configure(fmt="json", level="debug", stream=out["json"], force=True)
-    chain = list(structlog.get_config()["processors"])
-    as_json, as_console = chain[-1], structlog.dev.ConsoleRenderer(colors=False)
-
-    def both(logger: Any, method: str, event: dict[str, Any]) -> str:
-        out["console"].write(as_console(logger, method, dict(event)) + "\n")
-        return as_json(logger, method, event)
-
-    structlog.configure(processors=[*chain[:-1], both])
+    log.configure(fmt="json", level="debug", stream=out["json"])
+    console = logging.StreamHandler(out["console"])
+    console.setFormatter(log.Formatter("console"))
+    logging.getLogger(log.LOGGER_NAME).addHandler(console)
     try:
         yield out
     finally:
-        structlog.configure(**saved)
-        log._configured = was
+        logging.getLogger(log.LOGGER_NAME).removeHandler(console)
+        log.unconfigure()
 
 
 @pytest.fixture

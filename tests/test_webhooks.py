@@ -17,6 +17,13 @@ from talkinghead.plugins import get_provider_classes
 from talkinghead.webhooks import create_app
 
 MOCK = get_provider_classes()["mock"]
+
+
+@pytest.fixture(autouse=True)
+def _mock_may_be_chosen(monkeypatch):
+    """These tests let the router pick the mock without naming it: the explicit test setting
+    (a test double is otherwise used only by name)."""
+    monkeypatch.setenv("TALKINGHEAD_ALLOW_TEST_ROUTES", "1")
 SIGNING_KEY = b"test-signing-key"
 
 

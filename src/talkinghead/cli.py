@@ -78,11 +78,19 @@ def main(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @handle_errors
 def providers(as_json: bool) -> None:
-    """List installed providers, their routes and prices, and whether credentials are set."""
+    """List installed providers, their routes and prices, and whether credentials are set.
+
+    Routes are listed in the order the router prefers them when no --provider is named:
+    kind cloud first, then local, then test (a test double such as the mock runs only when
+    named); cheapest first within a kind. A route's kind is "cloud" unless it says otherwise."""
     import time
+
+    from .routing import KIND_ORDER
 
     client = make_client()
     cooling = client.ledger.cooldowns()
+    pairs = sorted(client.routes(), key=lambda pr: (KIND_ORDER[pr[1].kind], min(pr[1].price_per_second.values(),
+                                                                                    default=0.0), pr[1].id))
     rows = [{"provider": p.name, "model": r.model, "route": r.id, "kind": r.kind, "modes": list(r.modes),
              "price_per_second": r.price_per_second, "price_by": r.price_by, "aspect": r.aspect,
              "aspect_ratios": list(r.aspect_ratios), "native_text": r.native_text, "configured": p.configured(),
@@ -90,7 +98,8 @@ def providers(as_json: bool) -> None:
              "credentials_in_use": p.credentials_in_use(), "price_source": r.price_source,
              "price_date": r.price_date, "price_unconfirmed": r.price_unconfirmed,
              "failed_jobs_billed": p.bills_failed_jobs,
-             "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in client.routes()]
+             "chosen_unnamed": r.kind != "test",
+             "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in pairs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -102,9 +111,44 @@ def providers(as_json: bool) -> None:
             prices += " (unconfirmed)"
         using = f" ({' + '.join(row['credentials_in_use'])})" if row["credentials_in_use"] else ""
         ready = f"ready{using}" if row["configured"] else f"needs {row['credentials_needed']}"
+        if not row["chosen_unnamed"]:
+            ready += ", only by name"
         if row["cooldown_s"]:
             ready += f", cooling down {row['cooldown_s']:.0f} s"
-        click.echo(f"{row['route']:<34} {prices:<40} {ready}")
+        click.echo(f"{row['route']:<34} {row['kind']:<6} {prices:<40} {ready}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@handle_errors
+def plugins(as_json: bool) -> None:
+    """List installed plugins: name, version, entry point, routes, and why one failed to load."""
+    from . import plugins as seam
+
+    by_plugin = seam.plugin_providers()
+    rows = []
+    for info in seam.report():
+        routes = []
+        for cls in by_plugin.get(info.name, []):
+            try:
+                routes += [r.id for r in cls({}).routes()]
+            except Exception as exc:  # a plugin author needs to see this, not a traceback
+                routes.append(f"<{cls.__name__}.routes() failed: {type(exc).__name__}: {exc}>")
+        state = "loaded" if info.loaded else "failed" if info.error else "not loaded (TALKINGHEAD_PLUGINS)"
+        rows.append({"name": info.name, "distribution": info.distribution, "version": info.version,
+                     "entry_point": info.entry_point, "status": state, "routes": routes, "error": info.error})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no plugins installed", err=True)
+    for row in rows:
+        click.echo(f"{row['name']:<14} {row['distribution'] or '?'} {row['version'] or '?'}  "
+                   f"[{row['entry_point']}]  {row['status']}")
+        for route in row["routes"]:
+            click.echo(f"    route {route}")
+        if row["error"]:
+            click.echo(f"    error {row['error']}")
 
 
 @main.command()
@@ -206,9 +250,11 @@ def serve(host: str, port: int) -> None:
 def _register() -> None:
     from .cli_jobs import batch, budget, jobs
     from .cli_models import models, voices
+    from .cli_support import add_verbose_everywhere
 
     for command in (jobs, budget, batch, models, voices):
         main.add_command(command)
+    add_verbose_everywhere(main)
 
 
 _register()

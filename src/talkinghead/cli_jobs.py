@@ -38,8 +38,12 @@ def jobs() -> None:
 def list_jobs(status: str | None, limit: int, as_json: bool) -> None:
     """Every job in the journal, oldest first, with its cost."""
     client = make_client()
-    for job in client.ledger.jobs(status=status, limit=limit):
+    found = client.ledger.jobs(status=status, limit=limit)
+    for job in found:
         click.echo(json.dumps(job.model_dump(mode="json") | {"costs": _costs(job)}) if as_json else _row(job))
+    if not found and not as_json:  # say so, and where we looked (TALKINGHEAD_HOME)
+        which = f" with status {status}" if status else ""
+        click.echo(f"no jobs{which} in the journal at {client.settings.database}", err=True)
 
 
 @jobs.command()

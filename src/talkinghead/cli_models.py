@@ -123,22 +123,28 @@ def print_estimate(request: Any, found: list[Any], excluded: list[Any], as_json:
     from .media import route_warnings
 
     if as_json:
-        out = [c.quote.model_dump(mode="json") | {"route": c.route.id, "usable": True,
+        out = [c.quote.model_dump(mode="json") | {"route": c.route.id, "usable": True, "needs": None,
                                                   "warnings": route_warnings(request, c.route)} for c in found]
         out += [(e.quote.model_dump(mode="json") if e.quote else {"provider": e.route.provider,
                                                                   "model": e.route.model})
-                | {"route": e.route.id, "usable": False, "excluded": e.why} for e in excluded]
+                | {"route": e.route.id, "usable": False, "needs": e.needs, "excluded": e.why}
+                for e in sorted(excluded, key=_cheapest)]
         click.echo(json.dumps(out, indent=2))
         return
     for c in found:
         click.echo(_quote_line(c.route.id, c.quote))
         for warning in route_warnings(request, c.route):
             click.echo(f"  warning: {warning}")
-    for e in sorted(excluded, key=lambda e: (e.quote is None, e.quote.cost_usd if e.quote else 0, e.route.id)):
+    for e in sorted(excluded, key=_cheapest):
         line = _quote_line(e.route.id, e.quote) if e.quote else f"{e.route.id:<34} -"
-        click.echo(f"{line}  [not usable: {e.why}]")
+        click.echo(f"{line}  [{e.needs}]" if e.kind == "credentials" else f"{line}  [not usable: {e.why}]")
     if not found and not excluded:
         click.echo("no route matches", err=True)
+
+
+def _cheapest(e: Any) -> tuple:
+    """Excluded routes, cheapest first; those that could not be quoted last."""
+    return (e.quote is None, e.quote.cost_usd if e.quote else 0, e.route.id)
 
 
 def _quote_line(route_id: str, q: Any) -> str:

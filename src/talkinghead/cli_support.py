@@ -10,41 +10,63 @@ from typing import Any
 import click
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, *, as_json: bool = False, kind: str = "Error",
+          field: str | None = None) -> None:
+    """One ``error: ...`` line on stderr; with ``--json`` also a JSON object on stdout, so a
+    script reading stdout learns what went wrong: type, field, message, exit code."""
     from .log import redact
 
-    click.echo(f"error: {redact(message)}", err=True)
+    message = redact(message)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"type": kind, "field": field, "message": message, "exit_code": code}))
+    click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _wants_json(args: Any) -> bool:
+    return isinstance(args, (list, tuple)) and "--json" in args
 
 
 class OneLineGroup(click.Group):
     """A group whose usage errors (a bad option value, a missing option) print one line,
     ``error: ...``, and exit 2, like every other error, instead of click's usage block."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        with _one_line_usage_errors():
-            return super().make_context(*args, **kwargs)
+    def make_context(self, info_name: Any, args: Any, *rest: Any, **kwargs: Any) -> click.Context:
+        self._json = _wants_json(args)
+        with _one_line_usage_errors(self._json):
+            return super().make_context(info_name, args, *rest, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _one_line_usage_errors():
+        with _one_line_usage_errors(getattr(self, "_json", False)):
             return super().invoke(ctx)
 
 
 class _UsageLine(click.ClickException):
     exit_code = 2
 
+    def __init__(self, message: str, as_json: bool = False) -> None:
+        super().__init__(message)
+        self.as_json = as_json
+
     def show(self, file: Any = None) -> None:
+        if self.as_json:
+            import json
+
+            click.echo(json.dumps({"type": "UsageError", "field": None, "message": self.format_message(),
+                                   "exit_code": self.exit_code}))
         click.echo(f"error: {self.format_message()}", err=True)
 
 
 @contextlib.contextmanager
-def _one_line_usage_errors():
+def _one_line_usage_errors(as_json: bool = False):
     try:
         yield
     except click.exceptions.NoArgsIsHelpError:
         raise  # the bare command prints its help
     except click.UsageError as exc:
-        raise _UsageLine(exc.format_message()) from None
+        raise _UsageLine(exc.format_message(), as_json) from None
 
 
 def handle_errors(fn):
@@ -56,12 +78,14 @@ def handle_errors(fn):
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .errors import TalkingHeadError
 
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except TalkingHeadError as exc:
-            _fail(str(exc), exc.exit_code)
+            _fail(str(exc), exc.exit_code, as_json=as_json, kind=type(exc).__name__,
+                  field=getattr(exc, "field", None))
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted", 130, as_json=as_json, kind="KeyboardInterrupt")
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # the guard at the CLI boundary
@@ -72,7 +96,7 @@ def handle_errors(fn):
                 traceback.print_exc()
             reason = str(exc).splitlines()[0][:200] if str(exc) else ""
             _fail(f"unexpected {type(exc).__name__}{': ' + reason if reason else ''} "
-                  "(run with -v for details)", 4)
+                  "(run with -v for details)", 4, as_json=as_json, kind=type(exc).__name__)
     return wrapper
 
 
@@ -98,6 +122,23 @@ class Number(click.ParamType):
             bound = "at least" if self.inclusive else "more than"
             self.fail(f"{out:g} is out of range; it must be {bound} {self.minimum:g}", param, ctx)
         return out + 0.0
+
+
+def add_verbose_everywhere(group: click.Group) -> None:
+    """Accept ``-v``/``--verbose`` after any subcommand too (``generate -v``), adding to the
+    count given before it."""
+    def bump(ctx: click.Context, param: click.Parameter, value: int) -> None:
+        if value:
+            from .cli import _setup_logging
+
+            _setup_logging(value + (ctx.find_root().params.get("verbose") or 0))
+
+    for command in group.commands.values():
+        if not any(p.name == "verbose" for p in command.params):
+            command.params.append(click.Option(["-v", "--verbose"], count=True, expose_value=False,
+                                               callback=bump, help="Log job steps to stderr (-vv for debug)."))
+        if isinstance(command, click.Group):
+            add_verbose_everywhere(command)
 
 
 def make_client(**kw: Any):

@@ -21,7 +21,7 @@ from . import checks, log, media, plugins, route_table, routing, tts
 from .config import Settings
 from .errors import ConfigError, InputError, JobTimeout, ProviderError
 from .ledger import BudgetLimits, Ledger, SQLiteLedger
-from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, over_quote, token_hash  # noqa: F401 - re-exported
+from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, notify, over_quote, token_hash  # noqa: F401 - re-exported
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
 from .syncloop import LoopRunner
@@ -37,13 +37,15 @@ class AsyncClient:
     ``ledger``: the journal (default: SQLite under ``TALKINGHEAD_HOME``). ``budget_usd``: a
     limit on what this client's jobs may commit, on top of the configured limits.
     ``policy``/``priority``: how routes are ordered when no provider is named.
+    ``allow_test_routes``: let the router pick a test double (the mock) without it being named
+    (default: ``TALKINGHEAD_ALLOW_TEST_ROUTES=1`` in the environment; the pytest fixtures set it).
     """
 
     def __init__(self, providers: Iterable[Provider] | None = None, *, settings: Settings | None = None,
                  ledger: Ledger | None = None, config: Mapping[str, Mapping[str, Any]] | None = None,
                  timeout: float = DEFAULT_TIMEOUT, budget_usd: float | None = None,
                  policy: str | None = None, priority: Iterable[str] | None = None,
-                 webhook_base: str | None = None) -> None:
+                 webhook_base: str | None = None, allow_test_routes: bool | None = None) -> None:
         budget_usd = checks.number("budget_usd", budget_usd)  # nan would pass every limit check
         timeout = checks.number("timeout", timeout, inclusive=False, none_ok=False)  # type: ignore[assignment]
         webhook_base = checks.http_url("webhook_base", webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or None)
@@ -70,6 +72,9 @@ class AsyncClient:
         # Where `talkinghead serve` is reachable; each job then gets its own callback URL.
         self.webhook_base = (webhook_base or "").rstrip("/") or None
         self.timeout = timeout
+        # Test doubles (the mock) run only when named, unless a test allows them explicitly.
+        self.allow_test_routes = (allow_test_routes if allow_test_routes is not None
+                                  else os.environ.get(routing.ALLOW_TEST_ENV, "") not in ("", "0"))
         me = weakref.proxy(self)  # no reference cycle: providers go (and clean up) with the client
         self.lifecycle = Lifecycle(ledger=self.ledger, provider=lambda name: me.provider(name),
                                    prepare=lambda request, prov, model: me._prepare_again(request, prov, model),
@@ -78,7 +83,7 @@ class AsyncClient:
 
     @functools.cached_property
     def _log(self) -> log.Logger:
-        return log.get_logger()  # made on first use: structlog stays unloaded until a job logs
+        return log.get_logger("talkinghead.client")  # made on first use
 
     # -- what is available ---------------------------------------------------------------
 
@@ -158,7 +163,7 @@ class AsyncClient:
             can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
             policy=self.routing.policy, priority=self.routing.priority,
             medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None,
-            **constraints)
+            allow_test=self.allow_test_routes, **constraints)
         return prepared, found
 
     async def estimate(self, request: AvatarRequest, *, provider: str | None = None,
@@ -177,7 +182,16 @@ class AsyncClient:
         return routing.rank(pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
                             can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
                             policy=self.routing.policy, priority=self.routing.priority,
-                            medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None)
+                            medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None,
+                            allow_test=self.allow_test_routes)
+
+    async def quotes(self, request: AvatarRequest, *, provider: str | None = None,
+                     model: str | None = None) -> list[routing.Candidate]:
+        """A quote from every route that accepts the request, configured or not, cheapest
+        first; ``needs`` says what an unusable one lacks (``"needs FAL_KEY"``). No network, and
+        nothing here can be submitted without what it needs."""
+        _, found = await self._candidates(request, provider, model, None, quote_all=True)
+        return sorted(found, key=lambda c: (c.quote.cost_usd, c.needs is not None, c.route.id))
 
     # -- submit and follow ---------------------------------------------------------------
 
@@ -284,7 +298,7 @@ class AsyncClient:
         job = await self.submit(request, provider=provider, model=model, webhook_url=webhook_url,
                                 max_cost_usd=max_cost_usd, check_face=check_face, output=output)
         if on_update is not None:
-            on_update(job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
+            await notify(on_update, job, JobUpdate(status=job.status, task_id=job.task_id, progress=job.progress))
         return await self.finish(job, output=output, timeout=timeout, on_update=on_update)
 
     async def finish(self, job: Job, *, output: str | Path | None = None, timeout: float | None = None,
@@ -370,6 +384,9 @@ class Client:
 
     def estimate(self, request: AvatarRequest, **kw: Any) -> list[Quote]:
         return self._call(self._async.estimate(request, **kw))
+
+    def quotes(self, request: AvatarRequest, **kw: Any) -> list[routing.Candidate]:
+        return self._call(self._async.quotes(request, **kw))
 
     def submit(self, request: AvatarRequest, **kw: Any) -> Job:
         return self._call(self._async.submit(request, **kw))

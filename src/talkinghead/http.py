@@ -14,9 +14,9 @@ import email.utils
 import importlib.util
 import os
 import random
+import secrets
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -299,8 +299,9 @@ async def download(url: str, dest: Path, *, provider: str = "download",
     place, so a crash never leaves a half-written video under the final name."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    # Not mkstemp: its 0600 would become the video's mode. A new file follows the umask.
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             parts = urlsplit(url)
@@ -391,7 +392,8 @@ async def deliver_webhook(url: str, payload: dict, *, provider: str, attempts: i
                 if isinstance(exc, NetworkBlocked):
                     break
             await asyncio.sleep(_backoff(attempt, 0.2))
-    get_logger().warning("webhook.undelivered", provider=provider, url=url.split("?")[0].rsplit("/", 1)[0])
+    get_logger("talkinghead.http").warning("webhook.undelivered", provider=provider,
+                                           url=url.split("?")[0].rsplit("/", 1)[0])
     return False
 
 

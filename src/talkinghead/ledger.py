@@ -110,6 +110,35 @@ class Ledger(Protocol):
     def median_seconds(self) -> dict[str, float]: ...
 
 
+_WAL_SWITCH = threading.Lock()
+
+
+def _ensure_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode once, when it is new; WAL is a property of the file, so later
+    connections only read it. Switching needs the file to itself, and two connections
+    switching at the same moment can deadlock, where SQLite answers "database is locked" at
+    once instead of waiting. So one thread of this process switches at a time, and the rare
+    clash with another process is retried (it ends as soon as the other's switch is done)."""
+    for attempt in range(50):
+        try:
+            if _mode(conn) == "wal":
+                return
+            with _WAL_SWITCH:  # checked again inside: another thread may just have switched it
+                if _mode(conn) != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.01 + 0.002 * attempt)
+
+
+def _mode(conn: sqlite3.Connection) -> str:
+    # A read first: a connection knows the file is WAL only once it has read the header.
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+
 class SQLiteLedger:
     """The embedded ledger: one SQLite file (WAL), safe across threads and processes."""
 
@@ -128,9 +157,10 @@ class SQLiteLedger:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+            # First, before any other statement: wait up to a minute for a lock, never fail at once.
             conn.execute("PRAGMA busy_timeout=60000")
+            _ensure_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import enum
 import hashlib
+import inspect
 import os
 import secrets
 import shutil
@@ -41,7 +42,18 @@ from .media import PreparedRequest
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, VideoResult, utcnow
 from .provider import CREATE_MARK, Provider
 
+# ``on_update(job, update)``: a plain function or a coroutine function (awaited before the job
+# is followed further). Called once when the job is submitted, then only when something the
+# caller can see changed (task id, status, progress, result URL, error); never for a poll
+# that changed nothing. An exception from it stops following the job (it stays journaled).
 UpdateCallback = Callable[[Job, JobUpdate], Any]
+
+
+async def notify(on_update: UpdateCallback, job: Job, update: JobUpdate) -> None:
+    """Call an ``on_update`` callback; a coroutine function's result is awaited, in order."""
+    result = on_update(job, update)
+    if inspect.isawaitable(result):
+        await result
 Prepare = Callable[[AvatarRequest, Provider, str], Awaitable[PreparedRequest]]
 READ_BACKOFF = 0.5  # first wait after a failed status read; doubles up to 8 s
 
@@ -98,7 +110,7 @@ class Lifecycle:
         self.session = session
         self.timeout = timeout
         self._downloads: dict[str, Any] = {}
-        self._log = log.get_logger()
+        self._log = log.get_logger("talkinghead.lifecycle")
 
     def _bound(self, job: Job) -> Any:
         return self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
@@ -234,9 +246,11 @@ class Lifecycle:
 
     async def wait(self, job: Job, *, timeout: float | None = None,
                    on_update: UpdateCallback | None = None) -> Job:
+        seen = job._observed()
         async for update in self.follow(job, timeout=timeout):
-            if on_update is not None:
-                on_update(job, update)
+            if on_update is not None and job._observed() != seen:  # a repeated poll is no news
+                seen = job._observed()
+                await notify(on_update, job, update)
         if job.status is not JobStatus.COMPLETED:
             raise JobFailed(f"job {job.id} {job.status.value}: {job.error or 'no reason given'}",
                             job_id=job.id, provider=job.provider, kind=job.error_kind)
@@ -331,7 +345,9 @@ class Lifecycle:
             path = Path(job.output_path or "")
         else:
             path = await self.fetch(job, asked)
-        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=job.output_url,
+        # A file:// result is the provider's temporary file, gone once copied: name the copy.
+        url = path.resolve().as_uri() if (job.output_url or "").startswith("file:") else job.output_url
+        return VideoResult(job_id=job.id, provider=job.provider, model=job.model, url=url,
                            path=path, duration_s=job.duration_s, cost_usd=job.settled_usd or 0.0,
                            quote_usd=job.quote.cost_usd if job.quote else None)
 

@@ -1,16 +1,33 @@
-"""Logging with structlog: readable on a terminal, JSON lines with TALKINGHEAD_LOG_FORMAT=json.
+"""Logging through the standard ``logging`` module.
 
-A redaction processor runs last before rendering, so no API key or Authorization header can
-reach a log line, whatever a provider or a user passes in.
+A library never configures logging it does not own: talkinghead never calls
+``structlog.configure()`` and never touches the root logger. Every event goes to a stdlib
+logger named ``talkinghead`` or ``talkinghead.<part>``, which has only a ``NullHandler``: quiet
+until the app configures ``logging`` (``basicConfig``, a handler, pytest's ``caplog``). Each
+record's message is one readable line (``job.submitted job_id='...' provider='mock'``) and the
+structured fields ride along as ``record.talkinghead`` (a dict); context an app bound with
+``structlog.contextvars`` is merged in. An event below the logger's level costs one check and
+imports nothing.
+
+The CLI alone (it owns its process) calls ``configure``: readable lines on stderr, or JSON
+lines with TALKINGHEAD_LOG_FORMAT=json. Redaction runs before any handler sees an event, so no
+API key or Authorization header can reach a log line, wherever it is written.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import re
 import sys
+import time
 from typing import Any
+
+LOGGER_NAME = "talkinghead"
+# The library-logging convention: no output, and no "no handlers" fallback, until the app asks.
+logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())
 
 _secrets: set[str] = set()
 _longest_first: tuple[str, ...] = ()  # _secrets, longest first (a secret may contain another)
@@ -25,10 +42,8 @@ _PATTERNS = [
 # numbers) have none of it, and then the three substitutions are skipped.
 _MAYBE = re.compile(r"(?i)bearer|key|token|inf_|[?&@]")
 _SENSITIVE_KEYS = re.compile(r"(?i)(authorization|api[_-]?key|secret|password|token)")
-_configured = False
-_deferred: dict[str, Any] | None = None  # configure(lazy=True) waiting for the first logger
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-_applied_level = 0  # the level configure() last gave structlog
+_cli_handler: logging.Handler | None = None
 
 
 def add_secret(value: str | None) -> None:
@@ -71,77 +86,27 @@ def redaction_processor(logger: Any, method: str, event_dict: dict[str, Any]) ->
     return _scrub(event_dict)
 
 
-def configure(fmt: str | None = None, level: str | None = None, stream: Any = None,
-              force: bool = False, lazy: bool = False) -> None:
-    """Set up structlog for talkinghead. Leaves an app's own structlog setup alone unless
-    ``force``; the CLI forces it. ``lazy``: apply it when the first logger is made, so a
-    command that logs nothing never imports structlog (start-up time)."""
-    global _configured, _deferred, _applied_level
-    if lazy:
-        _deferred = {"fmt": fmt, "level": level, "stream": stream, "force": force}
-        return
-    _deferred = None
-    import structlog
-
-    if (_configured or structlog.is_configured()) and not force:
-        return
-    fmt = (fmt or os.environ.get("TALKINGHEAD_LOG_FORMAT", "console")).lower()
-    # A library stays quiet unless asked: warnings by default; -v or TALKINGHEAD_LOG_LEVEL=info
-    # shows every job step.
-    level = (level or os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")).upper()
-    _applied_level = _LEVELS.get(level.lower(), 0)
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        redaction_processor,
-    ]
-    processors.append(structlog.processors.JSONRenderer() if fmt == "json"
-                      else structlog.dev.ConsoleRenderer(colors=False))
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
-        cache_logger_on_first_use=False,
-    )
-    _configured = True
-
-
-def _threshold() -> int:
-    """The lowest level that would be written: events below it are dropped before structlog
-    is even imported (the default, warnings only, keeps every job step off that path)."""
-    if _deferred is not None:
-        level = _deferred["level"] or os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")
-    elif _configured:
-        return _applied_level
-    elif "structlog" in sys.modules and sys.modules["structlog"].is_configured():
-        return 0  # the app's own structlog setup decides
-    else:
-        level = os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")
-    return _LEVELS.get(str(level).lower(), 0)
-
-
 class Logger:
-    """What ``get_logger`` returns: ``bind`` and the level methods of a structlog logger.
-    An event below the configured level costs one comparison; one that is written goes to
-    structlog, configured as ``configure`` was asked (loaded then, not at start-up)."""
+    """What ``get_logger`` returns: ``bind`` and the level methods of a structlog logger,
+    writing to the stdlib logger ``name``. Below that logger's level an event costs one check."""
 
-    __slots__ = ("_context",)
+    __slots__ = ("_logger", "_context")
 
-    def __init__(self, context: dict[str, Any]) -> None:
-        self._context = context
+    def __init__(self, logger: logging.Logger, context: dict[str, Any]) -> None:
+        self._logger, self._context = logger, context
 
     def bind(self, **context: Any) -> Logger:
-        return Logger({**self._context, **context})
+        return Logger(self._logger, {**self._context, **context})
 
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        if _LEVELS[level] < _threshold():
+        number = _LEVELS[level]
+        if not self._logger.isEnabledFor(number):
             return
-        import structlog
-
-        configure(**(_deferred or {}))
-        getattr(structlog.get_logger("talkinghead").bind(**self._context), level)(event, **fields)
+        bound = sys.modules.get("structlog")  # an app's structlog context, never imported here
+        context = bound.contextvars.get_contextvars() if bound is not None else {}
+        data = _scrub({**context, **self._context, **fields})
+        line = " ".join([event, *(f"{k}={v!r}" for k, v in data.items())])
+        self._logger.log(number, line, extra={"talkinghead": {"event": event, **data}})
 
     def debug(self, event: str, **fields: Any) -> None:
         self._emit("debug", event, fields)
@@ -159,5 +124,59 @@ class Logger:
         self._emit("critical", event, fields)
 
 
-def get_logger(**context: Any) -> Logger:
-    return Logger(context)
+def get_logger(name: str = LOGGER_NAME, /, **context: Any) -> Logger:
+    """A logger bound to ``context`` writing to the stdlib logger ``name`` (``talkinghead.*``)."""
+    return Logger(logging.getLogger(name), context)
+
+
+class Formatter(logging.Formatter):
+    """How the CLI prints records: ``console`` (a readable line) or ``json`` (one object)."""
+
+    converter = time.gmtime  # timestamps in UTC
+
+    def __init__(self, fmt: str = "console") -> None:
+        super().__init__()
+        self.json = fmt == "json"
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = dict(getattr(record, "talkinghead", None) or {"event": record.getMessage()})
+        stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
+        if self.json:
+            text = json.dumps({"timestamp": stamp, "level": record.levelname.lower(), "logger": record.name,
+                               **fields}, default=str)
+        else:
+            event = fields.pop("event", "")
+            text = " ".join([stamp, f"[{record.levelname.lower():<8}]", f"{event:<24}",
+                             *(f"{k}={v!r}" for k, v in fields.items())]).rstrip()
+        return redact(text)  # again, for values only str() shows (a Path, an exception)
+
+
+def configure(fmt: str | None = None, level: str | None = None, stream: Any = None,
+              force: bool = False, lazy: bool = False) -> logging.Handler:
+    """For the CLI only, which owns its process: print ``talkinghead`` records to ``stream``
+    (stderr) at ``level`` (default ``TALKINGHEAD_LOG_LEVEL`` or warning). The library itself
+    never calls this. Replaces what an earlier call installed. ``force`` and ``lazy`` are
+    accepted for compatibility: a handler costs nothing to install and imports nothing."""
+    global _cli_handler
+    fmt = (fmt or os.environ.get("TALKINGHEAD_LOG_FORMAT", "console")).lower()
+    level = (level or os.environ.get("TALKINGHEAD_LOG_LEVEL", "warning")).upper()
+    logger = logging.getLogger(LOGGER_NAME)
+    unconfigure()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(Formatter(fmt))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # printed once, by us, not again by a root handler
+    _cli_handler = handler
+    return handler
+
+
+def unconfigure() -> None:
+    """Undo ``configure``: back to the library default (a NullHandler, inherited level)."""
+    global _cli_handler
+    logger = logging.getLogger(LOGGER_NAME)
+    if _cli_handler is not None:
+        logger.removeHandler(_cli_handler)
+        _cli_handler = None
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True

@@ -4,8 +4,15 @@ A candidate is a route whose provider has credentials, whose modes, aspect ratio
 accept the request, that is not cooling down, and whose quote fits ``max_cost_usd``. The
 policy orders them: ``cheapest`` (default), ``fastest`` (median completion time seen in the
 journal) or ``priority`` (the user's order). Without a named provider, cloud routes come
-before the local renderer, and test doubles last. Why each other route was left out is kept,
-so a "no route" error can say.
+before the local renderer (``Route.kind``, default ``"cloud"``). A test double (kind
+``"test"``, the mock) is never chosen unless named, or allowed by an explicit test setting
+(``allow_test``: ``TALKINGHEAD_ALLOW_TEST_ROUTES=1`` or the client argument). Why each other
+route was left out is kept, with its reason kind, so a "no route" error can say and the right
+error (budget, input, no route) is raised.
+
+With ``quote_all`` (what ``talkinghead estimate`` shows), routes that cannot run now only for
+want of credentials or because they are test doubles are quoted too, each candidate saying in
+``needs`` what it lacks.
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ class Candidate:
     provider: Provider
     route: Route
     quote: Quote
+    needs: str | None = None  # with quote_all: why it cannot run now ("needs FAL_KEY"); None = usable
+
+
+ALLOW_TEST_ENV = "TALKINGHEAD_ALLOW_TEST_ROUTES"
 
 
 def parse_models(value: str | Sequence[str] | None) -> list[str] | None:
@@ -69,30 +80,43 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
                can_synthesize: bool = False, include: Sequence[str] | None = None,
                exclude: Sequence[str] = (), cooldowns: Mapping[str, float] | None = None,
                policy: Policy = "cheapest", priority: Sequence[str] = (),
-               medians: Mapping[str, float] | None = None) -> list[Candidate]:
+               medians: Mapping[str, float] | None = None, allow_test: bool = False,
+               quote_all: bool = False) -> list[Candidate]:
     """Routes able to run ``prepared``, best first. With one provider named, its own
     ``InputError`` is raised as is (the user asked for it); otherwise a ``NoRouteError`` (or
-    ``BudgetExceeded`` when price was the only obstacle) lists why each route was left out."""
+    ``BudgetExceeded`` when price was the only obstacle, or the first ``InputError`` when every
+    route refused the input) lists why each route was left out."""
     found, excluded = rank(pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
                            can_synthesize=can_synthesize, include=include, exclude=exclude,
-                           cooldowns=cooldowns, policy=policy, priority=priority, medians=medians)
+                           cooldowns=cooldowns, policy=policy, priority=priority, medians=medians,
+                           allow_test=allow_test, quote_all=quote_all)
     if not found:
-        reasons = [f"{e.route.id}: {e.why}" for e in excluded]
-        detail = "; ".join(reasons)
-        if excluded and all(e.over_budget for e in excluded):
+        detail = "; ".join(f"{e.route.id}: {e.why}" for e in excluded)
+        # A test double left out is no obstacle worth naming the error after.
+        kinds = {e.kind for e in excluded} - {"test"}
+        if kinds == {"price"}:
             raise BudgetExceeded(f"every route costs more than allowed: {detail}")
+        if kinds == {"input"}:
+            raise next(e.error for e in excluded if e.error is not None)
         raise NoRouteError(f"no usable route: {detail}")
     return found
 
 
 @dataclass(frozen=True)
 class Excluded:
-    """A route left out, why, and what it would have cost where that is known."""
+    """A route left out, why (``kind``: credentials, test, cooldown, tts, input, price; the
+    text is for people and never parsed), and what it would have cost where that is known."""
 
     route: Route
     why: str
     quote: Quote | None = None
-    over_budget: bool = False
+    kind: str = "input"
+    error: InputError | None = None
+    needs: str | None = None  # what would make it usable: credentials, or naming a test double
+
+    @property
+    def over_budget(self) -> bool:
+        return self.kind == "price"
 
 
 def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
@@ -100,10 +124,12 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
          max_cost_usd: float | None = None, can_synthesize: bool = False,
          include: Sequence[str] | None = None, exclude: Sequence[str] = (),
          cooldowns: Mapping[str, float] | None = None, policy: Policy = "cheapest",
-         priority: Sequence[str] = (), medians: Mapping[str, float] | None = None
-         ) -> tuple[list[Candidate], list[Excluded]]:
+         priority: Sequence[str] = (), medians: Mapping[str, float] | None = None,
+         allow_test: bool = False, quote_all: bool = False) -> tuple[list[Candidate], list[Excluded]]:
     """Every matching route, split into usable candidates (best first) and the excluded ones
-    with their reason. With one provider named, its ``InputError`` is raised as is."""
+    with their reason. With one provider named, its ``InputError`` is raised as is. With
+    ``quote_all``, a route held back only by missing credentials or by being a test double is a
+    candidate whose ``needs`` says what it lacks."""
     models = parse_models(model)
     found: list[Candidate] = []
     excluded: list[Excluded] = []
@@ -114,31 +140,44 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
         what = " ".join(x for x in (provider and f"provider {provider!r}",
                                     models and f"model {', '.join(models)!r}") if x)
         raise NoRouteError(f"no installed route matches {what or 'the request'}")
+    named = provider is not None or include is not None
     now = time.time()
     for prov, route in pairs:
+        needs = None
         if prepared.request.text is not None and not route.native_text and not can_synthesize:
-            excluded.append(Excluded(route, "takes audio only and no text-to-speech engine is installed"))
+            excluded.append(Excluded(route, "takes audio only and no text-to-speech engine is installed",
+                                     kind="tts"))
             continue
         try:
             prov.validate(prepared, route)
         except InputError as exc:
             if provider is not None:
                 raise
-            excluded.append(Excluded(route, str(exc)))
+            excluded.append(Excluded(route, str(exc), kind="input", error=exc))
             continue
         quote = prov.estimate(prepared, route)  # no network: unconfigured routes are quoted too
-        if not prov.configured():
-            excluded.append(Excluded(route, f"credentials not configured (set {prov.credentials_hint()})", quote))
-            continue
+        if route.kind == "test" and not named and not allow_test:
+            needs = f"a test double: only by name (--provider {prov.name})"
+            if not quote_all:
+                excluded.append(Excluded(route, f"{needs} or with {ALLOW_TEST_ENV}=1", quote, kind="test",
+                                         needs=needs))
+                continue
+        elif not prov.configured():
+            needs = f"needs {prov.credentials_hint()}"
+            if not quote_all:
+                excluded.append(Excluded(route, f"credentials not configured ({needs})", quote,
+                                         kind="credentials", needs=needs))
+                continue
         until = (cooldowns or {}).get(route.id, 0.0)
         if provider is None and until > now:
-            excluded.append(Excluded(route, f"cooling down for {until - now:.0f} s after repeated failures", quote))
+            excluded.append(Excluded(route, f"cooling down for {until - now:.0f} s after repeated failures", quote,
+                                     kind="cooldown"))
             continue
         if max_cost_usd is not None and quote.cost_usd > max_cost_usd + 1e-9:
             excluded.append(Excluded(route, f"the quote ${quote.cost_usd:.4f} is over the ${max_cost_usd:.4f} "
-                                     "maximum", quote, over_budget=True))
+                                     "maximum", quote, kind="price"))
             continue
-        found.append(Candidate(prov, route, quote))
+        found.append(Candidate(prov, route, quote, needs))
     found.sort(key=_order(policy, priority, medians or {}))
     return found, excluded
 

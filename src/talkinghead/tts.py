@@ -86,16 +86,23 @@ def default_engine(name: str | None = None, config: Mapping[str, Any] | None = N
 
 def pad_to(speech: Speech, seconds: float) -> Speech:
     """Speech at least ``seconds`` long: a WAV shorter than that gets trailing silence (the
-    phoneme timings stay valid: the speech itself is unchanged)."""
+    phoneme timings stay valid: the speech itself is unchanged).
+
+    The length is measured from the file's own frame count, never from ``duration_s``: an
+    engine may report a rounded duration (1.99996 s as 2.0), and a clip padded from that
+    would still be refused by the minimum."""
+    import math
     import wave
 
-    if speech.duration_s >= seconds:
-        return speech
     with wave.open(str(speech.path), "rb") as src:
-        params, frames = src.getparams(), src.readframes(src.getnframes())
-    missing = int(round((seconds - speech.duration_s) * params.framerate)) + 1
+        params, have = src.getparams(), src.getnframes()
+        # one frame over the minimum, so a float sum of frame durations cannot fall under it
+        want = math.ceil(seconds * params.framerate) + 1
+        if have >= want:
+            return speech
+        frames = src.readframes(have)
     with wave.open(str(speech.path), "wb") as out:
         out.setparams(params)
-        out.writeframes(frames + b"\x00" * (missing * params.sampwidth * params.nchannels))
-    return Speech(path=speech.path, duration_s=seconds + 1 / params.framerate, engine=speech.engine,
+        out.writeframes(frames + b"\x00" * ((want - have) * params.sampwidth * params.nchannels))
+    return Speech(path=speech.path, duration_s=want / params.framerate, engine=speech.engine,
                   voice=speech.voice, phonemes=speech.phonemes)

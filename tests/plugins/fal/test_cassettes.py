@@ -65,11 +65,20 @@ def _check_uploads_then_submit(sent, endpoint, names):
     return submit
 
 
+async def _download(job, tmp_path):
+    """Fetch the result as the client does; the file must decode as a video."""
+    from talkinghead.http import download
+    from talkinghead.video import probe_video
+
+    path = await download(job.output_url, tmp_path / "result.mp4", provider="fal")
+    assert probe_video(path).frame_count > 0
+
+
 # -- dual-mode: replayed offline, re-recorded live with -m live --record-mode=rewrite ----------
 
 @pytest.mark.live
 @pytest.mark.default_cassette("happy_std_uploads.yaml")
-async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live):
+async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, tmp_path):
     provider = cassette_provider
     sent = spy(provider)
     job, updates = await _submit_and_follow(provider, prepared(FACE, WAV, mode="std"))
@@ -101,12 +110,13 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live):
     if not live:
         assert job.duration_s == 6.9 and [u.message for u in updates][:2] == ["in queue (position 2)",
                                                                               "Generating video..."]
+    await _download(job, tmp_path)  # the cassette ends with the result's GET, as an app's run does
     assert live or vcr.all_played
 
 
 @pytest.mark.live
 @pytest.mark.default_cassette("happy_pro_uploads.yaml")
-async def test_happy_path_pro_with_prompt_and_webhook(vcr, cassette_provider, live):
+async def test_happy_path_pro_with_prompt_and_webhook(vcr, cassette_provider, live, tmp_path):
     provider = cassette_provider
     sent = spy(provider)
     hook = "https://hooks.example.com/webhooks/fal/3f9c2a7d"
@@ -116,6 +126,7 @@ async def test_happy_path_pro_with_prompt_and_webhook(vcr, cassette_provider, li
     submit = _check_uploads_then_submit(sent, PRO, [("face.jpg", "image/jpeg", FACE), ("hello.wav", "audio/wav", WAV)])
     assert json.loads(submit.content)["prompt"] == "Smiles and nods while talking"
     assert submit.url.params["fal_webhook"] == hook
+    await _download(job, tmp_path)
     assert live or vcr.all_played
 
 

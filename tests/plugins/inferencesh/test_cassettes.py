@@ -19,6 +19,15 @@ from talkinghead_inferencesh import protocol
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared, spy
 
+
+async def _download(job, tmp_path):
+    """Fetch the result as the client does; the file must decode as a video."""
+    from talkinghead.http import download
+    from talkinghead.video import probe_video
+
+    path = await download(job.output_url, tmp_path / "result.mp4", provider="inferencesh")
+    assert probe_video(path).frame_count > 0
+
 pytestmark = pytest.mark.vcr
 
 
@@ -43,7 +52,7 @@ def _played(vcr) -> list:
 
 @pytest.mark.live
 @pytest.mark.default_cassette("happy_std_uploads.yaml")
-async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live):
+async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, tmp_path):
     provider = cassette_provider
     sent, answers = spy(provider)
     job = job_for()
@@ -77,12 +86,13 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live):
     assert run == {"app": "klingai/avatar", "input": {
         "image": uris[0], "audio": uris[1],              # the uris POST /files answered with
         "mode": "std"}}  # no prompt: omitted, not null; aspect auto: not sent (the app follows the photo)
+    await _download(job, tmp_path)  # the cassette ends with the result's GET, as an app's run does
     assert live or vcr.all_played
 
 
 @pytest.mark.live
 @pytest.mark.default_cassette("happy_pro_uploads.yaml")
-async def test_happy_path_pro_with_local_uploads(vcr, cassette_provider, live):
+async def test_happy_path_pro_with_local_uploads(vcr, cassette_provider, live, tmp_path):
     # the hand-authored cassette uses the v1 envelope and full snapshots with status strings
     provider = cassette_provider
     job = job_for()
@@ -90,6 +100,7 @@ async def test_happy_path_pro_with_local_uploads(vcr, cassette_provider, live):
     assert job.task_id
     await _follow(provider, job)
     assert job.status is JobStatus.COMPLETED and job.output_url.startswith("https://")
+    await _download(job, tmp_path)
     assert live or vcr.all_played
 
 
