@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .cli_support import Number, OneLineGroup, handle_errors, make_client, progress_bar
+from .cli_support import FilePath, Number, OneLineGroup, handle_errors, make_client, progress_bar
 
 # Copies of models.MODES, models.ASPECT_RATIOS and routing.POLICIES, so that `--help` does not
 # import pydantic; tests/test_cli.py checks they agree.
@@ -169,7 +169,7 @@ def estimate(image: str, audio: str | None, text: str | None, provider: str | No
 
 @main.command()
 @request_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("talkinghead.mp4"),
+@click.option("-o", "--output", type=FilePath(dir_okay=False, path_type=Path), default=Path("talkinghead.mp4"),
               show_default=True, help="Where to write the MP4.")
 @click.option("--webhook", metavar="URL", help="Ask the backend to POST here when the job ends.")
 @click.option("--max-cost", type=Number(0), metavar="USD", help="Refuse routes quoting more than this.")
@@ -218,8 +218,8 @@ async def _generate(client, request, provider, model, output, webhook, max_cost,
 
 
 @main.command()
-@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: VIDEO.png")
+@click.argument("video", type=FilePath(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=FilePath(dir_okay=False, path_type=Path), help="Default: VIDEO.png")
 @click.option("--columns", type=int, default=4, show_default=True)
 @click.option("--rows", type=int, default=3, show_default=True)
 @click.option("--width", type=int, default=1280, show_default=True, help="Sheet width in pixels.")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli_support import Number, handle_errors, make_client, progress_bar
+from .cli_support import FilePath, Number, handle_errors, make_client, progress_bar
 
 
 def _row(job) -> str:
@@ -240,12 +240,12 @@ def budget(as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("jobs_file", type=FilePath(exists=True, dir_okay=False, path_type=Path))
 @click.option("-c", "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Jobs at once.")
 @click.option("--budget", "budget_usd", type=Number(0), metavar="USD", help="Most this run may spend.")
 @click.option("--provider", metavar="NAME", help="Provider for lines that name none.")
-@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="Default: <file>.out/")
-@click.option("--results", type=click.Path(dir_okay=False, path_type=Path), help="Default: <file>.results.jsonl")
+@click.option("--output-dir", type=FilePath(file_okay=False, path_type=Path), help="Default: <file>.out/")
+@click.option("--results", type=FilePath(dir_okay=False, path_type=Path), help="Default: <file>.results.jsonl")
 @handle_errors
 def batch(jobs_file: Path, concurrency: int, budget_usd: float | None, provider: str | None,
           output_dir: Path | None, results: Path | None) -> None:

@@ -100,6 +100,16 @@ def handle_errors(fn):
     return wrapper
 
 
+class FilePath(click.Path):
+    """click's Path, refusing a NUL in the name as a usage error: ``os.stat`` raises ValueError
+    for it, which click does not catch (argv cannot hold a NUL, but ``main(args)`` can)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if "\0" in str(value):
+            self.fail(f"{str(value)!r} contains a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Number(click.ParamType):
     """A finite number at least ``minimum`` (or above it, when not ``inclusive``): click's
     float takes "nan" and "inf", and a nan limit would pass every check."""

@@ -404,7 +404,8 @@ OPTIONS = [
         args=lambda m: ["--output", "~nosuchuser/o.mp4"]),
     Bad("output onto a device", "output", lambda m: ok(m), run=lambda m: {"output": "/dev/null"},
         args=lambda m: ["--output", "/dev/null"]),
-    Bad("output with a NUL (Python)", "output", lambda m: ok(m), run=lambda m: {"output": "o\0.mp4"}, cli=False),
+    Bad("output with a NUL", "output", lambda m: ok(m), run=lambda m: {"output": "o\0.mp4"},
+        args=lambda m: ["--output", "o\0.mp4"]),  # argv cannot hold a NUL; main(args) can
     # the environment and the config file
     *(Bad(f"TALKINGHEAD_BUDGET_USD={value}", "TALKINGHEAD_BUDGET_USD", lambda m: ok(m),
           env={"TALKINGHEAD_BUDGET_USD": value}, error=ConfigError)
@@ -506,6 +507,8 @@ COMMANDS = [
       for option, value in (("--columns", "0"), ("--columns", "-3"), ("--columns", "100000"), ("--rows", "0"),
                             ("--rows", "1000"), ("--width", "-5"), ("--width", "0"), ("--width", "40"),
                             ("--width", "1000000000"), ("--columns", "nan"))),
+    Command("preview of a path with a NUL", "video", lambda m, t: sheet(m, t, video="v\0.mp4")),
+    Command("batch --results with a NUL", "results", lambda m, t: ["batch", jobs_file(t), "--results", "r\0.jsonl"]),
     Command("preview of a 0-byte file", "video", lambda m, t: sheet(m, t, video=m["empty_mp3"])),
     Command("preview of an MP3", "video", lambda m, t: sheet(m, t, video=str(MP3))),
     Command("preview of a text file", "video", lambda m, t: sheet(m, t, video=m["a_file"])),
@@ -622,8 +625,8 @@ def assert_one_line_exit_2(code: int, stderr: str, field: str, stdout: str = "")
     lines = stderr.strip().splitlines()
     assert code == 2, f"exit {code}: {stderr}"
     assert "Traceback" not in stderr and len(lines) == 1, stderr
-    key = field.replace("_", "").replace("-", "")
-    assert lines[0].startswith("error: ") and key in lines[0].replace("_", "").replace("-", ""), lines
+    key = field.replace("_", "").replace("-", "").lower()
+    assert lines[0].startswith("error: ") and key in lines[0].replace("_", "").replace("-", "").lower(), lines
     assert stdout == ""
 
 
