@@ -19,13 +19,15 @@ SPEECH = ROOT / "examples" / "hello.mp3"
 
 
 class Fleet:
-    def __init__(self, home: Path, database_url: str | None, *, latency: float = 0.0, size: int = 64) -> None:
+    def __init__(self, home: Path, database_url: str | None, *, latency: float = 0.0, size: int = 64,
+                 total_usd: float | None = None) -> None:
         self.home = Path(home)
         self.url = database_url
         self.state = self.home / "mock"
         self.home.mkdir(parents=True, exist_ok=True)
         # Small frames: the mock renders a real MP4 per job, and that is not what is measured.
-        (self.home / "config.toml").write_text(f"[providers.mock]\nsize = {size}\n")
+        budget = f"\n[budget]\ntotal_usd = {total_usd!r}\n" if total_usd is not None else ""
+        (self.home / "config.toml").write_text(f"[providers.mock]\nsize = {size}\n{budget}")
         self.env = {**os.environ, "TALKINGHEAD_PLUGINS": "mock", "TALKINGHEAD_HOME": str(self.home),
                     "TALKINGHEAD_MOCK_STATE_DIR": str(self.state), "TALKINGHEAD_MOCK_LATENCY": str(latency),
                     "TALKINGHEAD_DATABASE_URL": database_url or ""}
@@ -49,6 +51,14 @@ class Fleet:
         return self.spawn("worker", "--concurrency", str(concurrency), "--stalled-after", str(stalled_after))
 
     # -- what the queue and the journal hold ---------------------------------------------
+
+    def live_workers(self) -> int:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            if conn.execute("SELECT to_regclass('procrastinate_workers')").fetchone()[0] is None:
+                return 0
+            return conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0]
 
     def queue_counts(self) -> Counter:
         import psycopg
@@ -77,11 +87,12 @@ class Fleet:
         return Counter(call["job_id"] for call in read_calls(self.state, "submit"))
 
     def audit(self, ledger) -> dict[str, int]:
-        """Exactness of a finished run: completed jobs, second creates, requests run twice,
-        completed jobs without their video on disk."""
+        """Exactness of a finished run: completed jobs, second creates (per job), requests
+        created twice (two jobs that each got a create), completed jobs without their video."""
         jobs = ledger.jobs()
         creates = self.creates()
-        per_request = Counter(j.request_digest for j in jobs)
+        # A job released as "not created" (its worker died first) got no create: not a second run.
+        per_request = Counter(j.request_digest for j in jobs if creates.get(j.id))
         completed = [j for j in jobs if j.status.value == "completed"]
         return {"jobs": len(jobs), "completed": len(completed),
                 "second_creates": sum(n - 1 for n in creates.values() if n > 1),

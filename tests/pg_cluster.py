@@ -8,10 +8,12 @@ initdb and the server refuse to run as root; as root (CI here is root) they run 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -37,13 +39,14 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, *, fsync: bool = False, max_connections: int = 300) -> None:
+    def __init__(self, *, fsync: bool = False, max_connections: int = 300, preload: str = "") -> None:
         self.bin = server_bin()
         self.root = Path(tempfile.mkdtemp(prefix="th-pg-"))
         self.data = self.root / "data"
         self.port = 0
         self.fsync = fsync
         self.max_connections = max_connections
+        self.preload = preload  # e.g. "pg_stat_statements", for the benchmark's statement counts
         self._as: list[str] = []
         if os.geteuid() == 0:
             try:
@@ -66,7 +69,7 @@ class Cluster:
             self.port = _free_port()
             opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
                     f"-c max_connections={self.max_connections} -c fsync={'on' if self.fsync else 'off'} "
-                    f"-c shared_buffers=64MB")
+                    f"-c shared_buffers=64MB" + (f" -c shared_preload_libraries={self.preload}" if self.preload else ""))
             try:
                 self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
                           "-w", "-t", "60", "-o", opts, "start")
@@ -87,8 +90,14 @@ class Cluster:
         return self.url(name)
 
     def stop(self) -> None:
+        pidfile = self.data / "postmaster.pid"
         try:
-            if self.data.exists():
+            if pidfile.exists():
                 self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        except ClusterError:
+            # pg_ctl could not run (say, as the postgres user): stop our server by its pid.
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGQUIT)
+            raise
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -84,3 +84,27 @@ def test_a_worker_killed_mid_job_is_resumed_elsewhere_never_created_twice(fleet)
         ledger.close_connections()
     finally:
         stop(workers)
+
+
+def test_a_job_whose_worker_died_before_the_create_is_released_and_run_once(fleet):
+    """The window a kill can hit: the job is journaled and reserved, the create not yet sent.
+    The mock's lookup by job id is authoritative (a shared state dir), so the next worker finds
+    no task, releases the reservation and runs the line anew: one create in all."""
+    from talkinghead.batch import parse_line
+    from talkinghead.models import Job
+
+    jobs = fleet.jobs_file(2)
+    request, _ = parse_line(1, jobs.read_text().splitlines()[0], jobs.parent)
+    ledger = connect(fleet.url)
+    orphan = Job(provider="mock", model="mock-avatar", request_digest=request.digest(), reserved_usd=0.0694)
+    ledger.worker = "gone-host:1"
+    ledger.open(orphan)
+    assert fleet.run("batch", str(jobs), "--queue", "--provider", "mock").returncode == 0
+    assert fleet.run("worker", "--until-idle").returncode == 0
+    assert fleet.queue_counts() == {"succeeded": 2}
+    released = ledger.get(orphan.id)
+    assert (released.status.value, released.settled_usd) == ("failed", 0.0) and "not created" in released.error
+    audit = fleet.audit(ledger)
+    assert (audit["completed"], audit["creates"], audit["second_creates"], audit["requests_run_twice"]) == (2, 2, 0, 0)
+    assert ledger.totals()["reserved_usd"] == 0
+    ledger.close_connections()

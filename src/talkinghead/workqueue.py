@@ -130,12 +130,40 @@ async def render_line(context: Any, *, line: str, number: int, base: str, output
                       provider: str | None) -> dict[str, Any]:
     """Run one batch line on this worker, journal first (see the module doc)."""
     client = context.additional_context["client"]
+    with contextlib.suppress(InputError):  # an invalid line is reported by _run_line below
+        request, _ = parse_line(number, line, Path(base))
+        await _settle_orphans(client, request.digest())
     result = await _run_line(client, number, line, Path(base), Path(output_dir), provider)
     if result.status in ("failed", "unknown", "budget", "invalid"):
         # The task ends failed in the queue too; the journal says why. Never retried blindly.
         raise JobFailed(f"line {number}: {result.status}: {result.error}", job_id=result.job_id,
                         provider=result.provider)
     return {"line": number, "status": result.status, "job_id": result.job_id}
+
+
+async def _settle_orphans(client: Any, digest: str) -> None:
+    """A worker died between reserving a job and journaling the create's answer: the job has
+    no task id. The queue's lock on ``digest`` means no live worker holds it now. Look the task
+    up by our job id: found, the job is followed (resume); not found, on a backend whose lookup
+    is authoritative (``Provider.lookup_is_authoritative``), the create never happened, so the
+    reservation is released and the line runs anew. Any other backend: it stays for
+    ``jobs resume``/``jobs resolve`` to decide, as it would without a queue."""
+    for job in client.ledger.by_digest(digest):
+        if job.task_id or job.status not in (JobStatus.CREATED, JobStatus.UNKNOWN):
+            continue
+        provider = client.provider(job.provider)
+        if not getattr(provider, "lookup_is_authoritative", False):
+            continue
+        found = await provider.find_task(job)
+        if found is not None:
+            job.status = JobStatus.QUEUED  # an unknown job found is known again
+            job.error = None
+            job.apply(found)
+            client.ledger.record(job)
+        else:
+            job.status = JobStatus.FAILED
+            job.error = "not created: its worker died before the create call reached the backend"
+            client.ledger.close(job, 0.0)
 
 
 def worker_name() -> str:
