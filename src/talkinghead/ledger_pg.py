@@ -27,7 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import schema
+from urllib.parse import urlsplit
+
+from . import log, schema
 from .config import without_password
 from .errors import ConfigError
 from .ledger import _TERMINAL, COMMITTED, BudgetLimits, budget_scopes, over_budget
@@ -65,7 +67,13 @@ class PostgresLedger:
         self._pool: Any = None
         self._pid = 0
         self._lock = threading.Lock()
-        with self._connection() as conn:
+        log.add_secret(urlsplit(url).password)
+        try:  # one direct connection first: a wrong URL fails here, at once, in one line
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise ConfigError(f"journal {without_password(url)}: cannot connect: "
+                              f"{log.redact(str(exc)).strip().splitlines()[0]}") from None
+        with conn:
             schema.upgrade_postgres(conn, repr(self))
 
     def __repr__(self) -> str:
