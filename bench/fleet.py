@@ -28,6 +28,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -331,6 +332,7 @@ def main() -> None:
             Path(a.json).write_text(json.dumps(d, indent=2))
     finally:
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

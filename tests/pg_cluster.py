@@ -41,7 +41,9 @@ def _free_port() -> int:
 class Cluster:
     def __init__(self, *, fsync: bool = False, max_connections: int = 300, preload: str = "") -> None:
         self.bin = server_bin()
-        self.root = Path(tempfile.mkdtemp(prefix="th-pg-"))
+        # As root the server runs as `postgres`, which must reach the folder: under /tmp itself,
+        # not a private (0700) TMPDIR such as the test run's own.
+        self.root = Path(tempfile.mkdtemp(prefix="th-pg-", dir="/tmp" if os.geteuid() == 0 else None))
         self.data = self.root / "data"
         self.port = 0
         self.fsync = fsync
