@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
 from urllib.parse import urlsplit
 
 from . import log, schema
