@@ -78,6 +78,13 @@ class Fleet:
             time.sleep(0.2)
         raise TimeoutError(f"queue not drained in {timeout} s: {dict(self.queue_counts())}")
 
+    def requeued(self) -> int:
+        """Queue tasks that ran more than once (re-queued as stalled)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE attempts > 1").fetchone()[0]
+
     def creates(self) -> Counter:
         """Our job id -> how many create calls the mock backend received for it."""
         from talkinghead_mock.state import read_calls

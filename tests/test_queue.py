@@ -108,3 +108,30 @@ def test_a_job_whose_worker_died_before_the_create_is_released_and_run_once(flee
     assert (audit["completed"], audit["creates"], audit["second_creates"], audit["requests_run_twice"]) == (2, 2, 0, 0)
     assert ledger.totals()["reserved_usd"] == 0
     ledger.close_connections()
+
+
+@pytest.mark.parametrize("fleet", [1.0], indirect=True)
+def test_a_worker_wrongly_thought_dead_never_runs_a_line_twice(fleet):
+    """SIGSTOP a worker past --stalled-after (alive, silent: what a loaded host looks like), so
+    its tasks are re-queued while it still holds them; then let it go on. The request's session
+    lock keeps each line to one runner: one job and one create per line."""
+    jobs = fleet.jobs_file(10)
+    assert fleet.run("batch", str(jobs), "--queue", "--provider", "mock").returncode == 0
+    workers = [fleet.worker(concurrency=4, stalled_after=1) for _ in range(2)]
+    try:
+        ledger = connect(fleet.url)
+        deadline = time.monotonic() + 120
+        while not ledger.jobs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        paused = next(w for w in workers if any(f":{w.pid}" in v for v in ledger.workers(
+            [j.id for j in ledger.jobs()]).values()))
+        paused.send_signal(signal.SIGSTOP)
+        time.sleep(4)  # > stalled_after: the other worker re-queues the paused one's tasks
+        paused.send_signal(signal.SIGCONT)
+        assert fleet.wait_queue_drained(timeout=240, workers=workers) == {"succeeded": 10}
+        audit = fleet.audit(ledger)
+        assert (audit["jobs"], audit["completed"], audit["creates"], audit["requests_run_twice"]) == (10, 10, 10, 0)
+        assert fleet.requeued() >= 1  # the paused worker's tasks did run a second time
+        ledger.close_connections()
+    finally:
+        stop(workers)

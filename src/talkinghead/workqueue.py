@@ -10,6 +10,8 @@ and only a request the journal has never seen is submitted.
 A worker that dies mid-task stops sending heartbeats; every live worker looks for tasks held
 by workers silent for longer than ``stalled_after`` and puts them back in the queue. The task
 then runs again elsewhere and meets its journaled job: the resume logic, not a new create.
+While a line runs, its runner holds a PostgreSQL session lock on the request digest, so a
+worker merely *thought* dead (late heartbeats) and its successor never run one line at once.
 procrastinate's own retries are off: a task that failed is not re-run blindly.
 
 Needs ``talkinghead[queue]`` and ``TALKINGHEAD_DATABASE_URL``: the queue lives in the same
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,15 +134,39 @@ async def render_line(context: Any, *, line: str, number: int, base: str, output
                       provider: str | None) -> dict[str, Any]:
     """Run one batch line on this worker, journal first (see the module doc)."""
     client = context.additional_context["client"]
-    with contextlib.suppress(InputError):  # an invalid line is reported by _run_line below
-        request, _ = parse_line(number, line, Path(base))
-        await _settle_orphans(client, request.digest())
-    result = await _run_line(client, number, line, Path(base), Path(output_dir), provider)
+    try:
+        digest = parse_line(number, line, Path(base))[0].digest()
+    except InputError:
+        digest = None  # reported by _run_line below
+    async with _line_lock(client.settings.database_url, digest):
+        if digest is not None:
+            await _settle_orphans(client, digest)
+        result = await _run_line(client, number, line, Path(base), Path(output_dir), provider)
     if result.status in ("failed", "unknown", "budget", "invalid"):
         # The task ends failed in the queue too; the journal says why. Never retried blindly.
         raise JobFailed(f"line {number}: {result.status}: {result.error}", job_id=result.job_id,
                         provider=result.provider)
     return {"line": number, "status": result.status, "job_id": result.job_id}
+
+
+@contextlib.asynccontextmanager
+async def _line_lock(url: str, digest: str | None) -> AsyncIterator[None]:
+    """Hold the request's lock in PostgreSQL while its line runs. The queue's own lock lapses
+    when a task is re-queued as stalled, and a worker can be *thought* dead (heartbeats late
+    on a loaded host) while it is still about to create the job; this one is a session lock,
+    held for exactly as long as the holder's connection lives. A second runner waits here, then
+    finds the job in the journal. A worker that really died dropped its connection, and with it
+    the lock (keepalives bound how long a vanished host keeps it)."""
+    if digest is None:
+        yield
+        return
+    import psycopg
+
+    key = int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big", signed=True)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, keepalives=1, keepalives_idle=10,
+                                                     keepalives_interval=5, keepalives_count=3) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield  # closing the connection releases the lock, whatever happened inside
 
 
 async def _settle_orphans(client: Any, digest: str) -> None:
