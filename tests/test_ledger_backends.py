@@ -85,11 +85,11 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "TALKINGHEAD_HOME": str(tmp_path),
-           "TALKINGHEAD_DATABASE_URL": f"postgresql://th:hunter2-secret@127.0.0.1:{port}/th"}
+           "TALKINGHEAD_DATABASE_URL": f"postgresql://th:hunter2-secret@127.0.0.1:{port}/th?password=hunter2"}
     proc = subprocess.run([sys.executable, "-m", "talkinghead.cli", "jobs", "list"], capture_output=True,
                           text=True, env=env, timeout=60)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith(f"error: journal postgresql://th:***@127.0.0.1:{port}/th: cannot connect")
+    assert proc.stderr.startswith(f"error: journal postgresql://127.0.0.1:{port}/th: cannot connect")
     assert "hunter2" not in proc.stderr + proc.stdout
     bad = subprocess.run([sys.executable, "-m", "talkinghead.cli", "jobs", "list"], capture_output=True, text=True,
                          env={**env, "TALKINGHEAD_DATABASE_URL": "mysql://u:hunter2@h/db"}, timeout=60)
