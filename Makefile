@@ -21,8 +21,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml $(PLUGINS)
 # The example third-party plugin (examples/talkinghead-still) is installed for the tests too:
 # tests/test_example_plugin.py runs it through providers, plugins, estimate and generate.
 $(VENV)/.installed-test: $(VENV)/.installed examples/talkinghead-still/pyproject.toml
-	$(BIN)/pip install -q -e '.[test]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' -e 'plugins/fal[fake]' \
-		-e examples/talkinghead-still
+	$(BIN)/pip install -q -e '.[test,postgres,queue]' -e 'plugins/inferencesh[fake]' -e 'plugins/kling[fake]' \
+		-e 'plugins/fal[fake]' -e examples/talkinghead-still
 	touch $@
 
 install: $(VENV)/.installed
@@ -38,7 +38,18 @@ demo: install
 	TALKINGHEAD_PLUGINS=local $(BIN)/talkinghead preview out/demo.mp4 -o out/demo-sheet.png
 	@echo "wrote out/demo.mp4 (and a contact sheet, out/demo-sheet.png); its job: $(BIN)/talkinghead jobs list"
 
-test: install-test
+# The PostgreSQL tests start a throwaway cluster from the server binaries (Debian's `postgresql`):
+# installed here when missing and we are root, else one clear line and a failure, never a skip.
+PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+.PHONY: postgres-server
+postgres-server:
+ifeq ($(PG_BIN),)
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q postgresql >/dev/null || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; \
+	else echo "make test: PostgreSQL server binaries missing: apt-get install postgresql (as root)" >&2; exit 1; fi
+endif
+
+test: install-test postgres-server
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

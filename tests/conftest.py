@@ -80,3 +80,43 @@ def _no_leaks(request):
     problems += [f"temp folder {name} left behind" for name in sorted(temps)]
     if problems:
         pytest.fail("the test leaked: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the whole run (tests/pg_cluster.py). Missing server
+    binaries fail the run with one line: `make test` installs them, nothing is skipped."""
+    from tests.pg_cluster import Cluster, ClusterError
+
+    try:
+        cluster = Cluster().start()
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal_at(request, tmp_path) -> str:
+    """Where a fresh, empty journal lives, on each backend: a SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "th.db")
+    import uuid
+
+    return request.getfixturevalue("pg_cluster").create_database(f"t{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def make_ledger(journal_at):
+    """``make_ledger(limits)``: a ledger on the test's journal; its connections close afterwards."""
+    from talkinghead.ledger import connect
+
+    made = []
+
+    def make(limits=None):
+        made.append(connect(journal_at, limits))
+        return made[-1]
+
+    yield make
+    for ledger in made:
+        ledger.close_connections()

@@ -1,18 +1,22 @@
-"""The ledger: reservations that never overspend, from coroutines, threads and processes."""
+"""The ledger: reservations that never overspend, from coroutines, threads and processes.
+
+Every test here runs on both backends (``journal_at``: a SQLite file, then a database on a
+real throwaway PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from talkinghead import AsyncClient, AvatarRequest, BudgetExceeded, Client, Job, JobStatus, Quote
-from talkinghead.ledger import BudgetLimits, SQLiteLedger
+from talkinghead.ledger import BudgetLimits, Ledger, SQLiteLedger, is_postgres_url
 from talkinghead.plugins import get_provider_classes
 
 MOCK = get_provider_classes()["mock"]
@@ -26,9 +30,18 @@ def _mock_may_be_chosen(monkeypatch):
 COST = 0.0694  # 6.94 s x 0.01 USD/s
 
 
-def committed(ledger: SQLiteLedger) -> float:
+def committed(ledger: Ledger) -> float:
     t = ledger.totals()
     return t["spent_usd"] + t["reserved_usd"]
+
+
+def empty(ledger: Ledger) -> None:
+    """Start a hypothesis example from an empty journal (the test's database is reused)."""
+    if isinstance(ledger, SQLiteLedger):
+        ledger._conn().execute("DELETE FROM jobs")
+    else:
+        with ledger._connection() as conn:
+            conn.execute("TRUNCATE jobs, budgets")
 
 
 def job(cost: float, provider: str = "p") -> Job:
@@ -36,8 +49,8 @@ def job(cost: float, provider: str = "p") -> Job:
     return Job(provider=provider, model="m", quote=q, reserved_usd=cost)
 
 
-async def test_200_concurrent_submissions_never_overspend(tmp_path, face, speech):
-    ledger = SQLiteLedger(tmp_path / "th.db", BudgetLimits(total_usd=1.0))
+async def test_200_concurrent_submissions_never_overspend(make_ledger, face, speech):
+    ledger = make_ledger(BudgetLimits(total_usd=1.0))
     client = AsyncClient(providers=[MOCK()], ledger=ledger)
     request = AvatarRequest(image=face, audio=speech)
     outcomes = await asyncio.gather(*(client.submit(request) for _ in range(200)), return_exceptions=True)
@@ -48,13 +61,12 @@ async def test_200_concurrent_submissions_never_overspend(tmp_path, face, speech
     assert committed(ledger) <= 1.0 + 1e-9
 
 
-def test_8_threads_never_overspend(tmp_path, face, speech):
-    db = tmp_path / "th.db"
+def test_8_threads_never_overspend(make_ledger, face, speech):
     request = AvatarRequest(image=face, audio=speech)
     results: list[object] = []
 
     def worker():
-        with Client(providers=[MOCK()], ledger=SQLiteLedger(db, BudgetLimits(total_usd=1.5))) as client:
+        with Client(providers=[MOCK()], ledger=make_ledger(BudgetLimits(total_usd=1.5))) as client:
             for _ in range(10):
                 try:
                     results.append(client.submit(request))
@@ -68,15 +80,15 @@ def test_8_threads_never_overspend(tmp_path, face, speech):
         t.join()
     accepted = sum(isinstance(r, Job) for r in results)
     assert accepted == int(1.5 // COST) and len(results) == 80
-    assert committed(SQLiteLedger(db)) <= 1.5 + 1e-9
+    assert committed(make_ledger()) <= 1.5 + 1e-9
 
 
 PROCESS = '''
 import sys
 from talkinghead.errors import BudgetExceeded
-from talkinghead.ledger import BudgetLimits, SQLiteLedger
+from talkinghead.ledger import BudgetLimits, connect
 from talkinghead.models import Job, Quote
-ledger = SQLiteLedger(sys.argv[1], BudgetLimits(total_usd=2.0))
+ledger = connect(sys.argv[1], BudgetLimits(total_usd=2.0))
 ok = no = 0
 for _ in range(25):
     q = Quote(provider="p", model="m", mode="std", seconds=0.1, price_per_second=1.0, cost_usd=0.1)
@@ -89,24 +101,24 @@ print(ok, no)
 '''
 
 
-def test_4_processes_on_one_database_never_overspend(tmp_path):
-    db = tmp_path / "th.db"
-    SQLiteLedger(db)  # create the schema once, as a first run would
-    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, str(db)], stdout=subprocess.PIPE, text=True)
+def test_4_processes_on_one_database_never_overspend(make_ledger, journal_at):
+    make_ledger()  # create the schema once, as a first run would
+    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, journal_at], stdout=subprocess.PIPE, text=True)
              for _ in range(4)]
     counts = [tuple(map(int, p.communicate(timeout=120)[0].split())) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sum(ok for ok, _ in counts) == 20 and sum(no for _, no in counts) == 80
-    assert committed(SQLiteLedger(db)) == pytest.approx(2.0)
+    assert committed(make_ledger()) == pytest.approx(2.0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(costs=st.lists(st.floats(min_value=0.0, max_value=3.0, allow_nan=False), min_size=1, max_size=25),
        actions=st.lists(st.tuples(st.sampled_from(["settle", "release", "partial"]), st.integers(0, 24)),
                         max_size=25),
        limit=st.floats(min_value=0.0, max_value=10.0))
-def test_property_spent_plus_reserved_within_limit(tmp_path_factory, costs, actions, limit):
-    ledger = SQLiteLedger(tmp_path_factory.mktemp("prop") / "th.db", BudgetLimits(total_usd=limit))
+def test_property_spent_plus_reserved_within_limit(make_ledger, costs, actions, limit):
+    ledger = make_ledger(BudgetLimits(total_usd=limit))
+    empty(ledger)
     opened: list[Job] = []
     steps = [("open", i) for i in range(len(costs))] + list(actions)
     for kind, i in steps:
@@ -125,8 +137,8 @@ def test_property_spent_plus_reserved_within_limit(tmp_path_factory, costs, acti
         assert committed(ledger) <= limit + 1e-6
 
 
-def test_limits_by_day_provider_and_session(tmp_path):
-    ledger = SQLiteLedger(tmp_path / "th.db", BudgetLimits(daily_usd=1.0, per_provider={"p": 0.5}, session_usd=0.7))
+def test_limits_by_day_provider_and_session(make_ledger):
+    ledger = make_ledger(BudgetLimits(daily_usd=1.0, per_provider={"p": 0.5}, session_usd=0.7))
     ledger.open(job(0.4), session="s1")
     with pytest.raises(BudgetExceeded, match="p provider budget"):
         ledger.open(job(0.2), session="s1")
@@ -138,18 +150,19 @@ def test_limits_by_day_provider_and_session(tmp_path):
         ledger.open(job(0.1, provider="q"), session="s4")
 
 
-def test_cli_budget_exits_3_naming_quote_and_budget(face, speech):
+def test_cli_budget_exits_3_naming_quote_and_budget(journal_at, face, speech):
+    env = {**os.environ, "TALKINGHEAD_DATABASE_URL": journal_at if is_postgres_url(journal_at) else ""}
     proc = subprocess.run([sys.executable, "-m", "talkinghead.cli", "generate", "--provider", "mock",
                            "--image", str(face), "--audio", str(speech), "--budget", "0.01"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip() == ("error: budget: the quote of $0.0694 (mock/mock-avatar, std) is over the "
                                    "$0.0100 left of the $0.01 this run's budget")
 
 
-def test_journal_write_order(tmp_path, face, speech):
+def test_journal_write_order(make_ledger, tmp_path, face, speech):
     """The job row exists before the create call, and the task id is written as soon as known."""
-    ledger = SQLiteLedger(tmp_path / "th.db")
+    ledger = make_ledger()
     seen = {}
 
     class Spy(MOCK):
@@ -171,10 +184,10 @@ def test_journal_write_order(tmp_path, face, speech):
     assert final.input_summary["image"]["format"] == "jpeg"
 
 
-def test_a_stale_copy_never_undoes_a_finished_job(tmp_path):
+def test_a_stale_copy_never_undoes_a_finished_job(make_ledger):
     """Two processes hold the same job (say, a webhook receiver and the submitter): the one
     that finishes it wins, and the other's late, stale write changes nothing."""
-    ledger = SQLiteLedger(tmp_path / "th.db")
+    ledger = make_ledger()
     mine = job(0.5)
     ledger.open(mine)
     theirs = ledger.get(mine.id)

@@ -248,11 +248,12 @@ def serve(host: str, port: int) -> None:
 
 
 def _register() -> None:
+    from .cli_fleet import worker
     from .cli_jobs import batch, budget, jobs
     from .cli_models import models, voices
     from .cli_support import add_verbose_everywhere
 
-    for command in (jobs, budget, batch, models, voices):
+    for command in (jobs, budget, batch, models, voices, worker):
         main.add_command(command)
     add_verbose_everywhere(main)
 

@@ -39,11 +39,16 @@ def list_jobs(status: str | None, limit: int, as_json: bool) -> None:
     """Every job in the journal, oldest first, with its cost."""
     client = make_client()
     found = client.ledger.jobs(status=status, limit=limit)
+    held = client.ledger.workers([j.id for j in found])  # queue workers (talkinghead worker)
     for job in found:
-        click.echo(json.dumps(job.model_dump(mode="json") | {"costs": _costs(job)}) if as_json else _row(job))
+        if as_json:
+            click.echo(json.dumps(job.model_dump(mode="json") | {"costs": _costs(job), "worker": held.get(job.id)}))
+        else:
+            click.echo(_row(job) + (f"  [{held[job.id]}]" if job.id in held else ""))
     if not found and not as_json:  # say so, and where we looked (TALKINGHEAD_HOME)
         which = f" with status {status}" if status else ""
-        click.echo(f"no jobs{which} in the journal at {client.settings.database}", err=True)
+        where = getattr(client.ledger, "path", None) or repr(client.ledger)  # a PostgreSQL URL has no path
+        click.echo(f"no jobs{which} in the journal at {where}", err=True)
 
 
 @jobs.command()
@@ -246,13 +251,22 @@ def budget(as_json: bool) -> None:
 @click.option("--provider", metavar="NAME", help="Provider for lines that name none.")
 @click.option("--output-dir", type=FilePath(file_okay=False, path_type=Path), help="Default: <file>.out/")
 @click.option("--results", type=FilePath(dir_okay=False, path_type=Path), help="Default: <file>.results.jsonl")
+@click.option("--queue", "to_queue", is_flag=True,
+              help="Queue the lines for `talkinghead worker`s (PostgreSQL) instead of running them here.")
 @handle_errors
 def batch(jobs_file: Path, concurrency: int, budget_usd: float | None, provider: str | None,
-          output_dir: Path | None, results: Path | None) -> None:
+          output_dir: Path | None, results: Path | None, to_queue: bool) -> None:
     """Run one request per JSONL line; a second run skips what is done and resumes the rest."""
     from .batch import read_lines, run_batch, summarize
 
     output_dir = output_dir or jobs_file.with_suffix(".out")
+    if to_queue:
+        if budget_usd is not None:
+            from .errors import InputError
+
+            raise InputError("--budget", "a run's budget holds within one process; with --queue, set [budget] "
+                                         "limits, which every worker shares", value=budget_usd)
+        return _enqueue(jobs_file, output_dir, provider)
     results = results or jobs_file.with_suffix(".results.jsonl")
     total = len(read_lines(jobs_file))
 
@@ -277,4 +291,16 @@ def batch(jobs_file: Path, concurrency: int, budget_usd: float | None, provider:
     if counts.get("budget"):
         raise SystemExit(3)
     if counts.get("invalid"):
+        raise SystemExit(2)
+
+
+def _enqueue(jobs_file: Path, output_dir: Path, provider: str | None) -> None:
+    from .workqueue import enqueue
+
+    client = make_client()
+    found = asyncio.run(enqueue(client, jobs_file, output_dir=output_dir, provider=provider))
+    for line in found.invalid:
+        click.echo(line.to_json())
+    click.echo(found.summary(), err=True)
+    if found.invalid:
         raise SystemExit(2)

@@ -20,7 +20,7 @@ from typing import Any
 from . import checks, log, media, plugins, route_table, routing, tts
 from .config import Settings
 from .errors import ConfigError, InputError, JobTimeout, ProviderError
-from .ledger import BudgetLimits, Ledger, SQLiteLedger
+from .ledger import BudgetLimits, Ledger, open_ledger
 from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, notify, over_quote, token_hash  # noqa: F401 - re-exported
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
@@ -64,8 +64,8 @@ class AsyncClient:
             self.routing = routing.RoutingConfig.from_settings({**self.settings.routing, "policy": policy})
         if priority is not None:
             self.routing.priority = list(priority)
-        self.ledger: Ledger = ledger if ledger is not None else SQLiteLedger(
-            self.settings.database, budget_limits(self.settings.budget))
+        self.ledger: Ledger = ledger if ledger is not None else open_ledger(
+            self.settings, budget_limits(self.settings.budget))
         if budget_usd is not None:
             self.ledger.limits.session_usd = budget_usd
         self.session = new_job_id()  # groups this client's jobs for a per-run budget

@@ -4,6 +4,9 @@
 journal and downloaded results. The config file is optional::
 
     default_model = "kling-avatar"  # the model(s) used without --model: an id, "a,b" or "any"
+    # A journal shared by many hosts (docs/fleet.md); env TALKINGHEAD_DATABASE_URL wins.
+    # Unset: SQLite in TALKINGHEAD_HOME.
+    database_url = "postgresql://th@db.internal/talkinghead"
 
     [providers.inferencesh]
     app = "klingai/avatar@abc123"
@@ -66,6 +69,7 @@ class Settings:
     routing: dict[str, Any] = field(default_factory=dict)
     tts: dict[str, Any] = field(default_factory=dict)
     default_model: str = "kling-avatar"
+    database_url: str | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -83,7 +87,8 @@ class Settings:
             budget["total_usd"] = _number("TALKINGHEAD_BUDGET_USD", env_total, "the environment")
         settings = cls(home=root, providers=_table(data, "providers", path), prices=_table(data, "prices", path),
                        budget=budget, routing=_table(data, "routing", path), tts=_table(data, "tts", path),
-                       default_model=_default_model(data.get("default_model", "kling-avatar")))
+                       default_model=_default_model(data.get("default_model", "kling-avatar")),
+                       database_url=_database_url(os.environ.get("TALKINGHEAD_DATABASE_URL"), data.get("database_url")))
         settings._check_numbers(path)
         return settings
 
@@ -145,3 +150,20 @@ def _default_model(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"default_model in the config file: {value!r} is not a model id, a comma list or 'any'")
     return value.strip()
+
+
+def _database_url(env: str | None, configured: Any) -> str | None:
+    """The shared journal's URL, if one is set; only PostgreSQL is spoken."""
+    name, value = ("TALKINGHEAD_DATABASE_URL", env) if env else ("database_url", configured)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+        shown = repr(without_password(value)) if isinstance(value, str) else repr(value)
+        raise ConfigError(f"{name}={shown} is not a postgresql:// URL (leave it unset for the SQLite journal)")
+    return value
+
+
+def without_password(url: str) -> str:
+    """``url`` fit for messages and reprs: no user:password@ and no query string (libpq takes
+    ``?password=`` there too)."""
+    return checks.safe_url(url)

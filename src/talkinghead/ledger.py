@@ -9,7 +9,9 @@ reservation; every limit holds committed <= limit, across coroutines, threads an
 sharing the file (SQLite's write lock serialises the check-and-insert).
 
 The same database keeps route health (failures and cooldowns) for the router. ``Ledger`` is
-the interface a shared PostgreSQL implementation would provide for a fleet of workers.
+the interface; ``ledger_pg.PostgresLedger`` provides it on a shared PostgreSQL for a fleet of
+workers, and ``open_ledger`` picks the backend from the settings. The schema's versions are
+in ``schema/``.
 """
 
 from __future__ import annotations
@@ -23,44 +25,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from . import schema
 from .errors import BudgetExceeded
 from .models import Job, JobStatus, utcnow
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    status TEXT NOT NULL,
-    task_id TEXT,
-    request_digest TEXT,
-    session TEXT,
-    day TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    reserved_usd REAL NOT NULL DEFAULT 0,
-    settled_usd REAL,
-    webhook_hash TEXT,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_webhook ON jobs(webhook_hash);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    provider TEXT NOT NULL,
-    delivery_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    PRIMARY KEY (provider, delivery_id)
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
-CREATE INDEX IF NOT EXISTS jobs_digest ON jobs(request_digest);
-CREATE INDEX IF NOT EXISTS jobs_task ON jobs(provider, task_id);
-CREATE TABLE IF NOT EXISTS route_health (
-    route TEXT PRIMARY KEY,
-    failures TEXT NOT NULL DEFAULT '',
-    cooldown_until REAL NOT NULL DEFAULT 0
-);
-"""
+if TYPE_CHECKING:
+    from .config import Settings
+
 COMMITTED = "COALESCE(settled_usd, reserved_usd)"
 _TERMINAL = "('completed', 'failed', 'cancelled')"
 
@@ -76,8 +49,33 @@ class BudgetLimits:
     session_usd: float | None = None
 
 
+Scope = tuple[str, float | None, str, str]  # (label, limit, budget key, SQLite filter column)
+
+
+def budget_scopes(limits: BudgetLimits, job: Job, day: str, session: str | None) -> list[Scope]:
+    """Every budget scope ``job`` counts in, in one fixed order (PostgreSQL locks the scopes'
+    rows in this order, so two reservations never wait on each other in a cycle)."""
+    scopes: list[Scope] = [("total", limits.total_usd, "total", ""),
+                           ("daily", limits.daily_usd, f"day:{day}", "day"),
+                           (job.provider, limits.per_provider.get(job.provider), f"provider:{job.provider}",
+                            "provider")]
+    if session:
+        scopes.append(("session", limits.session_usd, f"session:{session}", "session"))
+    return scopes
+
+
+def over_budget(job: Job, name: str, limit: float, committed: float) -> BudgetExceeded:
+    left = limit - committed
+    label = {"total": "total", "daily": "daily", "session": "this run's"}.get(name, f"{name} provider")
+    return BudgetExceeded(
+        f"budget: the quote of ${job.reserved_usd:.4f} ({job.route_id}, {job.mode}) is over "
+        f"the ${max(left, 0):.4f} left of the ${limit:.2f} {label} budget",
+        needed=job.reserved_usd, available=left)
+
+
 class Ledger(Protocol):
     limits: BudgetLimits
+    worker: str | None  # who holds the jobs this ledger writes (a queue worker's host:pid), if anyone
 
     def open(self, job: Job, session: str | None = None) -> None:
         """Insert the job and reserve ``job.reserved_usd`` atomically, or ``BudgetExceeded``."""
@@ -108,6 +106,14 @@ class Ledger(Protocol):
     def cooldowns(self) -> dict[str, float]: ...
 
     def median_seconds(self) -> dict[str, float]: ...
+
+    def unfinished(self) -> list[Job]: ...
+
+    def by_provider(self) -> dict[str, dict[str, float]]: ...
+
+    def workers(self, job_ids: list[str]) -> dict[str, str]: ...
+
+    def close_connections(self) -> None: ...
 
 
 _WAL_SWITCH = threading.Lock()
@@ -146,8 +152,9 @@ class SQLiteLedger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.limits = limits or BudgetLimits()
+        self.worker: str | None = None
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        schema.upgrade_sqlite(self._conn(), str(self.path))
 
     def __repr__(self) -> str:
         return f"<SQLiteLedger {str(self.path)!r}>"
@@ -181,12 +188,12 @@ class SQLiteLedger:
         day = job.created_at.strftime("%Y-%m-%d")
         insert = (
             "INSERT INTO jobs (id, provider, model, status, task_id, request_digest, session, day,"
-            " created_at, updated_at, reserved_usd, settled_usd, webhook_hash, data)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " created_at, updated_at, reserved_usd, settled_usd, webhook_hash, data, worker)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (job.id, job.provider, job.model, job.status.value, job.task_id, job.request_digest,
              session, day, job.created_at.isoformat(), job.updated_at.isoformat(), job.reserved_usd,
-             job.settled_usd, job.webhook_token_hash, job.model_dump_json()))
-        scopes = self._budget_scopes(job, day, session)
+             job.settled_usd, job.webhook_token_hash, job.model_dump_json(), self.worker))
+        scopes = [s for s in budget_scopes(self.limits, job, day, session) if s[1] is not None]
         if not scopes:  # nothing to check: one INSERT is atomic on its own
             self._conn().execute(*insert)
             return
@@ -194,25 +201,13 @@ class SQLiteLedger:
             self._check_budget(db, job, scopes)
             db.execute(*insert)
 
-    def _budget_scopes(self, job: Job, day: str, session: str | None) -> list[tuple[str, float, str, tuple]]:
-        """The limits that apply to ``job``: (name, limit, where, args) for each one set."""
-        lim = self.limits
-        scopes = [("total", lim.total_usd, "1=1", ()),
-                  ("daily", lim.daily_usd, "day = ?", (day,)),
-                  (f"{job.provider}", lim.per_provider.get(job.provider), "provider = ?", (job.provider,)),
-                  ("session", lim.session_usd if session else None, "session = ?", (session,))]
-        return [scope for scope in scopes if scope[1] is not None]
-
-    def _check_budget(self, db: sqlite3.Connection, job: Job, scopes: list[tuple[str, float, str, tuple]]) -> None:
-        for name, limit, where, args in scopes:
+    def _check_budget(self, db: sqlite3.Connection, job: Job, scopes: list[Scope]) -> None:
+        for name, limit, key, column in scopes:
+            where, args = (f"{column} = ?", (key.partition(":")[2],)) if column else ("1=1", ())
             (committed,) = db.execute(f"SELECT COALESCE(SUM({COMMITTED}), 0) FROM jobs WHERE {where}", args).fetchone()
-            left = limit - committed
-            if job.reserved_usd > left + 1e-9:
-                label = {"total": "total", "daily": "daily", "session": "this run's"}.get(name, f"{name} provider")
-                raise BudgetExceeded(
-                    f"budget: the quote of ${job.reserved_usd:.4f} ({job.route_id}, {job.mode}) is over "
-                    f"the ${max(left, 0):.4f} left of the ${limit:.2f} {label} budget",
-                    needed=job.reserved_usd, available=left)
+            assert limit is not None
+            if job.reserved_usd > limit - committed + 1e-9:
+                raise over_budget(job, name, limit, committed)
 
     # A single statement is a transaction of its own in autocommit mode (isolation_level=None):
     # no BEGIN/COMMIT round trips for the writes made at every status change.
@@ -222,10 +217,10 @@ class SQLiteLedger:
         process (a webhook receiver, a resume) may have finished the job meanwhile, and a stale
         copy must not undo that. Returns whether the row was written."""
         cur = self._conn().execute(
-            f"UPDATE jobs SET status=?, task_id=?, updated_at=?, data=? WHERE id=? AND"
+            f"UPDATE jobs SET status=?, task_id=?, updated_at=?, data=?, worker=COALESCE(?, worker) WHERE id=? AND"
             f" (status NOT IN {_TERMINAL} OR ? IN {_TERMINAL})",
-            (job.status.value, job.task_id, job.updated_at.isoformat(), job.model_dump_json(), job.id,
-             job.status.value))
+            (job.status.value, job.task_id, job.updated_at.isoformat(), job.model_dump_json(), self.worker,
+             job.id, job.status.value))
         return cur.rowcount == 1
 
     def close(self, job: Job, cost_usd: float) -> None:
@@ -294,6 +289,22 @@ class SQLiteLedger:
             " FROM jobs GROUP BY provider ORDER BY provider").fetchall()
         return {p: {"spent_usd": round(s, 6), "reserved_usd": round(r, 6), "jobs": n} for p, s, r, n in rows}
 
+    def workers(self, job_ids: list[str]) -> dict[str, str]:
+        """Job id -> the worker that last held it, for the jobs a worker has held."""
+        found: dict[str, str] = {}
+        for i in range(0, len(job_ids), 500):
+            part = job_ids[i:i + 500]
+            rows = self._conn().execute(f"SELECT id, worker FROM jobs WHERE worker IS NOT NULL AND id IN"
+                                        f" ({','.join('?' * len(part))})", part)
+            found.update(rows.fetchall())
+        return found
+
+    def close_connections(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     # -- route health, for the router ----------------------------------------------------
 
     def route_failed(self, route: str, *, threshold: int, window_s: float, cooldown_s: float) -> float:
@@ -346,3 +357,23 @@ def settled_cost(job: Job) -> float:
         return 0.0
     seconds = job.duration_s if job.duration_s is not None else job.quote.seconds
     return round(job.quote.billed(seconds) * job.quote.price_per_second, 6)  # the route's minimum, rounding
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def connect(target: str | Path, limits: BudgetLimits | None = None) -> Ledger:
+    """The ledger at ``target``: a ``postgresql://`` URL (needs ``talkinghead[postgres]``) or a
+    SQLite file path."""
+    if is_postgres_url(target):
+        from .ledger_pg import PostgresLedger
+
+        return PostgresLedger(str(target), limits)
+    return SQLiteLedger(target, limits)
+
+
+def open_ledger(settings: Settings, limits: BudgetLimits | None = None) -> Ledger:
+    """The journal the settings name: ``database_url`` (TALKINGHEAD_DATABASE_URL) if set, else
+    the SQLite file under TALKINGHEAD_HOME."""
+    return connect(settings.database_url or settings.database, limits)

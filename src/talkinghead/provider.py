@@ -59,6 +59,10 @@ class Provider:
     #: ran "may be charged"). A provider saying True reports ``billed_*`` on such failed
     #: updates and the ledger settles them; otherwise failed jobs settle at $0.
     bills_failed_jobs: ClassVar[bool] = False
+    #: True when ``find_task`` answers for every task ever created for a job id, so None means
+    #: "never created" (not "cannot tell"): a queue worker may then release and rerun a job whose
+    #: worker died before the create's answer was journaled (workqueue.py). False is safe.
+    lookup_is_authoritative: ClassVar[bool] = False
     #: polling cadence for the default ``stream``: first interval, factor, ceiling (seconds)
     poll_interval: ClassVar[tuple[float, float, float]] = (1.0, 1.5, 10.0)
     #: whether ``submit`` calls ``create_sending(job)`` right before its create request; if

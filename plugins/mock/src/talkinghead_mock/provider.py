@@ -122,6 +122,11 @@ class MockProvider(Provider):
         return self.store.state_dir
 
     @property
+    def lookup_is_authoritative(self) -> bool:  # type: ignore[override]
+        """With a state dir every task is on disk under our job id, whoever created it."""
+        return self.state_dir is not None
+
+    @property
     def tasks(self) -> dict[str, MockTask]:
         """The tasks this instance holds, by task id."""
         return self.store.tasks

@@ -1,0 +1,95 @@
+"""Schema versions of the journal, for both backends: numbered SQL files, applied in order on open.
+
+``sqlite/NNNN_name.sql`` and ``postgres/NNNN_name.sql`` carry the same numbers: version N
+means the same features on either backend. A database records the last version applied
+(SQLite: ``PRAGMA user_version``; PostgreSQL: the ``talkinghead_schema`` table) and opening
+it applies the missing steps in place, in one transaction, under a lock, so several
+processes opening a journal at once upgrade it once. Journals from 0.1.0 carry no version
+(user_version 0) and are adopted by step 1, which only creates what is missing.
+
+A database newer than this release (a version we do not know) is refused rather than
+written with old assumptions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import ConfigError
+
+# Any 64-bit constant shared by every process: the advisory lock that serialises upgrades.
+PG_LOCK = 0x7461_6C6B_6864  # "talkhd"
+
+
+@cache
+def migrations(backend: str) -> tuple[tuple[int, str, str], ...]:
+    """(version, name, sql) for every step of ``backend`` ("sqlite" or "postgres"), in order."""
+    steps = []
+    for item in resources.files(__package__).joinpath(backend).iterdir():
+        if item.name.endswith(".sql"):
+            number, _, name = item.name[:-4].partition("_")
+            steps.append((int(number), name, item.read_text()))
+    steps.sort()
+    if [v for v, _, _ in steps] != list(range(1, len(steps) + 1)):
+        raise RuntimeError(f"schema steps for {backend} are not numbered 1..n")
+    return tuple(steps)
+
+
+def latest(backend: str) -> int:
+    return migrations(backend)[-1][0]
+
+
+def _statements(sql: str) -> list[str]:
+    # The steps hold plain DDL: no semicolon inside a string or a body.
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _too_new(version: int, backend: str, where: str) -> ConfigError:
+    return ConfigError(f"journal {where} has schema version {version}, newer than this release knows "
+                       f"({latest(backend)}): upgrade talkinghead")
+
+
+def upgrade_sqlite(conn: sqlite3.Connection, where: str) -> int:
+    """Bring an autocommit connection's database to the latest version; returns it."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version == latest("sqlite"):
+        return version
+    conn.execute("BEGIN IMMEDIATE")  # the write lock: a second opener waits, then sees the new version
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > latest("sqlite"):
+            raise _too_new(version, "sqlite", where)
+        for number, _, sql in migrations("sqlite"):
+            if number > version:
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")  # part of the transaction
+                version = number
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return version
+
+
+def upgrade_postgres(conn: Any, where: str) -> int:
+    """The same for a psycopg connection (autocommit): one transaction under an advisory lock."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS talkinghead_schema ("
+                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM talkinghead_schema").fetchone()
+        if version > latest("postgres"):
+            raise _too_new(version, "postgres", where)
+        for number, name, sql in migrations("postgres"):
+            if number > version:
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO talkinghead_schema (version, name) VALUES (%s, %s)", (number, name))
+                version = number
+    return version

@@ -1,0 +1,2 @@
+-- Which worker (host:pid) last held the job: shown by `talkinghead jobs list`.
+ALTER TABLE jobs ADD COLUMN worker TEXT;
