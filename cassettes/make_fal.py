@@ -1,6 +1,6 @@
 """Writes the hand-authored fal cassettes in cassettes/fal/.
 
-They are authored from the protocol notes (shared/protocols/fal.md; section numbers below),
+They are authored from the protocol notes (docs/protocols/fal.md; section numbers below),
 not recorded: see cassettes/README.md, which also says how to re-record the ones a live
 account can produce. The committed YAML is what the tests replay; this script only makes it
 reproducible. Run from the repository root:
@@ -32,7 +32,7 @@ STORAGE = "https://storage.example.com/fal-uploads"  # the signed upload host is
 STD, PRO = "fal-ai/kling-video/ai-avatar/v2/standard", "fal-ai/kling-video/ai-avatar/v2/pro"
 APP = "fal-ai/kling-video"
 AUTH = {"Authorization": ["REDACTED"]}
-HEADER = ("# Hand-authored from shared/protocols/fal.md by cassettes/make_fal.py\n"
+HEADER = ("# Hand-authored from docs/protocols/fal.md by cassettes/make_fal.py\n"
           "# (not a recording; see cassettes/README.md for how to re-record with a live key).\n")
 HOOK = "https://hooks.example.com/webhooks/fal/3f9c2a7d"
 URL_IMAGE = "https://images.example.org/anchor.png"

@@ -1,6 +1,6 @@
 """Writes the hand-authored inference.sh cassettes in cassettes/inferencesh/.
 
-They are authored from the protocol notes (shared/protocols/inference-sh.md; section numbers
+They are authored from the protocol notes (docs/protocols/inference-sh.md; section numbers
 below), not recorded: see cassettes/README.md, which also says how to re-record the ones a
 live account can produce. The committed YAML is what the tests replay; this script only makes
 it reproducible. Run from the repository root:
@@ -27,7 +27,7 @@ API = "https://api.inference.sh"
 STORAGE = "https://storage.example.com/bucket"
 CLOUD = "https://cloud.inference.sh/u/exampleuser"
 AUTH = {"Authorization": ["REDACTED"]}
-HEADER = ("# Hand-authored from shared/protocols/inference-sh.md by cassettes/make_inferencesh.py\n"
+HEADER = ("# Hand-authored from docs/protocols/inference-sh.md by cassettes/make_inferencesh.py\n"
           "# (not a recording; see cassettes/README.md for how to re-record with a live key).\n")
 
 

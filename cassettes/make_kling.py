@@ -1,6 +1,6 @@
 """Writes the hand-authored Kling cassettes in cassettes/kling/.
 
-They are authored from the protocol notes (shared/protocols/kling-official.md; section
+They are authored from the protocol notes (docs/protocols/kling-official.md; section
 numbers below), not recorded: see cassettes/README.md, which also says how to re-record the
 ones a live account can produce. The committed YAML is what the tests replay; this script
 only makes it reproducible. Run from the repository root:
@@ -29,7 +29,7 @@ API = "https://api-singapore.klingai.com"
 AVATAR = f"{API}/v1/videos/avatar/image2video"
 TTS = f"{API}/v1/audio/tts"
 CDN = "https://cdn.klingai.com/bs2/upload-kling-api/0000000000"
-HEADER = ("# Hand-authored from shared/protocols/kling-official.md by cassettes/make_kling.py\n"
+HEADER = ("# Hand-authored from docs/protocols/kling-official.md by cassettes/make_kling.py\n"
           "# (not a recording; see cassettes/README.md for how to re-record with a live key).\n")
 IMAGE_URL = "https://images.example.org/anchor.png"
 AUDIO_URL = "https://audio.example.org/script.mp3"

@@ -9,7 +9,7 @@ provider needs only ``base_url`` (or ``FAL_BASE_URL``)::
         ...
         assert len(fake.submits) == 2
 
-It speaks (protocol notes ``shared/protocols/fal.md``):
+It speaks (protocol notes ``docs/protocols/fal.md``):
 
 - the queue: ``POST /{endpoint id}`` (``?fal_webhook=``), ``GET /{owner}/{app}/requests/{id}/status``
   (202 while queued or running, 200 when done), ``GET /{owner}/{app}/requests/{id}`` (the

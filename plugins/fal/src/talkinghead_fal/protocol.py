@@ -1,6 +1,6 @@
 """The fal queue protocol for Kling AI Avatar, as pure functions (no I/O).
 
-Every rule comes from the protocol notes (``shared/protocols/fal.md``; section numbers below),
+Every rule comes from the protocol notes (``docs/protocols/fal.md``; section numbers below),
 which tag each fact with where it was verified: fal's client source, fal's docs, third
 parties, or inference. Parsing is lenient where the notes say shapes vary (two ``detail``
 forms, optional status fields) and strict where money is at stake (a ``COMPLETED`` status is

@@ -1,7 +1,7 @@
 """``FalProvider``: avatar models through the fal queue (Kling AI Avatar v2, and the others in
 ``routes.py``: endpoint, declaration and input mapping each).
 
-One HTTP protocol, translated (the notes: ``shared/protocols/fal.md``):
+One HTTP protocol, translated (the notes: ``docs/protocols/fal.md``):
 
 - local files and base64 inputs are uploaded as fal's official Python client does (§7, §11):
   a CDN token (``POST {rest}/storage/auth/token?storage_type=fal-cdn-v3``) then ``POST

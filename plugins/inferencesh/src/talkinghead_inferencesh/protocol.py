@@ -1,7 +1,7 @@
 """The inference.sh wire protocol as pure functions: envelopes, statuses, errors, outputs.
 
 Nothing here does I/O, so every rule can be unit tested on plain dicts. Section numbers
-refer to the protocol notes (``shared/protocols/inference-sh.md``), which say where each
+refer to the protocol notes (``docs/protocols/inference-sh.md``), which say where each
 fact was verified. Parsing is lenient throughout: the server has three envelope variants
 (§1.1), two status numberings in the wild (§4) and loosely specified outputs (§7).
 """

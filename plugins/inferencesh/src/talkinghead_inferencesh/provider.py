@@ -1,7 +1,7 @@
 """``InferenceShProvider``: avatar models through inference.sh apps (Kling Avatar on
 ``klingai/avatar``, and the others in ``routes.py``: one app, declaration and input mapping each).
 
-One HTTP protocol, translated (the notes: ``shared/protocols/inference-sh.md``):
+One HTTP protocol, translated (the notes: ``docs/protocols/inference-sh.md``):
 
 - local files and base64 inputs: ``POST /files`` then ``PUT upload_url`` (streamed from
   disk, no Authorization on the PUT, §6); http(s) URLs are passed through unchanged;

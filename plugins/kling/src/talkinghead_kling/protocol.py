@@ -1,7 +1,7 @@
 """Kling's wire protocol for Avatar as pure functions: envelopes, errors, statuses, bodies.
 
 Nothing here does I/O, so every rule can be unit tested on plain dicts. Section numbers
-refer to the protocol notes (``shared/protocols/kling-official.md``), which tag each fact
+refer to the protocol notes (``docs/protocols/kling-official.md``), which tag each fact
 with where it was verified ([V-doc], [V-real], [3P], [INF]).
 """
 

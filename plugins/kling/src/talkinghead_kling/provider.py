@@ -1,6 +1,6 @@
 """``KlingProvider``: Kling Avatar on Kling's own API, spoken to over httpx.
 
-One HTTP protocol, translated (the notes: ``shared/protocols/kling-official.md``):
+One HTTP protocol, translated (the notes: ``docs/protocols/kling-official.md``):
 
 - every request carries the single API key as its bearer token when one is set, else a JWT
   made from the access and secret keys (``auth.py``, §2);

@@ -401,7 +401,7 @@ class MockProvider(Provider):
         return True
 
 
-# inference.sh task statuses (current numbering, see shared/protocols/inference-sh.md §4).
+# inference.sh task statuses (current numbering, see docs/protocols/inference-sh.md §4).
 _STATUS_NAMES = {
     0: "unknown", 1: "received", 2: "queued", 3: "dispatched", 4: "preparing", 5: "serving",
     6: "setting_up", 7: "running", 8: "cancelling", 9: "uploading", 10: "completed",
