@@ -80,7 +80,7 @@ def _serve(switches_json: str) -> None:
     """The server process: the plugin's fake, minus the memory of upload bodies (it would
     otherwise keep every uploaded byte, which a 1,000-job run does not need)."""
     from talkinghead_inferencesh.fake import FakeInferenceSh, serve
-    from talkinghead.loopback import tiny_mp4
+    from talkinghead.testing.loopback import tiny_mp4
 
     class LeanFake(FakeInferenceSh):
         async def upload(self, request):  # type: ignore[override]

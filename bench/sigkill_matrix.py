@@ -130,7 +130,7 @@ def main() -> None:
 
     from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
-    from talkinghead.loopback import tiny_mp4
+    from talkinghead.testing.loopback import tiny_mp4
 
     totals = {"runs": 0, "recovered": 0, "person": 0, "second_creates": 0, "lost": 0, "parts": 0}
     started = time.monotonic()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from talkinghead.loopback import tiny_mp4
+from talkinghead.testing.loopback import tiny_mp4
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer

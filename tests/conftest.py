@@ -1,4 +1,4 @@
-"""Shared fixtures for the core tests. The talkinghead pytest plugin (talkinghead.testing) is
+"""Shared fixtures for the core tests. The talkinghead pytest plugin (talkinghead.testing.plugin) is
 active too: network guard on, TALKINGHEAD_HOME in a temp dir."""
 
 from __future__ import annotations

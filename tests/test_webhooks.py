@@ -12,7 +12,7 @@ import pytest
 
 from talkinghead import AsyncClient, AvatarRequest, InputError, JobStatus, WebhookRejected
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.loopback import serve_asgi
+from talkinghead.testing.loopback import serve_asgi
 from talkinghead.plugins import get_provider_classes
 from talkinghead.webhooks import create_app
 

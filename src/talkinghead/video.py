@@ -118,7 +118,8 @@ def _box_blur(arr: np.ndarray, radius: int, passes: int = 3) -> np.ndarray:
 def frame_image(source: Source | None, aspect_ratio: str = "16:9",
                 size: int | tuple[int, int] = 720, *, blur: float = 0.04,
                 darken: float = 0.45) -> np.ndarray:
-    """The photo framed to ``aspect_ratio``: whole ("contained") over a heavily blurred,
+    """The photo framed to ``aspect_ratio`` (``auto``: the ratio nearest the photo's): whole
+    ("contained") over a heavily blurred,
     darkened, cover-scaled copy of itself, so the area the photo leaves uncovered is soft
     continuation of it rather than a flat band. ``size`` is the short side (720) or an
     explicit even (width, height). ``blur`` is the blur radius as a fraction of the short
@@ -129,10 +130,14 @@ def frame_image(source: Source | None, aspect_ratio: str = "16:9",
     """
     import numpy as np
 
+    from .models import frame_ratio
+
+    photo = load_image(source) if source is not None else None
+    if aspect_ratio == "auto":  # follow the photo: the explicit ratio nearest its shape
+        aspect_ratio = frame_ratio("auto", *((photo.shape[1], photo.shape[0]) if photo is not None else (0, 0)))
     width, height = _size_of(aspect_ratio, size)
-    if source is None:
+    if photo is None:
         return np.full((height, width, 3), 128, dtype=np.uint8)
-    photo = load_image(source)
     ph, pw = photo.shape[:2]
     rgb = photo[..., :3]
 

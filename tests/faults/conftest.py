@@ -16,11 +16,11 @@ import httpx
 import pytest
 from talkinghead_inferencesh import InferenceShProvider
 from talkinghead_inferencesh.fake import FakeInferenceSh, serve
-from talkinghead.loopback import tiny_mp4
+from talkinghead.testing.loopback import tiny_mp4
 
 from talkinghead import AsyncClient
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.loopback import serve_asgi
+from talkinghead.testing.loopback import serve_asgi
 from talkinghead.models import AvatarRequest, JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -40,7 +40,7 @@ from talkinghead import AsyncClient, plugins
 from talkinghead.cli import main as cli_main
 from talkinghead.errors import ConfigError, InputError, TalkingHeadError
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.loopback import tiny_mp4
+from talkinghead.testing.loopback import tiny_mp4
 from talkinghead.models import AvatarRequest
 
 from .. import media_factory as mf

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from talkinghead.loopback import serve_fake, tiny_mp4
+from talkinghead.testing.loopback import serve_fake, tiny_mp4
 
 
 def backend_fixtures(fake_type: type, provider_type: type, credentials: dict[str, Any],

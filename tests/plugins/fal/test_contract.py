@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from talkinghead.contract import ProviderContract
+from talkinghead.testing.contract import ProviderContract
 from talkinghead_fal import FalProvider
 
 from .conftest import FAST, TEST_KEY

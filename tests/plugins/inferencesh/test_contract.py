@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from talkinghead.contract import ProviderContract
+from talkinghead.testing.contract import ProviderContract
 from talkinghead_inferencesh import InferenceShProvider
 from talkinghead_inferencesh.fake import RESET
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from talkinghead.contract import ProviderContract
+from talkinghead.testing.contract import ProviderContract
 from talkinghead_kling import KlingProvider
 
 from .conftest import FAST, TEST_AK, TEST_SK

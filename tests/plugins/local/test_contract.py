@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from talkinghead.contract import ProviderContract
+from talkinghead.testing.contract import ProviderContract
 from talkinghead_local.provider import LocalProvider
 
 

@@ -1,10 +1,10 @@
-"""The mock provider keeps the provider contract (talkinghead.contract)."""
+"""The mock provider keeps the provider contract (talkinghead.testing.contract)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from talkinghead.contract import ProviderContract
+from talkinghead.testing.contract import ProviderContract
 from talkinghead_mock import MockProvider
 
 

@@ -49,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
 from . import webhooks
 from . import fake_apps

@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from talkinghead.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
 
 from . import fake_apps
 from .fake_faults import RESET, STALL, TRANSPORT_FAULTS, TRUNCATE, TransportFaults, mark

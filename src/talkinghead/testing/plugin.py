@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from .errors import NetworkBlocked
+from ..errors import NetworkBlocked
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _HOW = ("tests may only reach loopback (127.0.0.1, ::1); use a fake server, a cassette or the mock "
@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _talkinghead_guard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                        monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from .http import guard
+    from ..http import guard
 
     allowed = (request.config.getoption("--talkinghead-allow-network")
                or request.node.get_closest_marker("allow_network") is not None
@@ -130,7 +130,7 @@ def _replaying_cassette(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def mock_provider(request: pytest.FixtureRequest) -> Any:
     """The ``mock`` provider from the installed mock plugin, found through the plugin seam."""
-    from .plugins import get_provider_classes
+    from ..plugins import get_provider_classes
 
     cls = get_provider_classes().get("mock")
     if cls is None:
@@ -146,7 +146,7 @@ def mock_calls(mock_provider: Any) -> list:
 
 @pytest.fixture
 def talkinghead_client(mock_provider: Any) -> Iterator[Any]:
-    from .client import Client
+    from ..client import Client
 
     with Client(providers=[mock_provider], allow_test_routes=True) as client:
         yield client
@@ -156,6 +156,6 @@ def talkinghead_client(mock_provider: Any) -> Iterator[Any]:
 def talkinghead_async_client(mock_provider: Any) -> Any:
     """An ``AsyncClient`` on the mock provider. A plain fixture, so it works under any async
     test runner (pytest-asyncio, anyio); the mock holds no connections to close."""
-    from .client import AsyncClient
+    from ..client import AsyncClient
 
     return AsyncClient(providers=[mock_provider], allow_test_routes=True)

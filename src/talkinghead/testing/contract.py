@@ -47,11 +47,11 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from .errors import (
+from ..errors import (
     AuthenticationError, InputError, NetworkBlocked, ProviderError, SubmitOutcomeUnknown, WebhookRejected,
 )
-from .models import AvatarRequest, Job, JobStatus, Quote, Route
-from .provider import Provider
+from ..models import AvatarRequest, Job, JobStatus, Quote, Route
+from ..provider import Provider
 
 T = TypeVar("T")
 _SECRET = "contract-secret-7f3e9a1c0b5d"  # a credential value the kit plants and then looks for
@@ -155,7 +155,7 @@ class ProviderContract:
         return provider.route(self.model)
 
     def _request(self, tmp_path: Path, route: Route, **fields: Any) -> Any:
-        from .media import prepare
+        from ..media import prepare
 
         name, data = self.sample_image()
         image = tmp_path / name
@@ -205,7 +205,7 @@ class ProviderContract:
         assert caught.value.field == "prompt"
 
     def test_validate_refuses_audio_over_the_limit(self, contract_fake: Any, tmp_path: Path) -> None:
-        from .media import prepare
+        from ..media import prepare
 
         provider = self.make_provider(contract_fake)
         route = self._route(provider)
@@ -220,7 +220,7 @@ class ProviderContract:
         assert caught.value.field == "audio"
 
     def test_validate_refuses_an_image_under_the_minimum_side(self, contract_fake: Any, tmp_path: Path) -> None:
-        from .media import prepare
+        from ..media import prepare
 
         provider = self.make_provider(contract_fake)
         route = self._route(provider)
