@@ -313,7 +313,10 @@ def test_unreadable_file(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(media, "open", denied, raising=False)  # shadows the builtin in media
+    from talkinghead import mediafile
+
+    for module in (media, mediafile):  # shadows the builtin where files are opened
+        monkeypatch.setattr(module, "open", denied, raising=False)
     rejects(lambda: inspect_image(path), "image", "cannot read file face.jpg", "Permission denied")
 
 

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import os
 import re
 import stat
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field as _field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Literal
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from . import checks, probe
+from .mediafile import MediaFile, _show
 from .errors import InputError
 from .models import ASPECT_VALUES, MB, AvatarRequest, Limits, Route
 from .tts import Speech
@@ -57,39 +56,8 @@ _MIME_FORMATS = {
 _UNTYPED = ("", "application/octet-stream")
 # The ffmpeg demuxer to force for each format, so ffmpeg's own probing cannot disagree.
 _HEAD = 64 * 1024          # enough to sniff, and to see past a typical ID3 tag
-_SHOWN = 60                # longest value quoted in a message (base64 can be megabytes)
 _B64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-@dataclass(frozen=True)
-class MediaFile:
-    field: str                                   # "image" or "audio"
-    kind: Literal["path", "url", "bytes"]
-    filename: str                                # a sensible name for uploads ("face.jpg")
-    path: Path | None = None                     # kind == "path"
-    url: str | None = None                       # kind == "url"
-    data: bytes | None = _field(default=None, repr=False)  # kind == "bytes" (decoded)
-    format: str | None = None                    # jpeg|png|mp3|wav|m4a|aac; None for a URL
-    content_type: str | None = None              # image/jpeg, audio/mpeg, ...
-    size: int | None = None                      # bytes
-    width: int | None = None                     # images
-    height: int | None = None
-    duration_s: float | None = None              # audio, measured
-    origin: str = ""                             # for messages: "file face.png", "data URI", ...
-
-    def open(self) -> IO[bytes]:
-        """A binary stream of the content, read from disk in chunks for paths."""
-        if self.kind == "path":
-            try:
-                return open(self.path, "rb")  # type: ignore[arg-type]
-            except OSError as exc:
-                raise InputError(self.field, f"cannot read {self.origin}: {exc.strerror or exc}",
-                                 value=str(self.path)) from None
-        if self.kind == "bytes":
-            return io.BytesIO(self.data or b"")
-        raise InputError(self.field, f"{self.origin} is passed through, not fetched, so it has no "
-                         "local content to open", value=_show(self.url or ""))
 
 
 @dataclass(frozen=True)
@@ -522,13 +490,6 @@ def _check_audio(media: MediaFile, limits: Limits, where: str = "", resolution: 
 
 
 # -- wording ---------------------------------------------------------------------------------
-
-def _show(text: str) -> str:
-    """Quote a value for a message, cut short: base64 may be megabytes long."""
-    if len(text) <= _SHOWN:
-        return repr(text)
-    return repr(text[:_SHOWN - 3] + "...") + f" ({len(text)} chars)"
-
 
 def _num(value: float, limit: float) -> str:
     # As few decimals as read well, but never so few that the value reads as the limit.

@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .media import MediaFile
+    from .mediafile import MediaFile
 
 LABELS = {"jpeg": "JPEG", "png": "PNG", "mp3": "MP3", "wav": "WAV", "m4a": "MP4/M4A",
            "aac": "AAC (ADTS)"}
