@@ -53,6 +53,14 @@ test: install-test postgres-server
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# Line and branch coverage of the whole suite, CLI subprocesses included ([tool.coverage]).
+.PHONY: coverage
+coverage: install-test postgres-server
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+
 clean:
 	rm -rf $(VENV) out .talkinghead
 

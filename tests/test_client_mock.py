@@ -109,7 +109,11 @@ async def test_job_that_never_finishes_times_out(face, speech):
     job = await client.submit(AvatarRequest(image=face, audio=speech))
     with pytest.raises(JobTimeout, match="did not finish within 0.3 s"):
         await client.wait(job, timeout=0.3)
-    assert client.ledger.get(job.id).status is JobStatus.RUNNING  # still reserved, resumable
+    journaled = client.ledger.get(job.id)
+    assert journaled.status is JobStatus.RUNNING and journaled.settled_usd is None  # resumable
+    assert job.reserved_usd > 0  # still reserved: the money stays held while it may complete
+    assert client.ledger.totals()["reserved_usd"] == pytest.approx(job.reserved_usd)
+    await client.aclose()
 
 
 async def test_invalid_input_never_reaches_the_provider(face, tmp_path):

@@ -3,6 +3,8 @@ arrived, Retry-After honoured, the network guard naming the provider."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -32,11 +34,16 @@ def client(transport):
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
+    """http's own sleeps are recorded, not slept. Only the http module sees the fake: patching
+    ``asyncio.sleep`` itself would make every other coroutine in the process (a fake server
+    left running by an earlier test, say) spin on it."""
+    import types
+
     slept = []
 
     async def fake_sleep(seconds):
         slept.append(seconds)
-    monkeypatch.setattr(http.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(http, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep}))
     return slept
 
 

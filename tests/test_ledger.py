@@ -150,6 +150,28 @@ def test_limits_by_day_provider_and_session(make_ledger):
         ledger.open(job(0.1, provider="q"), session="s4")
 
 
+def test_the_daily_budget_is_per_calendar_day(make_ledger):
+    """What was committed yesterday does not count against today's limit, and two jobs on one
+    day share it, whatever their minute or second (the day key is the date, not the time)."""
+    from datetime import timedelta
+
+    from talkinghead.models import utcnow
+
+    ledger = make_ledger(BudgetLimits(daily_usd=1.0))
+    now = utcnow()
+    yesterday = job(0.9)
+    yesterday.created_at = yesterday.updated_at = now - timedelta(days=1)
+    ledger.open(yesterday)
+    ledger.open(job(0.9))  # a new day: the whole limit again
+    late = job(0.2)
+    late.created_at = late.updated_at = now.replace(hour=23, minute=59, second=59)
+    with pytest.raises(BudgetExceeded, match="daily budget"):
+        ledger.open(late)  # the same date as the 0.9 above, another hour and minute
+    early = job(0.2)
+    early.created_at = early.updated_at = now.replace(hour=0, minute=0, second=1) + timedelta(days=1)
+    ledger.open(early)  # tomorrow
+
+
 def test_cli_budget_exits_3_naming_quote_and_budget(journal_at, face, speech):
     env = {**os.environ, "TALKINGHEAD_DATABASE_URL": journal_at if is_postgres_url(journal_at) else ""}
     proc = subprocess.run([sys.executable, "-m", "talkinghead.cli", "generate", "--provider", "mock",
