@@ -17,6 +17,7 @@ def route_row(provider: Any, route: Any) -> dict[str, Any]:
     return {
         "model": route.model, "route": route.id, "provider": route.provider, "endpoint": route.endpoint,
         "kind": route.kind, "configured": provider.configured(), "credentials": list(provider.env_vars),
+        "credentials_needed": provider.credentials_hint(),
         "inputs": {"audio": route.audio_input, "text": text, "voices": list(route.voices),
                    "voice_any": route.voice_any, "voice_required": route.voice_required,
                    "voice_note": route.voice_note, "languages": list(route.languages),
@@ -74,7 +75,7 @@ def models(as_json: bool) -> None:
     for (p, r), row in zip(pairs, rows):
         res = ",".join(r.resolutions) or "-"
         aspect = "follows photo" if r.aspect == "follows_photo" else "sets " + ",".join(r.aspect_ratios)
-        ready = "" if row["configured"] else f"  [needs {', '.join(row['credentials'])}]"
+        ready = "" if row["configured"] else f"  [needs {row['credentials_needed']}]"
         click.echo(f"{r.model:<15} {r.id:<28} {_inputs(r):<30} {res:<22} {aspect:<20} {_price(r)}{ready}")
     click.echo("local and mock stand in for every model (local renders its own preview at $0).")
 
