@@ -41,7 +41,8 @@ def _request(image: str, audio: str | None, text: str | None, **kw: Any):
 
 
 def request_options(fn):
-    fn = click.option("--image", required=True, metavar="PATH|URL", help="Face photo: jpg/png path, http(s) URL or data URI.")(fn)
+    fn = click.option("--image", required=True, metavar="PATH|URL",
+                      help="Face photo: jpg/png path, http(s) URL or data URI.")(fn)
     fn = click.option("--audio", metavar="PATH|URL", help="Speech: mp3/wav/m4a/aac, 2-300 s.")(fn)
     fn = click.option("--text", metavar="TEXT", help="Text to speak instead of --audio.")(fn)
     fn = click.option("--mode", type=click.Choice(MODES), default="std", show_default=True,

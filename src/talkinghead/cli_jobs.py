@@ -159,8 +159,8 @@ def resolve(job_id: str, task_id: str | None, release: bool, settle_usd: float |
     """Settle a job that needs a person, after checking the provider's dashboard: one whose
     create's outcome is unknown, one whose task the backend no longer knows (lost), or a
     completed one whose result URL has expired."""
-    from .errors import InputError
     from .client import Step, next_step
+    from .errors import InputError
     from .models import JobStatus
 
     client = make_client()

@@ -48,7 +48,8 @@ class AsyncClient:
                  webhook_base: str | None = None, allow_test_routes: bool | None = None) -> None:
         budget_usd = checks.number("budget_usd", budget_usd)  # nan would pass every limit check
         timeout = checks.number("timeout", timeout, inclusive=False, none_ok=False)  # type: ignore[assignment]
-        webhook_base = checks.http_url("webhook_base", webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or None)
+        webhook_base = checks.http_url("webhook_base",
+                                       webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or None)
         self.settings = settings or Settings.load()
         if providers is None:
             providers = []
@@ -235,7 +236,7 @@ class AsyncClient:
         job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
                   quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
                   reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared),
-                  destination=str(Path(output).resolve()) if output else None)
+                  destination=str(Path(output).resolve()) if output else None)  # noqa: ASYNC240 - one realpath
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound,

@@ -32,10 +32,10 @@ from .errors import (
     InputError,
     NetworkBlocked,
     ProviderError,
-    ResultExpired,
     ProviderTimeout,
     RateLimitError,
     RequestRefused,
+    ResultExpired,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -306,7 +306,9 @@ async def download(url: str, dest: Path, *, provider: str = "download",
         with os.fdopen(fd, "wb") as out:
             parts = urlsplit(url)
             if parts.scheme == "file":
-                with open(unquote(parts.path), "rb") as src:
+                # A local result (mock, local renderer) is copied in place: in a thread, a cancelled
+                # copy would keep writing to a file the handler below removes.
+                with open(unquote(parts.path), "rb") as src:  # noqa: ASYNC230
                     shutil.copyfileobj(src, out, 1 << 20)
             elif parts.scheme in ("http", "https"):
                 await _fetch(url, out, provider, client)

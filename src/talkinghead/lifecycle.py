@@ -34,8 +34,15 @@ from typing import Any
 
 from . import log
 from .errors import (
-    DownloadError, InputError, JobFailed, JobTimeout, ProviderError, ResultExpired, SubmitOutcomeUnknown,
-    TalkingHeadError, WebhookRejected,
+    DownloadError,
+    InputError,
+    JobFailed,
+    JobTimeout,
+    ProviderError,
+    ResultExpired,
+    SubmitOutcomeUnknown,
+    TalkingHeadError,
+    WebhookRejected,
 )
 from .ledger import Ledger, settled_cost
 from .media import PreparedRequest
@@ -295,7 +302,7 @@ class Lifecycle:
             self._bound(job).error("job.kept", path=job.output_path, error=str(exc))
             raise DownloadError(f"job {job.id}: cannot write {target} ({exc.strerror or exc}); the paid "
                                 f"video is kept at {job.output_path}") from None
-        job.output_path = str(target.resolve())
+        job.output_path = str(target.resolve())  # noqa: ASYNC240 - one realpath, after the write
         self.ledger.record(job)
         return target
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from . import checks, probe
-from .mediafile import MediaFile, _show
 from .errors import InputError
+from .mediafile import MediaFile, _show
 from .models import ASPECT_VALUES, MB, AvatarRequest, Limits, Route
 from .tts import Speech
 
@@ -190,7 +190,8 @@ def _check_aspect(prepared: PreparedRequest, route: Route, where: str) -> None:
 
 def _check_voice(voice: str | None, language: str | None, route: Route, where: str) -> None:
     if voice is None and route.voice_required:
-        raise InputError("voice", f"is required with text{where}" + (f" ({route.voice_note})" if route.voice_note else ""),
+        note = f" ({route.voice_note})" if route.voice_note else ""
+        raise InputError("voice", f"is required with text{where}{note}",
                          value=None, limit=route.voices or None)
     if voice is not None and not route.voice_any:
         if not route.voices:

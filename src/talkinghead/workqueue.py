@@ -100,8 +100,9 @@ async def enqueue(client: Any, path: Path, *, output_dir: Path, provider: str | 
     Every line is validated first, so a bad line is reported here, not on some worker."""
     url = _require(client.settings.database_url)
     install_schema(url)
-    path = Path(path).resolve()
-    output_dir = Path(output_dir).resolve()
+    # Once, before anything is queued: the batch file is small and read whole.
+    path = Path(path).resolve()  # noqa: ASYNC240
+    output_dir = Path(output_dir).resolve()  # noqa: ASYNC240
     lines = [(i, t) for i, t in enumerate(path.read_text().splitlines(), start=1) if t.strip()]
     found = Enqueued()
     app = make_app(url)

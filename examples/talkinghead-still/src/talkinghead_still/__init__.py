@@ -45,7 +45,7 @@ class StillProvider(Provider):
         video.encode_mp4(out, frame, audio=audio.path or audio.data, duration_s=prepared.seconds)
 
     async def poll(self, job):  # asked only when resuming a journaled job
-        done = job.output_url and Path(job.output_url.removeprefix("file://")).exists()
+        done = job.output_url and Path(job.output_url.removeprefix("file://")).exists()  # noqa: ASYNC240 - one stat
         return JobUpdate(status=JobStatus.COMPLETED if done else JobStatus.FAILED, task_id=job.task_id,
                          output_url=job.output_url, error=None if done else "the rendered file is gone")
 

@@ -49,10 +49,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, run_fake, serve_fake
+from talkinghead.testing.loopback import request_base as _base
 
-from . import webhooks
-from . import fake_apps
+from . import fake_apps, webhooks
 from .fake_model import ENDPOINTS, ERRORS, LOCKED, FakeRequest, Switches
 from .protocol import COMPLETED, IN_PROGRESS, IN_QUEUE
 
@@ -418,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--step-latency", type=float, default=0.5)
     args = parser.parse_args(argv)
-    run_fake(serve(port=args.port, step_latency=args.step_latency), "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
+    run_fake(serve(port=args.port, step_latency=args.step_latency),
+             "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
 
 
 if __name__ == "__main__":

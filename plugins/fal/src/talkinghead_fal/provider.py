@@ -376,7 +376,8 @@ class FalProvider(Provider):
             if failed:
                 return protocol.failure_update(request_id, error or error_type or "failed", error_type=error_type)
             raise ServerError(f"the result of request {request_id} has no video URL", provider=self.name)
-        message, result_type, _ = protocol.error_info(payload, http.response_text(response), response.headers.get("x-fal-error-type"))
+        message, result_type, _ = protocol.error_info(
+            payload, http.response_text(response), response.headers.get("x-fal-error-type"))
         message = protocol.redact(message, self.secrets())
         # Our key, a missing request or throttling: not the request's failure. A 5xx that fal
         # does not explain (no error_type, and the status said nothing) may be a passing gateway

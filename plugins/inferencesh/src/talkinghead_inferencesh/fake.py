@@ -41,7 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, run_fake, serve_fake
+from talkinghead.testing.loopback import request_base as _base
 
 from . import fake_apps
 from .fake_faults import RESET, STALL, TRANSPORT_FAULTS, TRUNCATE, TransportFaults, mark
@@ -359,7 +360,8 @@ class FakeInferenceSh(FakeBackend):
 
     async def _deliver_webhook(self, task: FakeTask, base: str) -> None:
         generation = self._generation
-        while task.status() not in TERMINAL:
+        # A fake task's status is a function of the clock: nothing sets an event to wait on.
+        while task.status() not in TERMINAL:  # noqa: ASYNC110
             await asyncio.sleep(max(0.005, task.ends_at - time.monotonic()) if task.cancelled_at is None
                                 else max(0.005, task.step_latency))
         if generation != self._generation:
@@ -401,7 +403,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-latency", type=float, default=0.5)
     parser.add_argument("--envelope", choices=["v1", "v2", "v3"], default="v2")
     args = parser.parse_args(argv)
-    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope), "fake inference.sh at {url} (Ctrl-C to stop)")
+    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope),
+             "fake inference.sh at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _detect(gray: np.ndarray, scale: float) -> list[tuple[np.ndarray, float]]:
     boxes, _, weights = _cascade("haarcascade_frontalface_default.xml").detectMultiScale3(
         small, scaleFactor=1.1, minNeighbors=5, minSize=(least, least), outputRejectLevels=True)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
-    return list(zip(boxes, np.asarray(weights, dtype=np.float64).ravel()))
+    return list(zip(boxes, np.asarray(weights, dtype=np.float64).ravel(), strict=True))
 
 
 def _eyes(gray: np.ndarray, box: np.ndarray, cascade: str = "haarcascade_eye.xml",

@@ -1,8 +1,8 @@
 """Realism figures of a talking-head video, measured on the decoded MP4 alone.
 
 Nothing here reads the renderer's state: the face is found again in the video's quiet
-frame (the end of its quietest quarter second) with ``check_face``, and everything else comes from the frames' luma and the file's
-own audio track. So the same figures can be put on any renderer's output (the bench
+frame (the end of its quietest quarter second) with ``check_face``, and everything else comes
+from the frames' luma and the file's own audio track. So the same figures can be put on any renderer's output (the bench
 compares today's renderer with the one on ``main``).
 
 * ``mouth_r``: Pearson r between the mouth's opening (dark pixels in a box about the lips,
@@ -101,8 +101,9 @@ def _shifts(patches: np.ndarray, ref: np.ndarray, margin: int = SEARCH_PX) -> np
         score = cv2.matchTemplate(np.ascontiguousarray(p), template, cv2.TM_CCOEFF_NORMED)
         _, _, _, (px, py) = cv2.minMaxLoc(score)
         sub = []
-        for v, lo, hi in ((px, score[py, px - 1] if px > 0 else None, score[py, px + 1] if px + 1 < score.shape[1] else None),
-                          (py, score[py - 1, px] if py > 0 else None, score[py + 1, px] if py + 1 < score.shape[0] else None)):
+        h, w = score.shape
+        for v, lo, hi in ((px, score[py, px - 1] if px > 0 else None, score[py, px + 1] if px + 1 < w else None),
+                          (py, score[py - 1, px] if py > 0 else None, score[py + 1, px] if py + 1 < h else None)):
             c = score[py, px]
             if lo is None or hi is None or lo + hi - 2 * c == 0:
                 sub.append(float(v))
