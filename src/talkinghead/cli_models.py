@@ -94,7 +94,7 @@ def voices(model: str, provider: str | None, as_json: bool) -> None:
     if not pairs:
         raise NoRouteError(f"no installed route serves model {model!r}"
                            + (f" on provider {provider!r}" if provider else ""))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _, r in pairs:
         if r.native_text:
             what = "list" if r.voices else ("any" if r.voice_any else "none")

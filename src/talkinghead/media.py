@@ -20,6 +20,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
@@ -97,7 +98,7 @@ def _inspect_image(value: str | Path, field: str) -> MediaFile:
             raise InputError(field, f"truncated PNG ({media.origin}): no IEND chunk at its end",
                              value=media.format)
     if dims is None:
-        raise InputError(field, f"truncated or corrupt {probe.LABELS[media.format]} header "
+        raise InputError(field, f"truncated or corrupt {probe.LABELS[media.format or '']} header "
                          f"({media.origin})", value=media.format)
     media = replace(media, width=dims[0], height=dims[1])
     _check_image(media, SHARED)
@@ -301,7 +302,7 @@ def _size(media: MediaFile) -> int:
     if media.kind == "bytes":
         return len(media.data or b"")
     try:
-        return media.path.stat().st_size  # type: ignore[union-attr]
+        return media.path.stat().st_size  # type: ignore[union-attr]  # kind "path" has a path
     except OSError as exc:
         raise InputError(media.field, f"cannot read {media.origin}: {exc.strerror or exc}",
                          value=str(media.path)) from None
@@ -382,7 +383,8 @@ def _probe_key(kind: str, value: str | Path, field: str) -> tuple[tuple, os.stat
             st.st_mtime_ns, st.st_ctime_ns), st
 
 
-def _remembered(kind: str, value: str | Path, field: str, probe) -> MediaFile:
+def _remembered(kind: str, value: str | Path, field: str,
+                probe: Callable[[str | Path, str], MediaFile]) -> MediaFile:
     found = _probe_key(kind, value, field)
     if found is None:
         return probe(value, field)

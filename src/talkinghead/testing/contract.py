@@ -99,11 +99,11 @@ def no_network() -> Iterator[None]:
     def refuse(self: socket.socket, address: Any) -> None:
         raise OSError(f"the contract kit forbids network here (tried {address!r})")
 
-    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect = refuse  # type: ignore[method-assign,assignment]  # patched on purpose
     try:
         yield
     finally:
-        socket.socket.connect = real  # type: ignore[method-assign]
+        socket.socket.connect = real  # type: ignore[method-assign]  # undoing the patch above
 
 
 class ProviderContract:
@@ -296,7 +296,7 @@ class ProviderContract:
             route = self._route(provider)
             job = self._job(route)
             job.apply(await provider.submit(job, self._request(tmp_path, route)))
-            outcomes = []
+            outcomes: list[type[ProviderError] | None] = []
             for _ in range(2):  # a second cancel answers like the first: never a new error
                 try:
                     await provider.cancel(job)

@@ -227,7 +227,9 @@ class FakeInferenceSh(FakeBackend):
             return self._problem(422, "app field is required")
         if fake_apps.app_name(str(body["app"])) not in fake_apps.SCHEMAS:
             return self._problem(404, f"app {body['app']!r} not found")
-        inputs = body.get("input") if isinstance(body.get("input"), dict) else {}
+        inputs = body.get("input")
+        if not isinstance(inputs, dict):
+            inputs = {}
         if (invalid := fake_apps.check(str(body["app"]), inputs)) is not None:
             return self._problem(422, invalid)  # the app's input schema refuses it: no task
         s = self.switches
@@ -359,6 +361,9 @@ class FakeInferenceSh(FakeBackend):
     # -- webhooks ------------------------------------------------------------------------
 
     async def _deliver_webhook(self, task: FakeTask, base: str) -> None:
+        url = task.webhook
+        if url is None:  # spawned only for a task that named one
+            return
         generation = self._generation
         # A fake task's status is a function of the clock: nothing sets an event to wait on.
         while task.status() not in TERMINAL:  # noqa: ASYNC110
@@ -368,7 +373,7 @@ class FakeInferenceSh(FakeBackend):
             return  # the fake was reset meanwhile: this task belongs to a finished test
         payload = self._wrap(self._task_dto(task, base=base))
         delivery: dict[str, Any] = {"url": task.webhook, "task_id": task.id, "payload": payload}
-        await self._deliver(task.webhook, delivery, json=payload)
+        await self._deliver(url, delivery, json=payload)
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[

@@ -310,8 +310,10 @@ def is_jobs_task(task: Mapping[str, Any], *, token_hash: str | None, mode: str,
     file of the same name (``sources``: field -> the journaled source)."""
     if token_hash is not None:
         match = _WEBHOOK_TOKEN.search(str(task.get("webhook") or ""))
-        return bool(match) and hashlib.sha256(match.group(1).encode()).hexdigest() == token_hash
-    given = task.get("input") if isinstance(task.get("input"), dict) else {}
+        return match is not None and hashlib.sha256(match.group(1).encode()).hexdigest() == token_hash
+    given = task.get("input")
+    if not isinstance(given, dict):
+        given = {}
     if given.get("mode", "std") != mode:
         return False
     for field, source in sources.items():

@@ -57,14 +57,16 @@ def decode(path: Path | str) -> tuple[np.ndarray, np.ndarray, float]:
     """(luma frames (n, h, w) float32, the first frame as RGB, fps) of a video."""
     import av
 
-    with av.open(str(path)) as c:
+    with av.open(str(path), "r") as c:
         stream = c.streams.video[0]
-        fps = float(stream.average_rate)
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
         frames, first = [], None
         for f in c.decode(video=0):
             if first is None:
                 first = f.to_ndarray(format="rgb24")
             frames.append(f.to_ndarray(format="gray"))
+    if first is None:
+        raise ValueError(f"{path}: no video frames")
     return np.stack(frames).astype(np.float32), first, fps
 
 
@@ -133,7 +135,8 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
         return np.zeros_like(mask, bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    largest: np.ndarray = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return largest
 
 
 def edge_gradient(image: np.ndarray, mask: np.ndarray) -> float:
