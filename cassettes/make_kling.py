@@ -23,7 +23,6 @@ from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
 
-from talkinghead.loopback import tiny_mp4
 from talkinghead.testing.loopback import tiny_mp4
 
 OUT = Path(__file__).resolve().parent / "kling"

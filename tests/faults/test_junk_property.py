@@ -37,8 +37,8 @@ from talkinghead import AsyncClient, plugins
 from talkinghead.cli import main as cli_main
 from talkinghead.errors import ConfigError, InputError, TalkingHeadError
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.testing.loopback import tiny_mp4
 from talkinghead.models import AvatarRequest
+from talkinghead.testing.loopback import tiny_mp4
 from talkinghead_fal import FalProvider
 from talkinghead_inferencesh import InferenceShProvider
 from talkinghead_inferencesh.fake import FakeInferenceSh, serve
