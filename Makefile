@@ -8,7 +8,7 @@ PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
 # (or your TALKINGHEAD_HOME), the one `talkinghead jobs list` reads, so its job shows up there.
 test bench: export TALKINGHEAD_HOME ?= $(CURDIR)/.talkinghead
 
-.PHONY: install install-test demo test clean
+.PHONY: install install-test demo lint test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,15 @@ ifeq ($(PG_BIN),)
 	else echo "make test: PostgreSQL server binaries missing: apt-get install postgresql (as root)" >&2; exit 1; fi
 endif
 
-test: install-test postgres-server
+# Lint and types (docs/testing.md): ruff's rules and mypy's settings live in pyproject.toml;
+# mypy checks the core, every plugin under plugins/ and the example plugin as one program.
+LINT_PATHS := src plugins tests bench cassettes examples
+lint: install-test
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy --config-file pyproject.toml
+
+# `lint` first: a lint or type error fails the run before any test starts.
+test: lint postgres-server
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -79,8 +79,8 @@ class FakeServer:
 def _serve(switches_json: str) -> None:
     """The server process: the plugin's fake, minus the memory of upload bodies (it would
     otherwise keep every uploaded byte, which a 1,000-job run does not need)."""
-    from talkinghead_inferencesh.fake import FakeInferenceSh, serve
     from talkinghead.testing.loopback import tiny_mp4
+    from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
     class LeanFake(FakeInferenceSh):
         async def upload(self, request):  # type: ignore[override]
@@ -184,7 +184,8 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     out = []
     for n, row in enumerate(cells):
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        pairs = enumerate(zip(row, widths, strict=False))  # a row's cells past the headers are dropped
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs))
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

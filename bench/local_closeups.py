@@ -22,6 +22,7 @@ TILE = 240
 
 def closeups(name: str, aspect: str) -> np.ndarray:
     import cv2
+
     from talkinghead_local.render import prepare_scene
 
     animator, _ = prepare_scene(ROOT / "examples" / name, aspect)

@@ -182,8 +182,8 @@ def child(args: argparse.Namespace) -> None:
 def _profile(one, jobs, how: str) -> None:
     import cProfile
     import os
-    import time
     import pstats
+    import time
 
     prof = cProfile.Profile(time.process_time)  # CPU, not wall: waiting on the fake is free
     prof.enable()
@@ -191,7 +191,8 @@ def _profile(one, jobs, how: str) -> None:
         one(i)
     prof.disable()
     stats = pstats.Stats(prof, stream=sys.stderr)
-    stats.sort_stats(how if how in ("tottime", "cumulative") else "tottime").print_stats(os.environ.get("PROFILE_FILTER", ""), 45)
+    sort_key = how if how in ("tottime", "cumulative") else "tottime"
+    stats.sort_stats(sort_key).print_stats(os.environ.get("PROFILE_FILTER", ""), 45)
     print(json.dumps({"profiled": len(jobs)}))
 
 
@@ -343,19 +344,19 @@ def measure(jobs: int = 50, rounds: int = 5, warmup: int = 2, concurrent_jobs: i
                          "requests_per_job": runs[name][-1]["requests_per_job"]}
 
     def ratio(a: str, b: str) -> dict:
-        return _spread([x / y for x, y in zip(per_job[a], per_job[b])])
+        return _spread([x / y for x, y in zip(per_job[a], per_job[b], strict=True)])
 
-    dl = [d - f for d, f in zip(per_job["floor-dl"], per_job["floor"])]  # the download's own cost
+    dl = [d - f for d, f in zip(per_job["floor-dl"], per_job["floor"], strict=True)]  # the download's own cost
     ratios = {"th-async/floor": ratio("th-async", "floor"), "th-sync/floor": ratio("th-sync", "floor"),
               "th-async/sdk": ratio("th-async", "sdk"), "th-sync/sdk": ratio("th-sync", "sdk"),
               "th-async-run/anchor": _spread([x / (y + d) for x, y, d in
-                                              zip(per_job["th-async-run"], per_job["th-async"], dl)]),
+                                              zip(per_job["th-async-run"], per_job["th-async"], dl, strict=True)]),
               "th-sync-run/anchor": _spread([x / (y + d) for x, y, d in
-                                             zip(per_job["th-sync-run"], per_job["th-sync"], dl)]),
+                                             zip(per_job["th-sync-run"], per_job["th-sync"], dl, strict=True)]),
               "th-async-first/sdk-first": _spread([a["first_s"] / b["first_s"] for a, b in
-                                                   zip(runs["th-async"], runs["sdk"])]),
+                                                   zip(runs["th-async"], runs["sdk"], strict=True)]),
               "th-sync-first/sdk-first": _spread([a["first_s"] / b["first_s"] for a, b in
-                                                  zip(runs["th-sync"], runs["sdk"])])}
+                                                  zip(runs["th-sync"], runs["sdk"], strict=True)])}
     data = {"jobs": jobs, "rounds": rounds, "warmup": warmup, "switches": SWITCHES, "results": results,
             "ratios": ratios, "download_ms": _spread(dl)}
     if concurrent_jobs:
@@ -375,8 +376,8 @@ def measure_concurrent(jobs: int, rounds: int, warmup: int = 5) -> dict:
                                   "--warmup", str(warmup), env=env)
                 runs[name].append(res["cpu_s"] / res["jobs"] * 1000)
     return {"jobs": jobs, "rounds": rounds, "cpu_ms": {k: _spread(v) for k, v in runs.items()},
-            "ratio_raw": _spread([a / b for a, b in zip(runs["c-talkinghead"], runs["c-raw"])]),
-            "ratio_sdk": _spread([a / b for a, b in zip(runs["c-talkinghead"], runs["c-sdk"])])}
+            "ratio_raw": _spread([a / b for a, b in zip(runs["c-talkinghead"], runs["c-raw"], strict=True)]),
+            "ratio_sdk": _spread([a / b for a, b in zip(runs["c-talkinghead"], runs["c-sdk"], strict=True)])}
 
 
 def _fmt(s: dict, unit: str = "", digits: int = 2) -> str:
@@ -448,7 +449,8 @@ def main() -> None:
 
             env = {**os.environ, "TALKINGHEAD_HOME": home, "INFERENCE_API_KEY": c.API_KEY}
             subprocess.run([c.PYTHON, __file__, "--child", args.profile, "--url", fake.url, "--jobs",
-                            str(args.jobs), "--warmup", str(args.warmup), "--profile", os.environ.get("PROFILE_SORT", "tottime")], env=env,
+                            str(args.jobs), "--warmup", str(args.warmup),
+                            "--profile", os.environ.get("PROFILE_SORT", "tottime")], env=env,
                            check=True, stdout=subprocess.DEVNULL)
         return
     print(f"machine: {c.machine()}")

@@ -128,9 +128,8 @@ def main() -> None:
     parser.add_argument("--only", help="Comma-separated kill points (default: all).")
     args = parser.parse_args()
 
-    from talkinghead_inferencesh.fake import FakeInferenceSh, serve
-
     from talkinghead.testing.loopback import tiny_mp4
+    from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
     totals = {"runs": 0, "recovered": 0, "person": 0, "second_creates": 0, "lost": 0, "parts": 0}
     started = time.monotonic()

@@ -79,7 +79,7 @@ def measure(runs: int = 21) -> dict:
             cpu[name].append(cpu_ms)
             rss[name].append(rss_mib)
     med = {name: c.median(v) for name, v in times.items()}
-    ratios = [a / b for a, b in zip(times["import talkinghead"], times["import inferencesh"])]
+    ratios = [a / b for a, b in zip(times["import talkinghead"], times["import inferencesh"], strict=True)]
     return {"runs": runs, "median_ms": med, "min_ms": {k: min(v) for k, v in times.items()},
             "max_ms": {k: max(v) for k, v in times.items()},
             "cpu_ms": {k: c.median(v) for k, v in cpu.items()}, "rss_mib": {k: max(v) for k, v in rss.items()},

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from talkinghead.testing.loopback import tiny_mp4
 from vcr.request import Request
 from vcr.serialize import serialize
 from vcr.serializers import yamlserializer
+
+from talkinghead.testing.loopback import tiny_mp4
 
 OUT = Path(__file__).resolve().parent / "kling"
 API = "https://api-singapore.klingai.com"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-pytest_plugins = ["pytester"]
-
 import pytest
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

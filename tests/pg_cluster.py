@@ -71,7 +71,8 @@ class Cluster:
             self.port = _free_port()
             opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
                     f"-c max_connections={self.max_connections} -c fsync={'on' if self.fsync else 'off'} "
-                    f"-c shared_buffers=64MB" + (f" -c shared_preload_libraries={self.preload}" if self.preload else ""))
+                    "-c shared_buffers=64MB"
+                    + (f" -c shared_preload_libraries={self.preload}" if self.preload else ""))
             try:
                 self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
                           "-w", "-t", "60", "-o", opts, "start")

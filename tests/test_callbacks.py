@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from talkinghead import AsyncClient, AvatarRequest, Client, JobStatus
 from talkinghead.plugins import get_provider_classes
@@ -37,7 +38,7 @@ async def test_coroutine_callback_is_awaited_for_every_change(face, speech, tmp_
     assert result.path.exists()
     assert len(seen) >= 3
     assert seen[-1] == (JobStatus.COMPLETED, 100.0)
-    assert all(a != b for a, b in zip(seen, seen[1:]))  # never the same news twice
+    assert all(a != b for a, b in itertools.pairwise(seen))  # never the same news twice
 
 
 def test_sync_client_awaits_coroutine_callbacks_too(face, speech, tmp_path):
@@ -57,4 +58,4 @@ def test_plain_callback_hears_each_change_once(face, speech, tmp_path):
         client.run(AvatarRequest(image=face, audio=speech), output=tmp_path / "o.mp4",
                    on_update=lambda job, update: seen.append((job.status, job.progress)))
     assert seen[-1] == (JobStatus.COMPLETED, 100.0)
-    assert all(a != b for a, b in zip(seen, seen[1:]))
+    assert all(a != b for a, b in itertools.pairwise(seen))

@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from talkinghead import (
-    AsyncClient, AvatarRequest, Client, ContentPolicyError, InputError, JobFailed, JobStatus, JobTimeout,
-    NoRouteError, RateLimitError, ServerError, SubmitOutcomeUnknown,
+    AsyncClient,
+    AvatarRequest,
+    Client,
+    ContentPolicyError,
+    InputError,
+    JobFailed,
+    JobStatus,
+    JobTimeout,
+    NoRouteError,
+    RateLimitError,
+    ServerError,
+    SubmitOutcomeUnknown,
 )
 from talkinghead.plugins import get_provider_classes
 from talkinghead.video import probe_video

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from talkinghead import http
-from talkinghead.errors import AuthenticationError, InputError, NetworkBlocked, RequestRefused, SubmitOutcomeUnknown
+from talkinghead.errors import AuthenticationError, NetworkBlocked, RequestRefused, SubmitOutcomeUnknown
 
 
 class Script(httpx.AsyncBaseTransport):

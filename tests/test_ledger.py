@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from talkinghead import AsyncClient, AvatarRequest, BudgetExceeded, Client, Job, JobStatus, Quote
 from talkinghead.ledger import BudgetLimits, Ledger, SQLiteLedger, is_postgres_url
@@ -234,7 +235,7 @@ def test_many_threads_opening_a_new_journal_at_once(tmp_path):
         start = threading.Barrier(12)
         errors: list[BaseException] = []
 
-        def opener():
+        def opener(start=start, db=db, errors=errors):
             try:
                 start.wait()
                 ledger = SQLiteLedger(db)

@@ -5,7 +5,8 @@ and PostgreSQL's running sums per budget scope always equal the sums over its jo
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from talkinghead.errors import BudgetExceeded
 from talkinghead.ledger import BudgetLimits, SQLiteLedger, connect

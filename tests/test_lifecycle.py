@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from talkinghead import AvatarRequest, Client
 from talkinghead.lifecycle import Step, next_step
@@ -23,7 +23,7 @@ def job(status: JobStatus, **fields) -> Job:
 def test_every_state_has_one_resume_action(tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
-    sent = datetime.now(timezone.utc)
+    sent = datetime.now(UTC)
     table = [
         (job(JobStatus.CREATED), Step.CREATE),
         (job(JobStatus.CREATED, create_sent_at=sent), Step.LOOK_UP),

@@ -13,6 +13,7 @@ import structlog
 
 from talkinghead import log
 
+
 @pytest.fixture(autouse=True)
 def _cli_logging_undone():
     yield
@@ -39,10 +40,10 @@ def test_registered_secret_never_logged():
 def test_authorization_headers_and_key_shapes_are_redacted():
     out = capture("console")
     log.get_logger().info("http", headers={"Authorization": "Bearer abcdefghijklmnop123"},
-                          msg="Authorization: Bearer zyxwvutsrqponm987 and inf_abcdef123456789",  # fake secret: the scanner must catch its shape
+                          msg="Authorization: Bearer zyxwvutsrqponm987 and inf_abcdef123456789",  # fake secret: the scanner must catch its shape  # noqa: E501
                           url="https://s.example.com/u?X-Amz-Signature=deadbeefcafe&x=1")
     text = out.getvalue()
-    for leaked in ("abcdefghijklmnop123", "zyxwvutsrqponm987", "inf_abcdef123456789", "deadbeefcafe"):  # fake secret: the scanner must catch its shape
+    for leaked in ("abcdefghijklmnop123", "zyxwvutsrqponm987", "inf_abcdef123456789", "deadbeefcafe"):  # fake secret: the scanner must catch its shape  # noqa: E501
         assert leaked not in text
     assert "x=1" in text  # only the secret part of the URL goes
 

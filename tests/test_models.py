@@ -67,7 +67,8 @@ def test_digest_of_an_unchanged_request_is_what_earlier_versions_gave():
     assert AvatarRequest(image="a", audio="b", aspect_ratio="9:16").digest() == (
         AvatarRequest(image="a", audio="b", aspect_ratio="9:16", seed=None).digest())
     # An explicit 16:9 is now a different request from auto (some routes set the frame).
-    assert AvatarRequest(image="a", audio="b", aspect_ratio="16:9").digest() != AvatarRequest(image="a", audio="b").digest()
+    wide = AvatarRequest(image="a", audio="b", aspect_ratio="16:9")
+    assert wide.digest() != AvatarRequest(image="a", audio="b").digest()
     base = AvatarRequest(image="a", audio="b").digest()
     for kw in ({"seed": 1}, {"resolution": "720p"}, {"text": "hi", "audio": None, "language": "French"}):
         assert AvatarRequest(**{"image": "a", "audio": "b", **kw}).digest() != base

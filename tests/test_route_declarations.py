@@ -17,15 +17,15 @@ import dataclasses
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from talkinghead_fal import fake_apps as fal_schemas
-from talkinghead_fal import routes as fal_routes
-from talkinghead_inferencesh import fake_apps as ish_schemas
-from talkinghead_inferencesh import routes as ish_routes
 
 from talkinghead.errors import InputError
 from talkinghead.media import MediaFile, PreparedRequest, check_route
 from talkinghead.models import ASPECT_RATIOS, RESOLUTIONS, AvatarRequest
 from talkinghead.provider import Provider
+from talkinghead_fal import fake_apps as fal_schemas
+from talkinghead_fal import routes as fal_routes
+from talkinghead_inferencesh import fake_apps as ish_schemas
+from talkinghead_inferencesh import routes as ish_routes
 
 ISH = ish_routes.apps("inferencesh", "klingai/avatar")
 FAL = fal_routes.models("fal", 300.0)

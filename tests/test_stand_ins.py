@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from talkinghead_fal import FalProvider
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_local import LocalProvider
-from talkinghead_mock import MockProvider
 
 from talkinghead import AsyncClient, AvatarRequest, InputError
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.video import probe_video
+from talkinghead_fal import FalProvider
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_local import LocalProvider
+from talkinghead_mock import MockProvider
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FACE, MP3 = EXAMPLES / "face.jpg", EXAMPLES / "hello.mp3"

@@ -12,8 +12,8 @@ import pytest
 
 from talkinghead import AsyncClient, AvatarRequest, InputError, JobStatus, WebhookRejected
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.testing.loopback import serve_asgi
 from talkinghead.plugins import get_provider_classes
+from talkinghead.testing.loopback import serve_asgi
 from talkinghead.webhooks import create_app
 
 MOCK = get_provider_classes()["mock"]

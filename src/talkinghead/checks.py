@@ -13,7 +13,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import InputError
@@ -23,6 +23,12 @@ from .errors import InputError
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
+@overload
+def number(field: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True,
+           maximum: float | None = None, none_ok: Literal[False]) -> float: ...
+@overload
+def number(field: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True,
+           maximum: float | None = None, none_ok: bool = True) -> float | None: ...
 def number(field: str, value: Any, *, minimum: float = 0.0, inclusive: bool = True,
            maximum: float | None = None, none_ok: bool = True) -> float | None:
     """``value`` as a finite float within [minimum, maximum] (``inclusive`` decides whether

@@ -10,9 +10,12 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # annotations only: the CLI imports the library lazily (start-up time)
+    from .models import AvatarRequest
 
 from .cli_support import FilePath, Number, OneLineGroup, handle_errors, make_client, progress_bar
 
@@ -31,7 +34,7 @@ def _setup_logging(verbose: int) -> None:
     log.configure(level=level, force=True, lazy=True)
 
 
-def _request(image: str, audio: str | None, text: str | None, **kw: Any):
+def _request(image: str, audio: str | None, text: str | None, **kw: Any) -> AvatarRequest:
     from .errors import InputError
     from .models import AvatarRequest
 
@@ -41,7 +44,8 @@ def _request(image: str, audio: str | None, text: str | None, **kw: Any):
 
 
 def request_options(fn):
-    fn = click.option("--image", required=True, metavar="PATH|URL", help="Face photo: jpg/png path, http(s) URL or data URI.")(fn)
+    fn = click.option("--image", required=True, metavar="PATH|URL",
+                      help="Face photo: jpg/png path, http(s) URL or data URI.")(fn)
     fn = click.option("--audio", metavar="PATH|URL", help="Speech: mp3/wav/m4a/aac, 2-300 s.")(fn)
     fn = click.option("--text", metavar="TEXT", help="Text to speak instead of --audio.")(fn)
     fn = click.option("--mode", type=click.Choice(MODES), default="std", show_default=True,
@@ -91,6 +95,7 @@ def providers(as_json: bool) -> None:
     cooling = client.ledger.cooldowns()
     pairs = sorted(client.routes(), key=lambda pr: (KIND_ORDER[pr[1].kind], min(pr[1].price_per_second.values(),
                                                                                     default=0.0), pr[1].id))
+    rows: list[dict[str, Any]]
     rows = [{"provider": p.name, "model": r.model, "route": r.id, "kind": r.kind, "modes": list(r.modes),
              "price_per_second": r.price_per_second, "price_by": r.price_by, "aspect": r.aspect,
              "aspect_ratios": list(r.aspect_ratios), "native_text": r.native_text, "configured": p.configured(),
@@ -126,9 +131,9 @@ def plugins(as_json: bool) -> None:
     from . import plugins as seam
 
     by_plugin = seam.plugin_providers()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in seam.report():
-        routes = []
+        routes: list[str] = []
         for cls in by_plugin.get(info.name, []):
             try:
                 routes += [r.id for r in cls({}).routes()]

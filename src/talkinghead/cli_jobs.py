@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # annotations only: the CLI imports the library lazily (start-up time)
+    from .client import AsyncClient
+    from .models import Job
 
 from .cli_support import FilePath, Number, handle_errors, make_client, progress_bar
 
 
-def _row(job) -> str:
+def _row(job: Job) -> str:
     cost = f"${job.settled_usd:.4f}" if job.settled_usd is not None else f"(${job.reserved_usd:.4f} reserved)"
     return (f"{job.id}  {job.created_at:%Y-%m-%d %H:%M}  {job.route_id:<26} {job.mode:<3}  "
             f"{job.status.value:<9} {cost:<20} {job.output_path or job.error or ''}")
 
 
-def _costs(job) -> dict:
+def _costs(job: Job) -> dict[str, Any]:
     """The job's three money figures: what was quoted, what is reserved, what the backend
     billed (as it reported it) and what the ledger settled."""
     return {"quote_usd": job.quote.cost_usd if job.quote else None, "reserved_usd": job.reserved_usd,
@@ -122,7 +127,7 @@ def resume(timeout: float) -> None:
         raise SystemExit(4)
 
 
-def _warn_over_quote(job) -> None:
+def _warn_over_quote(job: Job) -> None:
     from .client import over_quote
 
     if over_quote(job):
@@ -159,8 +164,8 @@ def resolve(job_id: str, task_id: str | None, release: bool, settle_usd: float |
     """Settle a job that needs a person, after checking the provider's dashboard: one whose
     create's outcome is unknown, one whose task the backend no longer knows (lost), or a
     completed one whose result URL has expired."""
-    from .errors import InputError
     from .client import Step, next_step
+    from .errors import InputError
     from .models import JobStatus
 
     client = make_client()
@@ -197,7 +202,7 @@ def resolve(job_id: str, task_id: str | None, release: bool, settle_usd: float |
         click.echo(f"{job.id} settled at ${settle_usd:.4f}")
 
 
-def _get(client, job_id: str):
+def _get(client: AsyncClient, job_id: str) -> Job:
     from .errors import InputError
 
     job = client.ledger.get(job_id)
@@ -223,6 +228,7 @@ def budget(as_json: bool) -> None:
     # Settled above the quote: already in spent (so every later reservation sees it); shown
     # on its own so an overrun is never silent.
     overruns = [over for j in client.ledger.jobs() if (over := over_quote(j))]
+    data: dict[str, Any]
     data = {"limits": {"total_usd": lim.total_usd, "daily_usd": lim.daily_usd, "per_provider": lim.per_provider},
             **client.ledger.totals(), "over_quote_usd": round(sum(overruns), 6), "over_quote_jobs": len(overruns),
             "providers": client.ledger.by_provider()}

@@ -72,7 +72,7 @@ def models(as_json: bool) -> None:
         click.echo("no providers installed (see TALKINGHEAD_PLUGINS)", err=True)
         return
     click.echo(f"{'model':<15} {'route':<28} {'inputs':<30} {'resolutions':<22} {'aspect':<20} price (USD)")
-    for (p, r), row in zip(pairs, rows):
+    for (_, r), row in zip(pairs, rows, strict=True):
         res = ",".join(r.resolutions) or "-"
         aspect = "follows photo" if r.aspect == "follows_photo" else "sets " + ",".join(r.aspect_ratios)
         ready = "" if row["configured"] else f"  [needs {row['credentials_needed']}]"
@@ -94,7 +94,7 @@ def voices(model: str, provider: str | None, as_json: bool) -> None:
     if not pairs:
         raise NoRouteError(f"no installed route serves model {model!r}"
                            + (f" on provider {provider!r}" if provider else ""))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _, r in pairs:
         if r.native_text:
             what = "list" if r.voices else ("any" if r.voice_any else "none")
@@ -164,7 +164,7 @@ def warn_once(client: Any, request: Any, job: Any, warned: set[str]) -> None:
     warned.add(job.id)
     from .media import route_warnings
 
-    for p, r in client.routes(job.model, stand_ins=True):
+    for _, r in client.routes(job.model, stand_ins=True):
         if r.id == job.route_id:
             for warning in route_warnings(request, r):
                 click.echo(f"warning: {warning}", err=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # annotations only: the CLI imports the library lazily (start-up time)
+    from .client import AsyncClient
 
 
 def _fail(message: str, code: int, *, as_json: bool = False, kind: str = "Error",
@@ -60,7 +64,7 @@ class _UsageLine(click.ClickException):
 
 
 @contextlib.contextmanager
-def _one_line_usage_errors(as_json: bool = False):
+def _one_line_usage_errors(as_json: bool = False) -> Iterator[None]:
     try:
         yield
     except click.exceptions.NoArgsIsHelpError:
@@ -151,7 +155,7 @@ def add_verbose_everywhere(group: click.Group) -> None:
             add_verbose_everywhere(command)
 
 
-def make_client(**kw: Any):
+def make_client(**kw: Any) -> AsyncClient:
     from .client import AsyncClient
 
     return AsyncClient(**kw)

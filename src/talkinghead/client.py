@@ -13,9 +13,9 @@ import dataclasses
 import functools
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import checks, log, media, plugins, route_table, routing, tts
 from .config import Settings
@@ -27,6 +27,7 @@ from .provider import Provider
 from .syncloop import LoopRunner
 
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
+T = TypeVar("T")
 
 
 class AsyncClient:
@@ -47,8 +48,9 @@ class AsyncClient:
                  policy: str | None = None, priority: Iterable[str] | None = None,
                  webhook_base: str | None = None, allow_test_routes: bool | None = None) -> None:
         budget_usd = checks.number("budget_usd", budget_usd)  # nan would pass every limit check
-        timeout = checks.number("timeout", timeout, inclusive=False, none_ok=False)  # type: ignore[assignment]
-        webhook_base = checks.http_url("webhook_base", webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or None)
+        timeout = checks.number("timeout", timeout, inclusive=False, none_ok=False)
+        webhook_base = checks.http_url("webhook_base",
+                                       webhook_base or os.environ.get("TALKINGHEAD_WEBHOOK_BASE") or None)
         self.settings = settings or Settings.load()
         if providers is None:
             providers = []
@@ -151,7 +153,7 @@ class AsyncClient:
             raise
         return dataclasses.replace(prepared, audio=audio, speech=speech)
 
-    async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
+    async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | Sequence[str] | None,
                           max_cost_usd: float | None, check_face: bool = False, **constraints: Any
                           ) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
         pairs, model = self._pairs(provider, model)
@@ -235,7 +237,7 @@ class AsyncClient:
         job = Job(provider=cand.route.provider, model=cand.route.model, mode=request.mode,
                   quote=cand.quote, request_digest=request.digest(), webhook_url=webhook_url,
                   reserved_usd=cand.quote.cost_usd, input_summary=_summary(prepared),
-                  destination=str(Path(output).resolve()) if output else None)
+                  destination=str(Path(output).resolve()) if output else None)  # noqa: ASYNC240 - one realpath
         bound = self._log.bind(job_id=job.id, provider=job.provider, route=job.route_id)
         bound.info("job.validated", seconds=prepared.seconds)
         bound.info("job.quoted", cost_usd=cand.quote.cost_usd, upper_bound=cand.quote.upper_bound,
@@ -255,7 +257,7 @@ class AsyncClient:
 
     # -- the job's life: see lifecycle.py ------------------------------------------------
 
-    def stream(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
+    def stream(self, job: Job, *, timeout: float | None = None) -> AsyncGenerator[JobUpdate, None]:
         """Updates for ``job`` until it ends; ``job`` is updated in place and journaled."""
         return self.lifecycle.follow(job, timeout=timeout)
 
@@ -366,9 +368,9 @@ class Client:
 
     def __init__(self, providers: Iterable[Provider] | None = None, **kwargs: Any) -> None:
         self._runner = LoopRunner()
-        self._async = self._call(_make_async(providers, kwargs))
+        self._async: AsyncClient = self._call(_make_async(providers, kwargs))
 
-    def _call(self, coro: Any) -> Any:
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coro)
 
     @property

@@ -141,7 +141,7 @@ def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
 
 def _number(field: str, value: Any, where: str) -> float:
     try:
-        return checks.number(field, value, none_ok=False)  # type: ignore[return-value]
+        return checks.number(field, value, none_ok=False)
     except InputError as exc:
         raise ConfigError(f"{field} in {where}: {exc.detail}", field=field) from None
 

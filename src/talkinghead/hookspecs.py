@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pluggy import HookimplMarker, HookspecMarker
+
+if TYPE_CHECKING:
+    from .media import MediaFile
 
 hookspec = HookspecMarker("talkinghead")
 hookimpl = HookimplMarker("talkinghead")
@@ -21,7 +25,7 @@ def register_tts(register: Callable[[type], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def check_face(image) -> bool | None:
+def check_face(image: MediaFile) -> bool | None:
     """Check that ``image`` (a ``talkinghead.MediaFile``) shows exactly one usable face, raising
     ``InputError`` if not; return True once checked. The opt-in pre-flight for paid routes
     (``--check-face``): a video of a face the backend cannot animate is still billed."""

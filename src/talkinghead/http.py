@@ -19,8 +19,9 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -32,16 +33,19 @@ from .errors import (
     InputError,
     NetworkBlocked,
     ProviderError,
-    ResultExpired,
     ProviderTimeout,
     RateLimitError,
     RequestRefused,
+    ResultExpired,
     ServerError,
     SubmitOutcomeUnknown,
 )
 
 if TYPE_CHECKING:
     import ssl
+
+    from .media import MediaFile
+    from .models import JobUpdate
 
 
 def _skip_missing_sniffio() -> None:
@@ -52,7 +56,7 @@ def _skip_missing_sniffio() -> None:
     benchmark (encode/httpcore#1103). When sniffio is not installed, mark it absent in
     ``sys.modules`` so those imports fail at once: httpcore behaves exactly as before."""
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
+        sys.modules["sniffio"] = None  # type: ignore[assignment]  # None: import fails fast (documented)
 
 
 _skip_missing_sniffio()
@@ -123,7 +127,9 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if inner is None:
             # verify=False: this one never speaks TLS, so it needs no certificates.
             inner = self._plain = httpx.AsyncHTTPTransport(verify=False, limits=limits)
-            self._slots = asyncio.Semaphore(limits.max_connections or POOL_LIMITS.max_connections)
+            slots = limits.max_connections or POOL_LIMITS.max_connections
+            assert slots is not None  # POOL_LIMITS sets it
+            self._slots = asyncio.Semaphore(slots)
         self.inner = inner
 
     def _route(self, request: httpx.Request) -> httpx.AsyncBaseTransport:
@@ -157,6 +163,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if response.is_closed:  # already read whole by the transport: nothing holds the slot
             slots.release()
         else:
+            # an async-only stream, as httpx's own AsyncHTTPTransport puts there
             response.stream = _ReleaseOnClose(response.stream, slots)  # type: ignore[arg-type]
         return response
 
@@ -174,7 +181,7 @@ class _ReleaseOnClose(httpx.AsyncByteStream):
         self._stream = stream
         self._slots: asyncio.Semaphore | None = slots
 
-    async def __aiter__(self):  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
             yield chunk
 
@@ -227,12 +234,12 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def _backoff(attempt: int, base: float) -> float:
-    return min(base * (2 ** attempt), 8.0) * (0.5 + random.random() / 2)
+    return min(base * (2.0 ** attempt), 8.0) * (0.5 + random.random() / 2)
 
 
 async def send(client: httpx.AsyncClient, method: str, url: str, *, provider: str,
                idempotent: bool = True, attempts: int = 4, backoff: float = 0.5,
-               **kwargs) -> httpx.Response:
+               **kwargs: Any) -> httpx.Response:
     """Send with the retry policy above. Returns the last response, whatever its status."""
     for attempt in range(attempts):
         last = attempt == attempts - 1
@@ -306,7 +313,9 @@ async def download(url: str, dest: Path, *, provider: str = "download",
         with os.fdopen(fd, "wb") as out:
             parts = urlsplit(url)
             if parts.scheme == "file":
-                with open(unquote(parts.path), "rb") as src:
+                # A local result (mock, local renderer) is copied in place: in a thread, a cancelled
+                # copy would keep writing to a file the handler below removes.
+                with open(unquote(parts.path), "rb") as src:  # noqa: ASYNC230
                     shutil.copyfileobj(src, out, 1 << 20)
             elif parts.scheme in ("http", "https"):
                 await _fetch(url, out, provider, client)
@@ -322,7 +331,7 @@ async def download(url: str, dest: Path, *, provider: str = "download",
     return dest
 
 
-async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None) -> None:
+async def _fetch(url: str, out: IO[bytes], provider: str, client: httpx.AsyncClient | None) -> None:
     own = client is None
     client = client or async_client(provider, timeout=DOWNLOAD_TIMEOUT)
     try:
@@ -356,7 +365,7 @@ async def _fetch(url: str, out, provider: str, client: httpx.AsyncClient | None)
 _CALLBACK_STATUS = {"queued": 2, "running": 7, "completed": 10, "failed": 11, "cancelled": 12}
 
 
-def callback_payload(task_id: str, update, created_at: float) -> dict:
+def callback_payload(task_id: str, update: JobUpdate, created_at: float) -> dict[str, Any]:
     """An inference.sh-shaped task callback (``id``, ``status``, ``output``, ``error``,
     ``session_id``, ``created_at``, ``updated_at``) for an offline provider's ``JobUpdate``."""
     import time as _time
@@ -406,13 +415,13 @@ class UploadBody:
     memory. Not a generator, so httpx lets it be re-read. Small content (bytes in memory, a
     file of one chunk) is read on the event loop; larger files in a worker thread."""
 
-    def __init__(self, media) -> None:
+    def __init__(self, media: MediaFile) -> None:
         self.media = media
 
-    def __aiter__(self):
+    def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
 
-    async def _chunks(self):
+    async def _chunks(self) -> AsyncIterator[bytes]:
         stream = self.media.open()
         try:
             if self.media.kind != "path" or _stream_size(stream) <= UPLOAD_CHUNK:
@@ -428,7 +437,7 @@ class UploadBody:
             stream.close()
 
 
-def upload_size(media) -> int:
+def upload_size(media: MediaFile) -> int:
     """Bytes an upload of ``media`` will send (what is on disk now, for a path)."""
     if media.kind == "path" and media.path is not None:
         return os.path.getsize(media.path)
@@ -447,14 +456,14 @@ def response_text(response: httpx.Response) -> str:
         return ""
 
 
-def _stream_size(stream) -> int:
+def _stream_size(stream: IO[bytes]) -> int:
     try:
         return os.fstat(stream.fileno()).st_size
     except (OSError, AttributeError, ValueError):
         return UPLOAD_CHUNK + 1  # unknown: treat it as large
 
 
-def _next_chunks(stream) -> tuple[list[bytes], bool]:
+def _next_chunks(stream: IO[bytes]) -> tuple[list[bytes], bool]:
     """The next chunk and whether the stream has ended. A short read is almost always the end,
     so the read that confirms it is made in the same thread hop (one hop, not two)."""
     chunk = stream.read(UPLOAD_CHUNK)

@@ -38,7 +38,7 @@ try:
     import psycopg
     from psycopg_pool import ConnectionPool
 except ImportError:  # pragma: no cover - depends on the installed extras
-    psycopg = None  # type: ignore[assignment]
+    psycopg = None  # type: ignore[assignment]  # the postgres extra is not installed
 
 RESERVE = (
     "INSERT INTO budgets AS b (scope, committed_usd) SELECT %(scope)s, %(q)s"
@@ -103,11 +103,12 @@ class PostgresLedger:
 
     def _all(self, sql: str, args: tuple | dict = ()) -> list[tuple]:
         with self._connection() as conn:
-            return conn.execute(sql, args).fetchall()
+            rows: list[tuple] = conn.execute(sql, args).fetchall()
+            return rows
 
     def _run(self, sql: str, args: tuple | dict = ()) -> int:
         with self._connection() as conn:
-            return conn.execute(sql, args).rowcount
+            return int(conn.execute(sql, args).rowcount)
 
     def close_connections(self) -> None:
         if self._pool is not None and self._pid == os.getpid():

@@ -28,14 +28,21 @@ import inspect
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import log
 from .errors import (
-    DownloadError, InputError, JobFailed, JobTimeout, ProviderError, ResultExpired, SubmitOutcomeUnknown,
-    TalkingHeadError, WebhookRejected,
+    DownloadError,
+    InputError,
+    JobFailed,
+    JobTimeout,
+    ProviderError,
+    ResultExpired,
+    SubmitOutcomeUnknown,
+    TalkingHeadError,
+    WebhookRejected,
 )
 from .ledger import Ledger, settled_cost
 from .media import PreparedRequest
@@ -80,7 +87,7 @@ def over_quote(job: Job) -> float:
 
 
 def delivered(job: Job) -> bool:
-    return bool(job.output_path) and Path(job.output_path).is_file()
+    return job.output_path is not None and job.output_path != "" and Path(job.output_path).is_file()
 
 
 def next_step(job: Job) -> Step:
@@ -165,7 +172,7 @@ class Lifecycle:
 
     # -- 3. follow -----------------------------------------------------------------------
 
-    async def follow(self, job: Job, *, timeout: float | None = None) -> AsyncIterator[JobUpdate]:
+    async def follow(self, job: Job, *, timeout: float | None = None) -> AsyncGenerator[JobUpdate, None]:
         """Updates for ``job`` until it ends; ``job`` is updated in place and journaled. A
         read that fails for a reason that may pass (no connection, 5xx, 429) is retried with
         backoff until ``timeout``: a paid job is never abandoned because of a short outage."""
@@ -295,7 +302,7 @@ class Lifecycle:
             self._bound(job).error("job.kept", path=job.output_path, error=str(exc))
             raise DownloadError(f"job {job.id}: cannot write {target} ({exc.strerror or exc}); the paid "
                                 f"video is kept at {job.output_path}") from None
-        job.output_path = str(target.resolve())
+        job.output_path = str(target.resolve())  # noqa: ASYNC240 - one realpath, after the write
         self.ledger.record(job)
         return target
 

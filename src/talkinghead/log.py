@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 LOGGER_NAME = "talkinghead"
@@ -83,7 +84,8 @@ def _scrub(value: Any) -> Any:
 
 
 def redaction_processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return _scrub(event_dict)
+    scrubbed: dict[str, Any] = _scrub(event_dict)
+    return scrubbed
 
 
 class Logger:
@@ -132,7 +134,7 @@ def get_logger(name: str = LOGGER_NAME, /, **context: Any) -> Logger:
 class Formatter(logging.Formatter):
     """How the CLI prints records: ``console`` (a readable line) or ``json`` (one object)."""
 
-    converter = time.gmtime  # timestamps in UTC
+    converter: Callable[[float | None], time.struct_time] = time.gmtime  # timestamps in UTC
 
     def __init__(self, fmt: str = "console") -> None:
         super().__init__()

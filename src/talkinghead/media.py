@@ -20,13 +20,14 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from . import checks, probe
-from .mediafile import MediaFile, _show
 from .errors import InputError
+from .mediafile import MediaFile, _show
 from .models import ASPECT_VALUES, MB, AvatarRequest, Limits, Route
 from .tts import Speech
 
@@ -97,7 +98,7 @@ def _inspect_image(value: str | Path, field: str) -> MediaFile:
             raise InputError(field, f"truncated PNG ({media.origin}): no IEND chunk at its end",
                              value=media.format)
     if dims is None:
-        raise InputError(field, f"truncated or corrupt {probe.LABELS[media.format]} header "
+        raise InputError(field, f"truncated or corrupt {probe.LABELS[media.format or '']} header "
                          f"({media.origin})", value=media.format)
     media = replace(media, width=dims[0], height=dims[1])
     _check_image(media, SHARED)
@@ -190,7 +191,8 @@ def _check_aspect(prepared: PreparedRequest, route: Route, where: str) -> None:
 
 def _check_voice(voice: str | None, language: str | None, route: Route, where: str) -> None:
     if voice is None and route.voice_required:
-        raise InputError("voice", f"is required with text{where}" + (f" ({route.voice_note})" if route.voice_note else ""),
+        note = f" ({route.voice_note})" if route.voice_note else ""
+        raise InputError("voice", f"is required with text{where}{note}",
                          value=None, limit=route.voices or None)
     if voice is not None and not route.voice_any:
         if not route.voices:
@@ -300,7 +302,7 @@ def _size(media: MediaFile) -> int:
     if media.kind == "bytes":
         return len(media.data or b"")
     try:
-        return media.path.stat().st_size  # type: ignore[union-attr]
+        return media.path.stat().st_size  # type: ignore[union-attr]  # kind "path" has a path
     except OSError as exc:
         raise InputError(media.field, f"cannot read {media.origin}: {exc.strerror or exc}",
                          value=str(media.path)) from None
@@ -381,7 +383,8 @@ def _probe_key(kind: str, value: str | Path, field: str) -> tuple[tuple, os.stat
             st.st_mtime_ns, st.st_ctime_ns), st
 
 
-def _remembered(kind: str, value: str | Path, field: str, probe) -> MediaFile:
+def _remembered(kind: str, value: str | Path, field: str,
+                probe: Callable[[str | Path, str], MediaFile]) -> MediaFile:
     found = _probe_key(kind, value, field)
     if found is None:
         return probe(value, field)

@@ -7,7 +7,8 @@ it without importing each other.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field as _field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from pathlib import Path
 from typing import IO, Literal
 
@@ -36,7 +37,7 @@ class MediaFile:
         """A binary stream of the content, read from disk in chunks for paths."""
         if self.kind == "path":
             try:
-                return open(self.path, "rb")  # type: ignore[arg-type]
+                return open(self.path, "rb")  # type: ignore[arg-type]  # kind "path" has a path
             except OSError as exc:
                 raise InputError(self.field, f"cannot read {self.origin}: {exc.strerror or exc}",
                                  value=str(self.path)) from None

@@ -14,10 +14,15 @@ import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
+
+if TYPE_CHECKING:
+    from .provider import Provider
+    from .tts import TTSEngine
 
 ENTRY_POINT_GROUP = "talkinghead"
 
@@ -97,12 +102,12 @@ def report() -> list[PluginInfo]:
     return list(_report.values())
 
 
-def plugin_providers() -> dict[str, list[type]]:
+def plugin_providers() -> dict[str, list[type[Provider]]]:
     """Provider classes by the registered plugin that provides them."""
     load_plugins()
-    out: dict[str, list[type]] = {}
+    out: dict[str, list[type[Provider]]] = {}
     for impl in pm.hook.register_providers.get_hookimpls():
-        classes: list[type] = []
+        classes: list[type[Provider]] = []
         impl.function(register=classes.append)
         out.setdefault(impl.plugin_name, []).extend(classes)
     return out
@@ -124,17 +129,17 @@ def reset() -> None:
     _loaded = False
 
 
-def _collect(hook) -> dict[str, type]:
-    found: dict[str, type] = {}
+def _collect(hook: Any) -> dict[str, type[Any]]:
+    found: dict[str, type[Any]] = {}
     hook(register=lambda cls: found.setdefault(cls.name, cls))
     return found
 
 
-def get_provider_classes() -> dict[str, type]:
+def get_provider_classes() -> dict[str, type[Provider]]:
     load_plugins()
     return _collect(pm.hook.register_providers)
 
 
-def get_tts_classes() -> dict[str, type]:
+def get_tts_classes() -> dict[str, type[TTSEngine]]:
     load_plugins()
     return _collect(pm.hook.register_tts)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import av
+    import av.container
     import numpy as np
 
 GAP = 8                              # pixels between and around tiles
@@ -93,7 +95,7 @@ def _sheet(video: Path | str, out: Path, columns: int, rows: int, tile_w: int) -
 
     from .errors import InputError
 
-    with av.open(os.fspath(video)) as container:
+    with av.open(os.fspath(video), "r") as container:
         if not container.streams.video:
             raise InputError("video", f"{Path(video).name} has no video stream", value="no video")
         stream = container.streams.video[0]
@@ -127,26 +129,29 @@ def _sheet(video: Path | str, out: Path, columns: int, rows: int, tile_w: int) -
     return out
 
 
-def _duration(container, stream) -> float:
+def _duration(container: av.container.InputContainer, stream: av.VideoStream) -> float:
     import av
 
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration:
-        return container.duration / av.time_base
+        return float(container.duration / av.time_base)
     return 0.0
 
 
-def _frames_at(container, stream, targets: list[float], tolerance: float) -> list[tuple[float, object]]:
+def _frames_at(container: av.container.InputContainer, stream: av.VideoStream, targets: list[float],
+               tolerance: float) -> list[tuple[float, av.VideoFrame]]:
     """(time, frame) for the first frame at or after each target (less ``tolerance``), each
     frame at most once. Seeks to the keyframe before a target that is far ahead."""
-    chosen: list[tuple[float, object]] = []
+    chosen: list[tuple[float, av.VideoFrame]] = []
+    time_base = stream.time_base
+    assert time_base is not None  # a demuxed stream always has one
     decoder = None
     position = 0.0
     last = None
     for target in targets:
         if decoder is None or target - position > SEEK_AHEAD_S:
-            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            container.seek(int(target / time_base), stream=stream, backward=True)
             decoder = container.decode(stream)
         for frame in decoder:
             position = float(frame.time if frame.time is not None else position)

@@ -16,6 +16,9 @@ from typing import IO, TYPE_CHECKING
 from .errors import InputError
 
 if TYPE_CHECKING:
+    import av
+    import av.container
+
     from .mediafile import MediaFile
 
 LABELS = {"jpeg": "JPEG", "png": "PNG", "mp3": "MP3", "wav": "WAV", "m4a": "MP4/M4A",
@@ -176,7 +179,7 @@ def measure(media: MediaFile) -> float:
     source = str(media.path) if media.kind == "path" else io.BytesIO(media.data or b"")
     label = LABELS[media.format or ""]
     try:
-        with av.open(source, format=DEMUXERS[media.format or ""], metadata_errors="ignore") as c:
+        with av.open(source, "r", format=DEMUXERS[media.format or ""], metadata_errors="ignore") as c:
             # Cover art shows up as a video stream flagged attached_pic: that is still audio.
             videos = [s for s in c.streams.video
                       if not s.disposition & av.stream.Disposition.attached_pic]
@@ -202,7 +205,8 @@ def measure(media: MediaFile) -> float:
                          f"{av_reason(exc)}", value=label) from None
 
 
-def decoded_seconds(container, stream, media: MediaFile, ffmpeg_error: type) -> float:
+def decoded_seconds(container: av.container.InputContainer, stream: av.AudioStream, media: MediaFile,
+                    ffmpeg_error: type[Exception]) -> float:
     seconds, packets, bad = 0.0, 0, 0
     codec = stream.codec_context
     for packet in container.demux(stream):

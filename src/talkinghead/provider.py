@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -63,8 +63,9 @@ class Provider:
     #: "never created" (not "cannot tell"): a queue worker may then release and rerun a job whose
     #: worker died before the create's answer was journaled (workqueue.py). False is safe.
     lookup_is_authoritative: ClassVar[bool] = False
-    #: polling cadence for the default ``stream``: first interval, factor, ceiling (seconds)
-    poll_interval: ClassVar[tuple[float, float, float]] = (1.0, 1.5, 10.0)
+    #: polling cadence for the default ``stream``: first interval, factor, ceiling (seconds);
+    #: a provider may set its own per instance, from its config
+    poll_interval: tuple[float, float, float] = (1.0, 1.5, 10.0)
     #: whether ``submit`` calls ``create_sending(job)`` right before its create request; if
     #: not, the core marks the create as sent before ``submit`` starts (the safe assumption)
     marks_create: ClassVar[bool] = False
@@ -165,9 +166,9 @@ class Provider:
         """One status read of ``job.task_id``."""
         raise NotImplementedError
 
-    async def stream(self, job: Job) -> AsyncIterator[JobUpdate]:
+    async def stream(self, job: Job) -> AsyncGenerator[JobUpdate, None]:
         """Updates until a terminal one. Default: ``poll`` with backoff; override where the
-        backend streams natively."""
+        backend streams natively (an async generator: the core closes it when done)."""
         delay, factor, ceiling = self.poll_interval
         while True:
             update = await self.poll(job)

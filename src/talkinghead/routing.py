@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -182,14 +182,15 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
     return found, excluded
 
 
-def _order(policy: Policy, priority: Sequence[str], medians: Mapping[str, float]):
+def _order(policy: Policy, priority: Sequence[str], medians: Mapping[str, float]
+           ) -> Callable[[Candidate], tuple[Any, ...]]:
     def rank(c: Candidate) -> int:
         for i, name in enumerate(priority):
             if name in (c.route.id, c.route.provider):
                 return i
         return len(priority)
 
-    def key(c: Candidate) -> tuple:
+    def key(c: Candidate) -> tuple[Any, ...]:
         kind, cost = KIND_ORDER[c.route.kind], c.quote.cost_usd
         if policy == "fastest":  # routes never seen complete go after measured ones
             return (kind, medians.get(c.route.id, math.inf), cost, c.route.id)

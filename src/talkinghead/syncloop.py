@@ -20,15 +20,15 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class _Call:
+class _Call(Generic[T]):
     __slots__ = ("future", "wake", "drive")
 
-    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+    def __init__(self, future: concurrent.futures.Future[T]) -> None:
         self.future = future
         self.wake = threading.Event()  # set when the call is done, or when asked to drive
         self.drive = False
@@ -41,7 +41,7 @@ class LoopRunner:
         self.loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
         self._driving = False
-        self._waiting: list[_Call] = []
+        self._waiting: list[_Call[Any]] = []
         self._helper: concurrent.futures.ThreadPoolExecutor | None = None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -58,7 +58,8 @@ class LoopRunner:
                 future = asyncio.run_coroutine_threadsafe(coro, self.loop)
                 call = _Call(future)
                 self._waiting.append(call)
-                future.add_done_callback(lambda _f, call=call: call.wake.set())
+                wake = call.wake
+                future.add_done_callback(lambda _f: wake.set())
         if call is None:
             return self._drive(self.loop.create_task(coro))
         try:

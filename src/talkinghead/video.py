@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import av
+    import av.container
     import numpy as np
 
 Source = Path | str | bytes
@@ -65,12 +67,12 @@ def _size_of(aspect_ratio: str, size: int | tuple[int, int]) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def _open(source: Source):
+def _open(source: Source) -> av.container.InputContainer:
     import av
 
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return av.open(io.BytesIO(bytes(source)))
-    return av.open(os.fspath(source))
+        return av.open(io.BytesIO(bytes(source)), "r")
+    return av.open(os.fspath(source), "r")
 
 
 def load_image(source: Source) -> np.ndarray:
@@ -103,7 +105,7 @@ def _box_blur(arr: np.ndarray, radius: int, passes: int = 3) -> np.ndarray:
     """Repeated box blur along both axes (edges extended): three passes look Gaussian."""
     import numpy as np
 
-    out = arr.astype(np.float32)
+    out: np.ndarray = arr.astype(np.float32)
     k = 2 * radius + 1
     for _ in range(passes):
         for axis in (0, 1):
@@ -112,7 +114,8 @@ def _box_blur(arr: np.ndarray, radius: int, passes: int = 3) -> np.ndarray:
             c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
             out = (np.take(c, range(k, c.shape[axis]), axis=axis)
                    - np.take(c, range(0, c.shape[axis] - k), axis=axis)) / k
-    return np.clip(out, 0, 255).astype(np.uint8)
+    blurred: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
+    return blurred
 
 
 def frame_image(source: Source | None, aspect_ratio: str = "16:9",
@@ -177,7 +180,7 @@ def audio_duration(source: Source) -> float:
     return samples / rate if rate else 0.0
 
 
-def _to_yuv420p(arr: np.ndarray) -> Any:
+def _to_yuv420p(arr: np.ndarray) -> av.VideoFrame:
     import av
     import numpy as np
 
@@ -264,7 +267,7 @@ def _audio_chunks(audio: Source | None, duration_s: float, chunk: int) -> Iterat
         take = min(frame.samples, total - written)
         if take < frame.samples:
             arr = frame.to_ndarray()[:, :take]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format="fltp",
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr, dtype=np.float32), format="fltp",
                                                layout=AUDIO_LAYOUT)
             frame.sample_rate = AUDIO_RATE
         if take:
@@ -273,7 +276,9 @@ def _audio_chunks(audio: Source | None, duration_s: float, chunk: int) -> Iterat
 
     def drain(final: bool) -> Iterator[av.AudioFrame]:
         while fifo.samples >= chunk or (final and fifo.samples):
-            yield fifo.read(min(chunk, fifo.samples))
+            out = fifo.read(min(chunk, fifo.samples))
+            assert out is not None  # None only when the FIFO holds fewer samples than asked
+            yield out
 
     if audio is not None:
         resampler = av.AudioResampler(format="fltp", layout=AUDIO_LAYOUT, rate=AUDIO_RATE)
@@ -397,13 +402,13 @@ def probe_video(path: Path | str) -> VideoInfo:
         frames = samples = 0
         for s in (v, a):
             if s is not None:
-                s.thread_type = "AUTO"
+                s.codec_context.thread_type = "AUTO"
         streams = [s for s in (v, a) if s is not None]
         for packet in container.demux(*streams):
             for decoded in packet.decode():
                 if packet.stream is v:
                     frames += 1
-                else:
+                elif isinstance(decoded, av.AudioFrame):
                     samples += decoded.samples
         duration = container.duration / av.time_base if container.duration else 0.0
         rate = a.codec_context.sample_rate if a is not None else None

@@ -38,7 +38,7 @@ try:
     import procrastinate
     from procrastinate import exceptions as pexc
 except ImportError:  # pragma: no cover - depends on the installed extras
-    procrastinate = None  # type: ignore[assignment]
+    procrastinate = None  # type: ignore[assignment]  # the queue extra is not installed
 
 TASK = "talkinghead:render_line"
 # Serialises installing procrastinate's tables when several workers start on a fresh database.
@@ -70,7 +70,7 @@ def install_schema(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
-            (found,) = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+            (found,) = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone() or (None,)
             if found is None:
                 from procrastinate.schema import SchemaManager
 
@@ -100,8 +100,9 @@ async def enqueue(client: Any, path: Path, *, output_dir: Path, provider: str | 
     Every line is validated first, so a bad line is reported here, not on some worker."""
     url = _require(client.settings.database_url)
     install_schema(url)
-    path = Path(path).resolve()
-    output_dir = Path(output_dir).resolve()
+    # Once, before anything is queued: the batch file is small and read whole.
+    path = Path(path).resolve()  # noqa: ASYNC240
+    output_dir = Path(output_dir).resolve()  # noqa: ASYNC240
     lines = [(i, t) for i, t in enumerate(path.read_text().splitlines(), start=1) if t.strip()]
     found = Enqueued()
     app = make_app(url)
@@ -236,7 +237,7 @@ def queue_state(url: str) -> dict[str, dict[str, Any]]:
     import psycopg
 
     with psycopg.connect(_require(url), autocommit=True) as conn:
-        if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is None:
+        if (conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone() or (None,))[0] is None:
             return {}
         rows = conn.execute(
             "SELECT DISTINCT ON (j.lock) j.lock, j.status::text, j.worker_id, j.attempts"

@@ -14,14 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve
-from talkinghead.testing.loopback import tiny_mp4
 
 from talkinghead import AsyncClient
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.testing.loopback import serve_asgi
 from talkinghead.models import AvatarRequest, JobStatus
+from talkinghead.testing.loopback import serve_asgi, tiny_mp4
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 FACE = ROOT / "examples" / "face.jpg"

@@ -24,16 +24,13 @@ import sys
 import wave
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve
-
-from talkinghead_fal import FalProvider
 
 from talkinghead import AsyncClient, plugins
 from talkinghead.cli import main as cli_main
@@ -42,6 +39,9 @@ from talkinghead.hookspecs import hookimpl
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import MB, AvatarRequest, Limits
 from talkinghead.tts import Speech, TTSEngine
+from talkinghead_fal import FalProvider
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
 from .. import media_factory as mf
 

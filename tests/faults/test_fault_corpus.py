@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from talkinghead_inferencesh.fake import RESET, STALL, TRUNCATE
 
 from talkinghead.errors import (
     AuthenticationError,
@@ -30,6 +29,7 @@ from talkinghead.errors import (
     ServerError,
     SubmitOutcomeUnknown,
 )
+from talkinghead_inferencesh.fake import RESET, STALL, TRUNCATE
 
 from .conftest import KEY, assert_consistent, journal, request, serve_receiver
 

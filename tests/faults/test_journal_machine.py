@@ -28,8 +28,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import RESET, STALL
 
 from talkinghead import AsyncClient
 from talkinghead.batch import run_batch
@@ -37,6 +35,8 @@ from talkinghead.config import Settings
 from talkinghead.errors import TalkingHeadError
 from talkinghead.lifecycle import Step, delivered, next_step
 from talkinghead.models import JobStatus
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import RESET, STALL
 
 from .conftest import FACE, FAST, MP3
 

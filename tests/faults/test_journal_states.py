@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import STALL
 
 from talkinghead import AsyncClient
 from talkinghead.config import Settings
 from talkinghead.errors import DownloadError, JobFailed, ResultExpired, SubmitOutcomeUnknown, WebhookRejected
 from talkinghead.models import JobStatus
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import STALL
 
-from .conftest import FAST, FACE, KEY, MP3, request
+from .conftest import FACE, FAST, KEY, MP3, request
 from .proxy import TcpProxy
 
 

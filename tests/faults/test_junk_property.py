@@ -32,16 +32,16 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from talkinghead_fal import FalProvider
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
 from talkinghead import AsyncClient, plugins
 from talkinghead.cli import main as cli_main
 from talkinghead.errors import ConfigError, InputError, TalkingHeadError
 from talkinghead.ledger import SQLiteLedger
-from talkinghead.testing.loopback import tiny_mp4
 from talkinghead.models import AvatarRequest
+from talkinghead.testing.loopback import tiny_mp4
+from talkinghead_fal import FalProvider
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import FakeInferenceSh, serve
 
 from .. import media_factory as mf
 

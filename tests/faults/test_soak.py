@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import RESET, STALL, TRUNCATE
 
 from talkinghead import AsyncClient
 from talkinghead.errors import (
@@ -36,6 +34,8 @@ from talkinghead.errors import (
 )
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import AvatarRequest, JobStatus
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import RESET, STALL, TRUNCATE
 
 from .conftest import FACE, FAST, MP3, assert_consistent
 

@@ -55,12 +55,12 @@ def _too_new(version: int, backend: str, where: str) -> ConfigError:
 
 def upgrade_sqlite(conn: sqlite3.Connection, where: str) -> int:
     """Bring an autocommit connection's database to the latest version; returns it."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version == latest("sqlite"):
         return version
     conn.execute("BEGIN IMMEDIATE")  # the write lock: a second opener waits, then sees the new version
     try:
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version > latest("sqlite"):
             raise _too_new(version, "sqlite", where)
         for number, _, sql in migrations("sqlite"):
@@ -83,7 +83,7 @@ def upgrade_postgres(conn: Any, where: str) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS talkinghead_schema ("
                      " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                      " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM talkinghead_schema").fetchone()
+        version = int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM talkinghead_schema").fetchone()[0])
         if version > latest("postgres"):
             raise _too_new(version, "postgres", where)
         for number, name, sql in migrations("postgres"):

@@ -23,10 +23,10 @@ say; ``estimate`` makes no network call; ``submit`` returns a task id and never 
 create whose request may have arrived (it raises ``SubmitOutcomeUnknown``, or finds
 the task that create made); following a task ends in a
 terminal update; ``cancel`` is idempotent; a webhook body that is not the backend's raises
-``InputError`` (or ``WebhookRejected`` where the backend signs); ``find_task`` finds nothing for a job never sent and never another job's task;
-credentials never show in reprs or errors. Hooks a provider cannot support (say, losing a
-create's answer in an in-process double) may raise ``NotImplementedError``: that test is then
-skipped with the reason, never passed.
+``InputError`` (or ``WebhookRejected`` where the backend signs); ``find_task`` finds nothing for
+a job never sent and never another job's task; credentials never show in reprs or errors.
+Hooks a provider cannot support (say, losing a create's answer in an in-process double) may raise
+``NotImplementedError``: that test is then skipped with the reason, never passed.
 
 Each test runs its provider inside one ``asyncio.run``, so the kit needs no async plugin.
 """
@@ -48,7 +48,12 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 
 from ..errors import (
-    AuthenticationError, InputError, NetworkBlocked, ProviderError, SubmitOutcomeUnknown, WebhookRejected,
+    AuthenticationError,
+    InputError,
+    NetworkBlocked,
+    ProviderError,
+    SubmitOutcomeUnknown,
+    WebhookRejected,
 )
 from ..models import AvatarRequest, Job, JobStatus, Quote, Route
 from ..provider import Provider
@@ -94,11 +99,11 @@ def no_network() -> Iterator[None]:
     def refuse(self: socket.socket, address: Any) -> None:
         raise OSError(f"the contract kit forbids network here (tried {address!r})")
 
-    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect = refuse  # type: ignore[method-assign,assignment]  # patched on purpose
     try:
         yield
     finally:
-        socket.socket.connect = real  # type: ignore[method-assign]
+        socket.socket.connect = real  # type: ignore[method-assign]  # undoing the patch above
 
 
 class ProviderContract:
@@ -291,7 +296,7 @@ class ProviderContract:
             route = self._route(provider)
             job = self._job(route)
             job.apply(await provider.submit(job, self._request(tmp_path, route)))
-            outcomes = []
+            outcomes: list[type[ProviderError] | None] = []
             for _ in range(2):  # a second cancel answers like the first: never a new error
                 try:
                     await provider.cancel(job)

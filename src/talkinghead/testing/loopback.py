@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 
 @contextlib.contextmanager
@@ -55,6 +55,7 @@ def tiny_mp4(seconds: float = 1.0, size: int = 64) -> bytes:
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=10)
+        assert isinstance(stream, av.VideoStream)  # a video codec gives a video stream
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
         for i in range(max(1, int(seconds * 10))):
@@ -100,6 +101,10 @@ class FakeBackend:
     name = "fake"
     switches_type: type
     endpoints: tuple[str, ...] = ()
+    # set by the subclass's __init__
+    switches: Any  # an instance of switches_type
+    webhook_deliveries: list[dict[str, Any]]
+    app: Any  # the Starlette app serving the fake
 
     def __init__(self, *, video: bytes | None = None) -> None:
         self._video = video
@@ -107,7 +112,7 @@ class FakeBackend:
         self.requests: list[Recorded] = []
         self._background: set[Any] = set()
 
-    def configure(self, **switches: Any) -> Any:
+    def configure(self, **switches: Any) -> Self:
         known = {f.name for f in fields(self.switches_type)}
         for name, value in switches.items():
             if name not in known:

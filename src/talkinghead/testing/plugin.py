@@ -122,7 +122,7 @@ def _replaying_cassette(request: pytest.FixtureRequest) -> bool:
     if request.node.get_closest_marker("vcr") is None:
         return False
     try:
-        return request.config.getoption("--record-mode") == "none"
+        return bool(request.config.getoption("--record-mode") == "none")
     except ValueError:  # pytest-recording not installed
         return False
 
@@ -140,8 +140,9 @@ def mock_provider(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def mock_calls(mock_provider: Any) -> list:
-    return mock_provider.calls
+def mock_calls(mock_provider: Any) -> list[Any]:
+    calls: list[Any] = mock_provider.calls
+    return calls
 
 
 @pytest.fixture

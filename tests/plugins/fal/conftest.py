@@ -13,12 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from talkinghead_fal import FalProvider
-from talkinghead_fal.fake import FakeFal
 
 from talkinghead import http, media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead.tts import Speech
+from talkinghead_fal import FalProvider
+from talkinghead_fal.fake import FakeFal
 from tests.plugins.shared import backend_fixtures
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,7 +43,8 @@ def prepared(image: str | Path = FACE, audio: str | Path = WAV, **request: Any) 
     return media.prepare(AvatarRequest(image=image, audio=audio, **request))
 
 
-def prepared_text(tmp_path: Path, image: str | Path = FACE, text: str = SPOKEN, **request: Any) -> media.PreparedRequest:
+def prepared_text(tmp_path: Path, image: str | Path = FACE, text: str = SPOKEN,
+                  **request: Any) -> media.PreparedRequest:
     """A text request as the core hands it to a route without native text: the speech was
     synthesized locally to a WAV (here: a copy of hello.wav) and probed like an upload."""
     base = media.prepare(AvatarRequest(image=image, text=text, **request))

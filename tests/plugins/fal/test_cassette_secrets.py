@@ -65,7 +65,7 @@ def test_recorded_authorization_headers_are_redacted(path):
 
 
 @pytest.mark.parametrize("sample", [
-    "Authorization: Key 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",  # fake secret: the scanner must catch its shape
+    "Authorization: Key 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",  # fake secret: the scanner must catch its shape  # noqa: E501
     "authorization:\n      - Key myid1234:mysecret5678abcd",
     "FAL_KEY=6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
     "Authorization: Bearer eyJhbGciOiJFZERTQSJ9.payload.sig",  # fake secret: the scanner must catch its shape

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from talkinghead.errors import AuthenticationError, BillingError, InputError, RateLimitError, RequestRefused
+from talkinghead.errors import AuthenticationError, BillingError, RateLimitError, RequestRefused
 from talkinghead.models import JobStatus
 
 from .conftest import FACE, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text, spy

@@ -92,7 +92,7 @@ async def test_our_provider_sends_what_the_official_client_sends(fake, official,
     for t in (theirs["token"][0], ours["token"][0]):
         assert t.json == {} and t.header("authorization") == f"Key {TEST_KEY}"
     # the uploads: the same headers that matter, the CDN token (never our key)
-    for mine, official_upload in zip(ours["cdn_upload"], theirs["cdn_upload"]):
+    for mine, official_upload in zip(ours["cdn_upload"], theirs["cdn_upload"], strict=True):
         assert mine.header("x-fal-file-name") == official_upload.header("x-fal-file-name")
         assert mine.header("authorization").split()[0] == official_upload.header("authorization").split()[0] == "Bearer"
         assert mine.body == official_upload.body

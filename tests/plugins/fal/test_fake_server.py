@@ -15,7 +15,6 @@ from talkinghead import http
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
-    InputError,
     NetworkBlocked,
     ProviderError,
     ProviderTimeout,
@@ -299,7 +298,8 @@ async def test_completed_with_error_is_a_failure_read_once(fake, provider):
 
 
 async def test_result_422_is_a_failure_with_fals_message(fake, provider):
-    detail = {"detail": [{"loc": ["body", "audio_url"], "msg": "Audio too long", "type": "audio_duration_out_of_range"}]}
+    detail = {"detail": [{"loc": ["body", "audio_url"], "msg": "Audio too long",
+                          "type": "audio_duration_out_of_range"}]}
     fake.configure(result_error=(422, detail))
     job, _ = await run_to_end(provider, prepared(*URLS))
     assert job.status is JobStatus.FAILED and job.error == "audio_url: Audio too long" and job.error_kind == "input"

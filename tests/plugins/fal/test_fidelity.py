@@ -17,7 +17,7 @@ from talkinghead.ledger import SQLiteLedger, settled_cost
 from talkinghead.models import AvatarRequest, JobStatus, Quote
 from talkinghead.webhooks import create_app
 from talkinghead_fal import FalProvider, protocol, webhooks
-from talkinghead_fal.fake_model import IN_QUEUE, COMPLETED
+from talkinghead_fal.fake_model import COMPLETED, IN_QUEUE
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared
 

@@ -6,10 +6,10 @@ video downloads. Plus what the declarations refuse, with the reason."""
 from __future__ import annotations
 
 import pytest
-from talkinghead_fal import fake_apps
 
 from talkinghead import AsyncClient, AvatarRequest, InputError
 from talkinghead.ledger import SQLiteLedger
+from talkinghead_fal import fake_apps
 
 from .conftest import FACE, MP3
 

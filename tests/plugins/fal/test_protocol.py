@@ -94,7 +94,8 @@ def test_failure_update_kinds():
                  {"loc": ["body", "prompt"], "msg": "bad", "type": "x"}]}, None,
      ("audio_url: too long; prompt: bad", "audio_duration_out_of_range", "audio")),
     ({"detail": [{"msg": "no location"}]}, None, ("no location", None, None)),
-    ({"detail": "Request timed out", "error_type": "request_timeout"}, None, ("Request timed out", "request_timeout", None)),
+    ({"detail": "Request timed out", "error_type": "request_timeout"}, None,
+     ("Request timed out", "request_timeout", None)),
     ({"detail": "Runner disconnected"}, "runner_disconnected", ("Runner disconnected", "runner_disconnected", None)),
     ({"error": "plain error"}, None, ("plain error", None, None)),
     ({"weird": 1}, None, ('{"weird": 1}', None, None)),
@@ -147,7 +148,8 @@ def test_route_and_registration():
 
     assert plugins.get_provider_classes()["fal"] is FalProvider
     route = FalProvider({}).routes()[0]
-    assert (route.provider, route.model, route.native_text, route.modes) == ("fal", "kling-avatar", False, ("std", "pro"))
+    assert (route.provider, route.model, route.native_text, route.modes) == \
+        ("fal", "kling-avatar", False, ("std", "pro"))
     assert route.price_per_second == {"std": 0.0562, "pro": 0.115} and "0.0562" in route.price_source
     assert FalProvider.env_vars == ("FAL_KEY",) and FalProvider.config_keys == {"FAL_KEY": "api_key"}
     assert FalProvider.signs_webhooks

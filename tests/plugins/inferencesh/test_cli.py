@@ -107,7 +107,8 @@ def test_providers_lists_the_routes(cli):
     assert result.returncode == 0, result.stderr
     rows = [r for r in json.loads(result.stdout) if r["provider"] == "inferencesh"]
     # listed in routing order (cheapest first), so compared as a set of routes
-    assert sorted((r["model"], r["price_per_second"], r["configured"], r["price_unconfirmed"]) for r in rows) == sorted([
+    got = sorted((r["model"], r["price_per_second"], r["configured"], r["price_unconfirmed"]) for r in rows)
+    assert got == sorted([
         ("kling-avatar", {"std": 0.056, "pro": 0.112}, True, False),
         ("omnihuman-1.5", {"std": 0.16}, True, True),
         ("fabric-1.0", {"480p": 0.08, "720p": 0.15}, True, False),

@@ -79,7 +79,7 @@ async def test_submit_with_local_files_matches_the_sdk(fake, make_provider):
         ("POST", "/apps/run")]
 
     # the same API auth; no Authorization on the presigned PUTs
-    for theirs, mine in zip(sdk, ours):
+    for theirs, mine in zip(sdk, ours, strict=True):
         if theirs.endpoint == "upload":
             assert theirs.header("authorization") is None and mine.header("authorization") is None
         else:
@@ -92,7 +92,7 @@ async def test_submit_with_local_files_matches_the_sdk(fake, make_provider):
     sdk_records = [r.json["files"][0] for r in sdk if r.endpoint == "files"]
     our_records = [r.json["files"][0] for r in ours if r.endpoint == "files"]
     assert [set(r) for r in our_records] == [set(r) for r in sdk_records]
-    for theirs, mine in zip(sdk_records, our_records):
+    for theirs, mine in zip(sdk_records, our_records, strict=True):
         assert {k: v for k, v in mine.items() if k != "content_type"} == \
                {k: v for k, v in theirs.items() if k != "content_type"}
     assert our_records[0]["content_type"] == sdk_records[0]["content_type"] == "image/jpeg"
@@ -105,7 +105,7 @@ async def test_submit_with_local_files_matches_the_sdk(fake, make_provider):
     # the PUTs: identical bytes, a Content-Type equal to the record's, an explicit length
     sdk_puts = [r for r in sdk if r.endpoint == "upload"]
     our_puts = [r for r in ours if r.endpoint == "upload"]
-    for theirs, mine, record in zip(sdk_puts, our_puts, our_records):
+    for theirs, mine, record in zip(sdk_puts, our_puts, our_records, strict=True):
         assert mine.body == theirs.body
         assert mine.header("content-length") == theirs.header("content-length") == str(len(mine.body))
         assert mine.header("content-type") == record["content_type"]
@@ -189,7 +189,7 @@ async def test_cancel_and_get_match_the_sdk(fake, make_provider):
     ours = fake.requests[1:]
 
     assert _shape(ours) == _shape(sdk) == [("GET", "/tasks/{task}"), ("POST", "/tasks/{task}/cancel")]
-    for theirs, mine in zip(sdk, ours):
+    for theirs, mine in zip(sdk, ours, strict=True):
         assert mine.body == theirs.body == b""  # cancel has no body in either
         assert mine.header("authorization") == theirs.header("authorization")
 

@@ -4,7 +4,7 @@ task's ``output_meta``. Against the fake and a hand-authored cassette."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -89,7 +89,7 @@ async def test_billed_seconds_come_from_output_meta(fake, provider):
 async def test_cassette_the_lost_task_is_the_one_with_the_jobs_inputs(vcr, make_provider):
     provider = make_provider("https://api.inference.sh")
     job = job_for()
-    job.created_at = datetime(2026, 8, 20, 10, 0, 5, tzinfo=timezone.utc)
+    job.created_at = datetime(2026, 8, 20, 10, 0, 5, tzinfo=UTC)
     job.input_summary = {"image": {"source": IMAGE}, "audio": {"source": AUDIO}, "mode": "std"}
     found = await provider.find_task(job)
     assert found is not None and found.task_id == "01jexampletasklost000000012" and found.status is JobStatus.RUNNING

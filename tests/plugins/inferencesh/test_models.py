@@ -6,10 +6,10 @@ a request a route cannot honour is refused with the reason, never quietly change
 from __future__ import annotations
 
 import pytest
-from talkinghead_inferencesh import fake_apps
 
 from talkinghead import AsyncClient, AvatarRequest, InputError
 from talkinghead.ledger import SQLiteLedger
+from talkinghead_inferencesh import fake_apps
 
 from .conftest import FACE, MP3
 

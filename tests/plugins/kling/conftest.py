@@ -52,7 +52,8 @@ def job_for(task_id: str | None = None, **fields: Any) -> Job:
 
 # -- the fake server -------------------------------------------------------------------------
 
-globals().update(backend_fixtures(FakeKling, KlingProvider, {"access_key": TEST_AK, "secret_key": TEST_SK}, FAST, reset={"access_key": TEST_AK, "secret_key": TEST_SK}))
+_KEYS = {"access_key": TEST_AK, "secret_key": TEST_SK}
+globals().update(backend_fixtures(FakeKling, KlingProvider, dict(_KEYS), FAST, reset=dict(_KEYS)))
 
 
 # -- cassettes -------------------------------------------------------------------------------

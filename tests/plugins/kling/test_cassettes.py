@@ -20,7 +20,6 @@ from talkinghead.errors import (
     AuthenticationError,
     BillingError,
     ContentPolicyError,
-    InputError,
     RateLimitError,
     RequestRefused,
 )
@@ -28,7 +27,17 @@ from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import JobStatus
 
 from .conftest import (
-    API, AUDIO_URL, FACE, IMAGE_URL, MP3, TEST_AK, TEST_SK, hand_authored, job_for, prepared, spy,
+    API,
+    AUDIO_URL,
+    FACE,
+    IMAGE_URL,
+    MP3,
+    TEST_AK,
+    TEST_SK,
+    hand_authored,
+    job_for,
+    prepared,
+    spy,
 )
 
 pytestmark = pytest.mark.vcr

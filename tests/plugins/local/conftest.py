@@ -42,7 +42,10 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     length of silence, and 2.5 s of speech."""
     folder = tmp_path_factory.mktemp("clips")
     speech = speech_samples()
-    silence = lambda s: np.zeros(int(s * RATE), np.float32)
+
+    def silence(s: float) -> np.ndarray:
+        return np.zeros(int(s * RATE), np.float32)
+
     gaps = np.concatenate([silence(0.6), speech, silence(1.2), speech[:int(2.5 * RATE)], silence(1.0)])
     return {"gaps": write_wav(folder / "gaps.wav", gaps),
             "quiet": write_wav(folder / "quiet.wav", np.zeros_like(gaps)),

@@ -7,9 +7,9 @@ import re
 import cv2
 import numpy as np
 import pytest
-from talkinghead_local.face import MIN_FACE_PX, check_face, find_faces
 
 from talkinghead.errors import InputError
+from talkinghead_local.face import MIN_FACE_PX, check_face, find_faces
 
 from .conftest import FACE
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from talkinghead_local import motion
 
 from talkinghead.tts import Phoneme
+from talkinghead_local import motion
 
 FPS = 25
 
@@ -71,7 +71,7 @@ def test_blinks_every_2_to_6_seconds_lasting_about_150_ms():
     assert gaps.min() >= 2.0 - 0.05 and gaps.max() <= 6.0 + 0.05
     lengths = [int(np.argmin(shut[s:])) for s in starts[:-1]]
     assert all(3 <= k <= 4 for k in lengths)             # 120-160 ms at 25 fps
-    assert all(blink[s:s + k].max() == 1.0 for s, k in zip(starts, lengths))
+    assert all(blink[s:s + k].max() == 1.0 for s, k in zip(starts, lengths, strict=False))
     assert np.array_equal(blink, motion.blinks(n, FPS, seed=3))      # deterministic
     assert not np.array_equal(blink, motion.blinks(n, FPS, seed=4))
 

@@ -8,12 +8,12 @@ import asyncio
 import cv2
 import numpy as np
 import pytest
-from talkinghead_local import EspeakEngine, LocalProvider
 
 from talkinghead import AsyncClient
 from talkinghead.errors import InputError
 from talkinghead.models import AvatarRequest, Job, JobStatus
 from talkinghead.video import audio_duration, probe_video
+from talkinghead_local import EspeakEngine, LocalProvider
 
 from .conftest import FACE
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from talkinghead_local import render as R
 from talkinghead_local.lips import find_lips
 from talkinghead_local.realism import measure

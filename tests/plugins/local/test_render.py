@@ -6,10 +6,10 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-from talkinghead_local import render as R
-from talkinghead_local.face import check_face
 
 from talkinghead.video import audio_duration, probe_video
+from talkinghead_local import render as R
+from talkinghead_local.face import check_face
 
 from .conftest import FACE
 

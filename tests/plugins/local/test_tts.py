@@ -10,10 +10,10 @@ import wave
 
 import numpy as np
 import pytest
-from talkinghead_local.tts import EspeakEngine, phonemes_from_events, write_wav
 
 from talkinghead.errors import InputError
 from talkinghead.media import inspect_audio
+from talkinghead_local.tts import EspeakEngine, phonemes_from_events, write_wav
 
 TEXT = ("Hello, and welcome. This short clip was spoken by espeak on this very machine, "
         "without a network.")
@@ -45,7 +45,10 @@ def test_speech_passes_the_audio_rules_and_carries_phoneme_timings(engine, tmp_p
     with wave.open(str(speech.path)) as w:
         rate = w.getframerate()
         x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32)
-    rms = lambda p: np.sqrt(np.mean(x[int(p.start_s * rate):int(p.end_s * rate)] ** 2))
+
+    def rms(p):
+        return np.sqrt(np.mean(x[int(p.start_s * rate):int(p.end_s * rate)] ** 2))
+
     vowels = [rms(p) for p in ph if p.symbol.strip("',").startswith(("a", "E", "e", "oU", "I"))]
     pauses = [rms(p) for p in ph if p.symbol.startswith("_") and p.end_s - p.start_s > 0.05]
     assert vowels and pauses and np.median(vowels) > 10 * np.median(pauses)

@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 
 from talkinghead.errors import (
-    BillingError, ConfigError, ContentPolicyError, InputError, ProviderTimeout, RateLimitError,
+    BillingError,
+    ConfigError,
+    ContentPolicyError,
+    InputError,
+    ProviderTimeout,
+    RateLimitError,
     ServerError,
 )
 from talkinghead.media import MediaFile, PreparedRequest
@@ -260,7 +265,7 @@ async def test_deterministic(tmp_path):
         updates = [await drive(provider, j) for j in jobs]
         return provider, jobs, updates
 
-    (a, ja, ua), (b, jb, ub) = await session(tmp_path / "a"), await session(tmp_path / "b")
+    (_, ja, ua), (_, jb, ub) = await session(tmp_path / "a"), await session(tmp_path / "b")
     assert [j.task_id for j in ja] == [j.task_id for j in jb] == ["mock-000001", "mock-000002"]
     strip = lambda us: [u.model_dump(exclude={"output_url"}) for u in us]  # noqa: E731
     assert [strip(u) for u in ua] == [strip(u) for u in ub]

@@ -211,7 +211,7 @@ async def test_a_killed_process_s_jobs_are_finished_by_a_new_one(tmp_path):
     resumed = MockProvider({"state_dir": state_dir})
     jobs = [new_job(id=f"job{i}", task_id=t, status=JobStatus.RUNNING) for i, t in enumerate(task_ids)]
     finals = await asyncio.gather(*(drive(resumed, j) for j in jobs))
-    for job, updates in zip(jobs, finals):
+    for job, updates in zip(jobs, finals, strict=True):
         assert updates[-1].status is JobStatus.COMPLETED and output_path(updates[-1]).exists()
         assert updates[-1].message == "completed" and job.output_url == updates[-1].output_url
     submits = read_calls(state_dir, "submit")

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from talkinghead.video import (
-    audio_duration, encode_mp4, frame_image, frame_size, load_image, probe_video,
+    audio_duration,
+    encode_mp4,
+    frame_image,
+    frame_size,
+    load_image,
+    probe_video,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from talkinghead import InputError, JobStatus, JobUpdate, Provider, Route, video
+from talkinghead import InputError, JobStatus, JobUpdate, PreparedRequest, Provider, Route, video
 from talkinghead.hookspecs import hookimpl
 
 
@@ -39,13 +39,15 @@ class StillProvider(Provider):
         return JobUpdate(status=JobStatus.COMPLETED, task_id=job.id, progress=100.0,
                          output_url=out.as_uri(), duration_s=prepared.seconds)
 
-    def _render(self, prepared, out: Path) -> None:
-        image, audio = prepared.image, prepared.audio
+    def _render(self, prepared: PreparedRequest, out: Path) -> None:
+        image, audio, seconds = prepared.image, prepared.audio, prepared.seconds
+        if audio is None or seconds is None:  # a text request reaches us as speech, so never
+            raise InputError("audio", "the still provider needs audio")
         frame = video.frame_image(image.path or image.data, prepared.request.aspect_ratio, 360)
-        video.encode_mp4(out, frame, audio=audio.path or audio.data, duration_s=prepared.seconds)
+        video.encode_mp4(out, frame, audio=audio.path or audio.data, duration_s=seconds)
 
     async def poll(self, job):  # asked only when resuming a journaled job
-        done = job.output_url and Path(job.output_url.removeprefix("file://")).exists()
+        done = job.output_url and Path(job.output_url.removeprefix("file://")).exists()  # noqa: ASYNC240 - one stat
         return JobUpdate(status=JobStatus.COMPLETED if done else JobStatus.FAILED, task_id=job.task_id,
                          output_url=job.output_url, error=None if done else "the rendered file is gone")
 

@@ -8,6 +8,8 @@ loopback server that speaks them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from talkinghead.hookspecs import hookimpl
 
 from .provider import FalProvider
@@ -16,5 +18,5 @@ __all__ = ["FalProvider", "register_providers"]
 
 
 @hookimpl
-def register_providers(register) -> None:
+def register_providers(register: Callable[[type], None]) -> None:
     register(FalProvider)

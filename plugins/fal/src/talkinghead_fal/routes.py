@@ -97,7 +97,7 @@ def models(provider: str, audio_max_seconds: float) -> dict[str, Model]:
     def route(**kw: Any) -> Route:
         return Route(provider=provider, **kw)
 
-    image = {"image_formats": ("jpeg", "png")}
+    image: dict[str, Any] = {"image_formats": ("jpeg", "png")}
     return {
         "kling-avatar": Model(route(
             model="kling-avatar", endpoint="fal-ai/kling-video/ai-avatar/v2/{standard,pro}",

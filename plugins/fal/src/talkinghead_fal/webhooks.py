@@ -25,9 +25,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import WebhookRejected
 
@@ -160,10 +158,10 @@ class JWKSCache:
 
     async def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
         if self._fresh(refresh):
-            return self._keys  # type: ignore[return-value]
+            return self._keys  # type: ignore[return-value]  # _fresh() is False while it is None
         async with self._get_lock():
             if self._fresh(refresh):  # another coroutine fetched meanwhile
-                return self._keys  # type: ignore[return-value]
+                return self._keys  # type: ignore[return-value]  # as above
             self._keys = public_keys(await self._fetch())
             self._fetched_at = self._clock()
             self.fetches += 1

@@ -7,6 +7,8 @@ and ``fake.py`` (extra ``[fake]``) for a loopback server that speaks them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from talkinghead.hookspecs import hookimpl
 
 from .provider import InferenceShProvider
@@ -15,5 +17,5 @@ __all__ = ["InferenceShProvider", "register_providers"]
 
 
 @hookimpl
-def register_providers(register) -> None:
+def register_providers(register: Callable[[type], None]) -> None:
     register(InferenceShProvider)

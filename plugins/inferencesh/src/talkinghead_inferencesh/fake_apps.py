@@ -60,7 +60,7 @@ def app_name(app: str) -> str:
 def check(app: str, inputs: dict[str, Any]) -> str | None:
     """The validation error detail for ``inputs`` to ``app``, or None when they pass."""
     schema = SCHEMAS[app_name(app)]
-    for name, (kind, required, allowed) in schema.items():
+    for name, (_kind, required, _allowed) in schema.items():
         if required and inputs.get(name) in (None, ""):
             return f"input.{name}: field required"
     for name, value in inputs.items():

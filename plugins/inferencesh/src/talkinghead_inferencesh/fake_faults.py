@@ -18,7 +18,7 @@ around the fake's app, applies the fault to whatever the handler answers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 RESET, TRUNCATE, STALL = 1, 2, 3
@@ -30,7 +30,7 @@ class FaultInjected(Exception):
     """Raised inside the answer: uvicorn then closes the connection mid-response."""
 
 
-def mark(scope: dict[str, Any], fault: int) -> None:
+def mark(scope: MutableMapping[str, Any], fault: int) -> None:
     """Ask for ``fault`` on the answer to the request of ``scope``."""
     scope[_KEY] = fault
 

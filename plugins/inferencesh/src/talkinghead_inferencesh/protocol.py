@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -299,7 +299,7 @@ def created_at(task: Mapping[str, Any]) -> datetime | None:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_jobs_task(task: Mapping[str, Any], *, token_hash: str | None, mode: str,
@@ -310,8 +310,10 @@ def is_jobs_task(task: Mapping[str, Any], *, token_hash: str | None, mode: str,
     file of the same name (``sources``: field -> the journaled source)."""
     if token_hash is not None:
         match = _WEBHOOK_TOKEN.search(str(task.get("webhook") or ""))
-        return bool(match) and hashlib.sha256(match.group(1).encode()).hexdigest() == token_hash
-    given = task.get("input") if isinstance(task.get("input"), dict) else {}
+        return match is not None and hashlib.sha256(match.group(1).encode()).hexdigest() == token_hash
+    given = task.get("input")
+    if not isinstance(given, dict):
+        given = {}
     if given.get("mode", "std") != mode:
         return False
     for field, source in sources.items():

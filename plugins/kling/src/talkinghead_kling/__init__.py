@@ -8,6 +8,8 @@ wire rules as pure functions), ``provider`` (``KlingProvider``), and ``fake`` (e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from talkinghead.hookspecs import hookimpl
 
 from .provider import KlingProvider
@@ -16,5 +18,5 @@ __all__ = ["KlingProvider", "register_providers"]
 
 
 @hookimpl
-def register_providers(register) -> None:
+def register_providers(register: Callable[[type], None]) -> None:
     register(KlingProvider)

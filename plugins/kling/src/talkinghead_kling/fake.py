@@ -49,7 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, request_base as _base, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, run_fake, serve_fake
+from talkinghead.testing.loopback import request_base as _base
 
 from .fake_model import CODES, DEFAULT_CODES, ENDPOINTS, TERMINAL, FakeTask, Switches, now_ms
 from .protocol import VOICES
@@ -97,7 +98,7 @@ class FakeKling(FakeBackend):
 
     def now(self) -> float:
         """The fake's clock (epoch seconds), as used to check a JWT's ``exp`` and ``nbf``."""
-        return time.time() + self.switches.clock_offset
+        return time.time() + float(self.switches.clock_offset)
 
     # -- plumbing ------------------------------------------------------------------------
 

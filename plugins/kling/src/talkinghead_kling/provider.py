@@ -148,7 +148,7 @@ class KlingProvider(Provider):
         if value is None:
             return DEFAULTS[key]
         # Finite and not negative: a nan timeout or price would pass every comparison.
-        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
+        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)
 
     def voice(self, request_voice: str | None) -> tuple[str, str]:
         """``(voice_id, language)`` for a text request, checked against Kling's voices."""
@@ -225,7 +225,7 @@ class KlingProvider(Provider):
 
     def _backoff(self, attempt: int) -> float:
         base = self.setting("retry_backoff")
-        return min(base * (2 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
+        return min(base * (2.0 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
 
     async def _send(self, method: str, path: str, *, create: bool = False,
                     **kwargs: Any) -> tuple[httpx.Response, Any]:

@@ -78,12 +78,14 @@ class Face:
                        h=self.h * sy, left_eye=pt(self.left_eye), right_eye=pt(self.right_eye),
                        eye_size=self.eye_size * sx, mouth=pt(self.mouth),
                        mouth_width=self.mouth_width * sx, image_size=image_size,
-                       lips=None if self.lips is None else tuple(v * sy + oy for v in self.lips))
+                       lips=None if self.lips is None else (self.lips[0] * sy + oy, self.lips[1] * sy + oy,
+                                                            self.lips[2] * sy + oy, self.lips[3] * sy + oy))
 
 
 @functools.cache
 def _cascade(name: str) -> Any:
     import cv2
+    import cv2.data  # the bundled cascade files (a submodule the stubs know only by import)
 
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
     if cascade.empty():  # a broken OpenCV install, not a user error
@@ -115,7 +117,7 @@ def _detect(gray: np.ndarray, scale: float) -> list[tuple[np.ndarray, float]]:
     boxes, _, weights = _cascade("haarcascade_frontalface_default.xml").detectMultiScale3(
         small, scaleFactor=1.1, minNeighbors=5, minSize=(least, least), outputRejectLevels=True)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
-    return list(zip(boxes, np.asarray(weights, dtype=np.float64).ravel()))
+    return list(zip(boxes, np.asarray(weights, dtype=np.float64).ravel(), strict=True))
 
 
 def _eyes(gray: np.ndarray, box: np.ndarray, cascade: str = "haarcascade_eye.xml",
@@ -139,13 +141,17 @@ def _eyes(gray: np.ndarray, box: np.ndarray, cascade: str = "haarcascade_eye.xml
             for ex, ey, ew, eh in np.asarray(found).reshape(-1, 4)]
 
 
-def _eye_pair(eyes: list[tuple[float, float, float]], box: np.ndarray):
+Eye = tuple[float, float, float]
+
+
+def _eye_pair(eyes: list[Eye], box: np.ndarray) -> tuple[Eye, Eye] | None:
     """The best left/right pair: one each side of the box's middle, at similar heights."""
     x, y, w, h = box
     mid = x + w / 2
     left = [e for e in eyes if e[0] < mid and e[1] < y + 0.55 * h]
     right = [e for e in eyes if e[0] >= mid and e[1] < y + 0.55 * h]
-    best, best_cost = None, float("inf")
+    best: tuple[Eye, Eye] | None = None
+    best_cost = float("inf")
     for le in left:
         for re in right:
             cost = abs(le[1] - re[1]) / h + abs((re[0] - le[0]) / w - 0.45)

@@ -47,10 +47,10 @@ def frame_dims(aspect_ratio: str, resolution: int | str | tuple[int, int] | None
         else:
             resolution = int(text.rstrip("p"))
     if isinstance(resolution, tuple):
-        w, h = (int(v) for v in resolution)
-        if w < 16 or h < 16 or w % 2 or h % 2:
-            raise ValueError(f"resolution {w}x{h}: both sides must be even and at least 16")
-        return w, h
+        width, height = (int(v) for v in resolution)
+        if width < 16 or height < 16 or width % 2 or height % 2:
+            raise ValueError(f"resolution {width}x{height}: both sides must be even and at least 16")
+        return width, height
     if resolution < 16:
         raise ValueError(f"resolution {resolution}: the short side must be at least 16 px")
     return video.frame_size(aspect_ratio, int(resolution))

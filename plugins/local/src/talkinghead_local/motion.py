@@ -61,7 +61,7 @@ def decode_mono(source: Path | str | bytes, rate: int = ANALYSIS_RATE) -> np.nda
 
     import av
 
-    opened = av.open(io.BytesIO(source)) if isinstance(source, bytes) else av.open(os.fspath(source))
+    opened = av.open(io.BytesIO(source), "r") if isinstance(source, bytes) else av.open(os.fspath(source), "r")
     resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
     chunks: list[np.ndarray] = []
     with opened as container:
@@ -82,7 +82,8 @@ def frame_db(samples: np.ndarray, frames: int, fps: int, rate: int = ANALYSIS_RA
     energy = np.concatenate([[0.0], np.cumsum(padded ** 2)])
     counts = np.maximum(1, edges[1:] - edges[:-1])
     rms = np.sqrt((energy[edges[1:]] - energy[edges[:-1]]) / counts)
-    return 20 * np.log10(np.maximum(rms, 1e-5))
+    db: np.ndarray = 20 * np.log10(np.maximum(rms, 1e-5))
+    return db
 
 
 def loudness(db: np.ndarray) -> np.ndarray:

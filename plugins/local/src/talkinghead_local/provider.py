@@ -132,7 +132,7 @@ class LocalProvider(Provider):
 
     def face(self, image: MediaFile) -> Face:
         """The face in ``image``, detected once per file content (validate, then render)."""
-        if image.kind == "path":
+        if image.kind == "path" and image.path is not None:
             stat = image.path.stat()
             key: tuple = ("path", str(image.path), stat.st_mtime_ns, stat.st_size)
         else:
@@ -249,7 +249,8 @@ class LocalProvider(Provider):
                             aspect_ratio=frame_ratio(prepared.request.aspect_ratio, prepared.image.width,
                                                      prepared.image.height), resolution=self.resolution,
                             phonemes=speech.phonemes if speech is not None else (),
-                            seed=self.seed, face=face, duration_s=prepared.audio.duration_s,
+                            seed=self.seed, face=face,
+                            duration_s=prepared.audio.duration_s if prepared.audio is not None else None,
                             should_stop=task.stop.is_set, on_frame=progress)
         except RenderCancelled:
             task.status = JobStatus.CANCELLED
@@ -283,7 +284,7 @@ def _source(media: MediaFile | None) -> Path | bytes:
     """What the renderer reads: a path, or the decoded bytes."""
     if media is None:
         raise InputError("audio", "no audio to render")
-    if media.kind == "path":
+    if media.kind == "path" and media.path is not None:
         return media.path
     if media.kind == "bytes":
         return media.data or b""

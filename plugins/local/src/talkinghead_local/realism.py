@@ -1,8 +1,8 @@
 """Realism figures of a talking-head video, measured on the decoded MP4 alone.
 
 Nothing here reads the renderer's state: the face is found again in the video's quiet
-frame (the end of its quietest quarter second) with ``check_face``, and everything else comes from the frames' luma and the file's
-own audio track. So the same figures can be put on any renderer's output (the bench
+frame (the end of its quietest quarter second) with ``check_face``, and everything else comes
+from the frames' luma and the file's own audio track. So the same figures can be put on any renderer's output (the bench
 compares today's renderer with the one on ``main``).
 
 * ``mouth_r``: Pearson r between the mouth's opening (dark pixels in a box about the lips,
@@ -57,14 +57,16 @@ def decode(path: Path | str) -> tuple[np.ndarray, np.ndarray, float]:
     """(luma frames (n, h, w) float32, the first frame as RGB, fps) of a video."""
     import av
 
-    with av.open(str(path)) as c:
+    with av.open(str(path), "r") as c:
         stream = c.streams.video[0]
-        fps = float(stream.average_rate)
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
         frames, first = [], None
         for f in c.decode(video=0):
             if first is None:
                 first = f.to_ndarray(format="rgb24")
             frames.append(f.to_ndarray(format="gray"))
+    if first is None:
+        raise ValueError(f"{path}: no video frames")
     return np.stack(frames).astype(np.float32), first, fps
 
 
@@ -101,8 +103,9 @@ def _shifts(patches: np.ndarray, ref: np.ndarray, margin: int = SEARCH_PX) -> np
         score = cv2.matchTemplate(np.ascontiguousarray(p), template, cv2.TM_CCOEFF_NORMED)
         _, _, _, (px, py) = cv2.minMaxLoc(score)
         sub = []
-        for v, lo, hi in ((px, score[py, px - 1] if px > 0 else None, score[py, px + 1] if px + 1 < score.shape[1] else None),
-                          (py, score[py - 1, px] if py > 0 else None, score[py + 1, px] if py + 1 < score.shape[0] else None)):
+        h, w = score.shape
+        for v, lo, hi in ((px, score[py, px - 1] if px > 0 else None, score[py, px + 1] if px + 1 < w else None),
+                          (py, score[py - 1, px] if py > 0 else None, score[py + 1, px] if py + 1 < h else None)):
             c = score[py, px]
             if lo is None or hi is None or lo + hi - 2 * c == 0:
                 sub.append(float(v))
@@ -132,7 +135,8 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
         return np.zeros_like(mask, bool)
-    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    largest: np.ndarray = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return largest
 
 
 def edge_gradient(image: np.ndarray, mask: np.ndarray) -> float:

@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from .face import Face, check_face
 from .framing import Layout, background, frame_dims, layout
 from .motion import SWAY_DEG, SWAY_SHIFT, Motion, plan
 from .threads import ahead
+
+if TYPE_CHECKING:
+    import av
 
 FPS = 25
 MAX_OPEN = 0.10               # jaw drop at full opening, as a share of the face height
@@ -69,13 +73,15 @@ class Rendered:
 
 def _bump(d: np.ndarray) -> np.ndarray:
     """Raised cosine: 1 at d=0, 0 at |d|>=1."""
-    return 0.5 * (1 + np.cos(np.pi * np.clip(np.abs(d), 0, 1)))
+    bump: np.ndarray = 0.5 * (1 + np.cos(np.pi * np.clip(np.abs(d), 0, 1)))
+    return bump
 
 
-def _ramp(v: np.ndarray, a: float, b: float) -> np.ndarray:
+def _ramp(v: np.ndarray, a: float | np.ndarray, b: float | np.ndarray) -> np.ndarray:
     """Smooth step from 0 at ``a`` to 1 at ``b`` (either order)."""
     t = np.clip((v - a) / (b - a), 0, 1)
-    return t * t * (3 - 2 * t)
+    step: np.ndarray = t * t * (3 - 2 * t)
+    return step
 
 
 # BT.709 limited range, as video.rgb_to_yuv420p converts: for the few colours drawn here.
@@ -159,7 +165,8 @@ class Animator:
 
     @staticmethod
     def _half(box: tuple[slice, slice]) -> tuple[slice, slice]:
-        return tuple(slice(s.start // 2, s.stop // 2) for s in box)  # type: ignore[return-value]
+        rows, cols = box
+        return slice(rows.start // 2, rows.stop // 2), slice(cols.start // 2, cols.stop // 2)
 
     def _mouth_setup(self, xs: np.ndarray, ys: np.ndarray) -> None:
         f = self.face
@@ -256,8 +263,8 @@ class Animator:
             down = fall * ((1 - self._jaw_s) * oval + self._jaw_s * _bump(t))
             up = 0.25 * lift * _bump(self.jaw_dx / (lip_half * squeeze))
             p = self.pad
-            self._jaw_shapes[key] = tuple(np.pad((self.max_open * a).astype(np.float32), p, mode="edge")
-                                          for a in (down, up))
+            down_px, up_px = (np.pad((self.max_open * a).astype(np.float32), p, mode="edge") for a in (down, up))
+            self._jaw_shapes[key] = (down_px, up_px)
         return self._jaw_shapes[key]
 
     def _eyes_setup(self, xs: np.ndarray, ys: np.ndarray) -> None:
@@ -401,7 +408,7 @@ class Animator:
         _blend(out_y, box, cover, lid_src_y)
         _blend(out_uv, self._half(box), cover[::2, ::2, None], lid_src_uv)
 
-    def frame(self, opening: float, rounding: float, blink: float, sway: Sequence[float]) -> object:
+    def frame(self, opening: float, rounding: float, blink: float, sway: Sequence[float]) -> av.VideoFrame:
         """One whole frame as a yuv420p ``av.VideoFrame`` (for ``video.encode_mp4``)."""
         import av
 
@@ -427,7 +434,8 @@ class Animator:
               sway: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         """One frame as RGB (for looking at, not for encoding)."""
         self._sway = None
-        return self.frame(opening, rounding, blink, sway).to_ndarray(format="rgb24")
+        rgb: np.ndarray = self.frame(opening, rounding, blink, sway).to_ndarray(format="rgb24")
+        return rgb
 
 
 def _blend(plane: np.ndarray, box: tuple[slice, slice], alpha: np.ndarray, colour: np.ndarray) -> None:

@@ -134,8 +134,9 @@ class _Library:
                 # own language, the one that selects it. (The list after it is not reliably
                 # terminated in every build, so it is not read.)
                 langs = listed[i].contents.languages
-                if langs:
-                    names.add(ctypes.string_at(ctypes.cast(langs, ctypes.c_void_p).value + 1)
+                address = ctypes.cast(langs, ctypes.c_void_p).value if langs else None
+                if address:
+                    names.add(ctypes.string_at(address + 1)
                               .decode("ascii", "replace").lower())
                 i += 1
             self._voices = sorted(n for n in names if n)
@@ -150,7 +151,7 @@ class _Library:
         if voice.lower() not in self._languages():
             return False
         selector = _Voice(languages=voice.lower().encode())
-        return self.lib.espeak_SetVoiceByProperties(ctypes.byref(selector)) == 0
+        return bool(self.lib.espeak_SetVoiceByProperties(ctypes.byref(selector)) == 0)
 
     def synthesize(self, text: str, voice: str, rate: int) -> tuple[np.ndarray, int, list[tuple[str, int]]]:
         data = text.encode("utf-8")

@@ -23,6 +23,7 @@ from talkinghead.errors import (
 )
 
 FAIL_KINDS = ("rate_limited", "server_error", "content_policy", "timeout", "billing")
+_STAGES: dict[str, Literal["submit", "run"]] = {"submit": "submit", "run": "run"}
 
 
 @dataclass(frozen=True)
@@ -46,30 +47,34 @@ class FailSpec:
 
     @classmethod
     def parse(cls, value: str | Mapping[str, Any] | FailSpec | None) -> FailSpec | None:
-        if value is None or value == "" or isinstance(value, FailSpec):
-            return value or None
+        if isinstance(value, FailSpec):
+            return value
+        if value is None or value == "":
+            return None
+        stage: str
         if isinstance(value, Mapping):
             unknown = set(value) - {"kind", "stage", "after", "times"}
             if unknown:
                 raise ConfigError(f"mock fail: unknown keys {sorted(unknown)}")
             try:
                 times = value.get("times")
-                spec = cls(str(value.get("kind")), str(value.get("stage", "submit")),
-                           int(value.get("after", 0)), None if times is None else int(times))
+                kind, stage = str(value.get("kind")), str(value.get("stage", "submit"))
+                after, times = int(value.get("after", 0)), None if times is None else int(times)
             except (TypeError, ValueError):
                 raise ConfigError(f"mock fail: after and times must be integers in {value!r}") from None
         else:
             m = re.fullmatch(r"\s*(\w+)(?:@(\w+))?(?::(\d+))?\s*", str(value))
             if not m:
                 raise ConfigError(f"mock fail: {value!r} is not kind[@stage][:after_polls]")
-            spec = cls(m[1], m[2] or "submit", int(m[3] or 0))
-        if spec.kind not in FAIL_KINDS:
-            raise ConfigError(f"mock fail: kind {spec.kind!r} is not one of {list(FAIL_KINDS)}")
-        if spec.stage not in ("submit", "run"):
-            raise ConfigError(f"mock fail: stage {spec.stage!r} is not 'submit' or 'run'")
-        if spec.after < 0 or (spec.times is not None and spec.times < 0):
+            kind, stage, after, times = m[1], m[2] or "submit", int(m[3] or 0), None
+        if kind not in FAIL_KINDS:
+            raise ConfigError(f"mock fail: kind {kind!r} is not one of {list(FAIL_KINDS)}")
+        checked = _STAGES.get(stage)
+        if checked is None:
+            raise ConfigError(f"mock fail: stage {stage!r} is not 'submit' or 'run'")
+        if after < 0 or (times is not None and times < 0):
             raise ConfigError("mock fail: after and times must not be negative")
-        return spec
+        return cls(kind, checked, after, times)
 
 
 def injected_error(kind: str, provider: str, retry_after: float) -> Exception:

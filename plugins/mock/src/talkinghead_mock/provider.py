@@ -122,7 +122,7 @@ class MockProvider(Provider):
         return self.store.state_dir
 
     @property
-    def lookup_is_authoritative(self) -> bool:  # type: ignore[override]
+    def lookup_is_authoritative(self) -> bool:  # type: ignore[override]  # read-only, per instance
         """With a state dir every task is on disk under our job id, whoever created it."""
         return self.state_dir is not None
 
@@ -176,7 +176,10 @@ class MockProvider(Provider):
             return float(audio.duration_s)
         from talkinghead.video import audio_duration  # not measured upstream: measure here
 
-        return audio_duration(audio.path if audio.kind == "path" else audio.data)
+        source = audio.path if audio.kind == "path" else audio.data
+        if source is None:
+            raise InputError(audio.field, "has no content to measure", value=audio.origin)
+        return audio_duration(source)
 
     # -- the protocol ----------------------------------------------------------------------
 
@@ -192,7 +195,7 @@ class MockProvider(Provider):
         doomed = self.fail if self.fail and self.fail.stage == "run" and self._inject("run") else None
         update = JobUpdate(status=JobStatus.QUEUED, task_id=task_id, progress=0.0, message="queued")
         task = self.tasks[task_id] = MockTask(
-            task_id=task_id, job_id=job.id, prepared=prepared, submitted_at=time.monotonic(),
+            task_id=task_id, job_id=job.id, prepared=prepared, submitted_at=time.monotonic(), update=update,
             fail=doomed, steps=self.steps, latency=self.latency, submitted_unix=time.time(),
             webhook_url=job.webhook_url)
         self._finish(task, update)  # written to the state dir, if there is one
@@ -275,7 +278,9 @@ class MockProvider(Provider):
             raise InputError("webhook", "expected a JSON object with a task 'id'", value=body[:80])
         self.calls.append(MockCall("parse_webhook", None, data["id"]))
         status = _status(data.get("status"))
-        output = data.get("output") if isinstance(data.get("output"), dict) else {}
+        output = data.get("output")
+        if not isinstance(output, dict):
+            output = {}
         video = output.get("video")
         url = video.get("uri") if isinstance(video, dict) else video if isinstance(video, str) else None
         seconds = None
@@ -381,6 +386,8 @@ class MockProvider(Provider):
     async def _deliver(self, task: MockTask) -> None:
         from talkinghead.http import deliver_webhook
 
+        if task.webhook_url is None:
+            return
         await deliver_webhook(task.webhook_url, json.loads(self.webhook_body(task.task_id)), provider=self.name)
 
     async def aclose(self) -> None:
@@ -395,7 +402,7 @@ class MockProvider(Provider):
 
     def _inject(self, stage: str) -> bool:
         """Whether to inject one more failure at ``stage``, counting it if so."""
-        if self.fail.times is not None and self._injected[stage] >= self.fail.times:
+        if self.fail is None or (self.fail.times is not None and self._injected[stage] >= self.fail.times):
             return False
         self._injected[stage] += 1
         return True

@@ -58,12 +58,12 @@ class MockTask:
     job_id: str
     prepared: PreparedRequest
     submitted_at: float                 # time.monotonic()
+    update: JobUpdate                   # the latest answer; terminal ones are repeated
     fail: FailSpec | None = None        # this job is doomed at run time
     polls: int = 0
     step: int = 0
     cancelled: bool = False
     output_path: Path | None = None
-    update: JobUpdate | None = None     # the latest answer; terminal ones are repeated
     steps: int = 4                      # the schedule it was submitted with
     latency: float = 0.0
     submitted_unix: float = 0.0         # time.time() at submit, for other processes
@@ -198,6 +198,7 @@ class TaskStore:
 
     def _dir(self, *parts: str) -> Path:
         """A directory under the state dir, created on first use."""
+        assert self.state_dir is not None  # callers return early without one
         path = self.state_dir.joinpath(*parts)
         if path not in self._made:
             path.mkdir(parents=True, exist_ok=True)
@@ -212,7 +213,7 @@ class TaskStore:
         or (for bytes) a copy in ``state_dir/inputs``."""
         prepared = task.prepared
         request = prepared.request.model_dump(mode="json", exclude={"image", "audio"})
-        media = {}
+        media: dict[str, dict[str, Any] | None] = {}
         for name, item in (("image", prepared.image), ("audio", prepared.audio)):
             if item is None:
                 media[name] = None
@@ -220,8 +221,8 @@ class TaskStore:
             entry = {k: getattr(item, k) for k in (
                 "kind", "filename", "format", "content_type", "size", "width", "height",
                 "duration_s", "origin")}
-            if item.kind == "path":
-                entry["path"] = str(Path(item.path).absolute())
+            if item.kind == "path" and item.path is not None:
+                entry["path"] = str(item.path.absolute())
             elif item.kind == "url":
                 entry["url"] = item.url
             else:
@@ -261,6 +262,8 @@ class TaskStore:
                              **known, **extra)
 
         image, audio = media("image"), media("audio")
+        if image is None:
+            raise ValueError(f"mock task {data['task_id']}: its state file has no image")
         request = AvatarRequest(**inputs["request"], image=image.url or str(image.path),
                                 audio=None if audio is None else audio.url or str(audio.path))
         fail = data.get("fail")
