@@ -1,21 +1,36 @@
-"""Fixtures every cloud plugin's tests share, made per plugin by ``backend_fixtures``: one
-loopback fake for the session (reset for each test), and providers built with test credentials
-and tiny timeouts that are closed after the test."""
+"""What every cloud plugin's tests share: fixtures made per plugin by ``backend_fixtures`` (one
+loopback fake for the session, reset for each test, and providers built with test credentials
+and tiny timeouts that are closed after the test) and ``cassette_fixtures`` (VCR configuration,
+re-recording), the secret scan over cassettes, the CLI run in a subprocess, and the helpers of
+the every-model tests."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from talkinghead import AsyncClient, AvatarRequest, http
+from talkinghead.ledger import SQLiteLedger
 from talkinghead.testing.loopback import serve_fake, tiny_mp4
+
+ROOT = Path(__file__).resolve().parents[2]
+FACE = ROOT / "examples" / "face.jpg"
+MP3 = ROOT / "examples" / "hello.mp3"
 
 
 def backend_fixtures(fake_type: type, provider_type: type, credentials: dict[str, Any],
                      fast_config: dict[str, Any], reset: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``video_bytes``, ``fake_server``, ``fake``, ``make_provider`` and ``provider`` fixtures;
-    a conftest does ``globals().update(backend_fixtures(...))``. ``reset`` holds the switches
+    """``video_bytes``, ``fake_server``, ``fake``, ``make_provider``, ``provider`` and ``client``
+    fixtures; a conftest does ``globals().update(backend_fixtures(...))``. ``reset`` holds the switches
     each test starts with (e.g. the credentials the fake verifies)."""
 
     @pytest.fixture(scope="session")
@@ -52,5 +67,197 @@ def backend_fixtures(fake_type: type, provider_type: type, credentials: dict[str
     def provider(fake: Any, make_provider: Callable[..., Any]) -> Any:
         return make_provider(fake.url)
 
+    @pytest.fixture
+    async def client(provider: Any, tmp_path: Path) -> AsyncIterator[AsyncClient]:
+        """A client over the test's provider and a fresh SQLite journal."""
+        c = AsyncClient(providers=[provider], ledger=SQLiteLedger(tmp_path / "j.db"))
+        yield c
+        await c.aclose()
+
     return {"video_bytes": video_bytes, "fake_server": fake_server, "fake": fake,
-            "make_provider": make_provider, "provider": provider}
+            "make_provider": make_provider, "provider": provider, "client": client}
+
+
+# -- cassettes: scrubbing, VCR configuration, re-recording -----------------------------------
+
+# Query parameters of signed storage URLs (S3, GCS, Azure, fal's CDN token).
+SIGNED_URL_PARAM = re.compile(
+    r"(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential"
+    r"|x-signature|signature|sig|se|sp|sv|token)=([^&\s\"'<>\\]+)")
+
+
+def scrub_signed_urls(text: str) -> str:
+    """Signed-URL query values replaced by REDACTED (in URIs and in response bodies)."""
+    return SIGNED_URL_PARAM.sub(lambda m: f"{m.group(1)}=REDACTED", text)
+
+
+def scrub_response(response: dict[str, Any], scrub: Callable[[str], str],
+                   drop_headers: tuple[str, ...]) -> dict[str, Any]:
+    """A recorded answer with its text body scrubbed (a binary one, e.g. a video, kept) and the
+    named headers (lower case) dropped."""
+    body = response.get("body", {}).get("string")
+    if isinstance(body, bytes):
+        try:
+            response["body"]["string"] = scrub(body.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            pass  # a video
+    elif isinstance(body, str):
+        response["body"]["string"] = scrub(body)
+    for name in list(response.get("headers", {})):
+        if name.lower() in drop_headers:
+            del response["headers"][name]
+    return response
+
+
+def cassette_fixtures(cassette_dir: Path, *, match_on: list[str], before_record_request: Callable[[Any], Any],
+                      before_record_response: Callable[[dict[str, Any]], dict[str, Any]],
+                      have_keys: Callable[[], bool], needs: str, cannot: str) -> dict[str, Any]:
+    """``vcr_config``, ``vcr_cassette_dir`` and ``live`` fixtures and the ``pytest_runtest_setup``
+    hook that keeps hand-authored cassettes from being re-recorded; a conftest does
+    ``globals().update(cassette_fixtures(...))``. ``have_keys`` says whether the live keys are
+    set, ``needs`` names them, ``cannot`` says who cannot produce a hand-authored cassette."""
+    no_keys = f"re-recording needs {needs} (and costs money)"
+
+    @pytest.fixture
+    def vcr_config() -> dict[str, Any]:
+        return {
+            "filter_headers": [("authorization", "REDACTED"), ("cookie", None)],
+            "match_on": match_on,
+            "before_record_request": before_record_request,
+            "before_record_response": before_record_response,
+            "decode_compressed_response": True,
+        }
+
+    @pytest.fixture(scope="module")
+    def vcr_cassette_dir() -> str:
+        return str(cassette_dir)
+
+    @pytest.fixture
+    def live(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> bool:
+        """Whether this run re-records cassettes against the live service (any VCR record mode
+        but ``none``, e.g. ``-m live --record-mode=rewrite``). Then the keys are required (the
+        test is skipped without them) and the talkinghead network guard is lifted for the test."""
+        if record_mode == "none":
+            return False
+        if not have_keys():
+            pytest.skip(no_keys)
+        monkeypatch.setattr(http.guard, "enabled", False)
+        return True
+
+    def pytest_runtest_setup(item: pytest.Item) -> None:
+        """Before any fixture runs (pytest-recording's ``rewrite`` mode deletes the cassette file
+        when its fixture is set up): a hand-authored-only cassette (no ``live`` marker) is never
+        re-recorded, since the live service cannot produce it, and re-recording needs the keys."""
+        if item.get_closest_marker("vcr") is None:
+            return
+        if (item.config.getoption("--record-mode") or "none") == "none":
+            return
+        if item.get_closest_marker("live") is None:
+            pytest.skip(f"hand-authored cassette: {cannot} produce it, so it is not re-recorded")
+        if not have_keys():
+            pytest.skip(no_keys)
+
+    return {"vcr_config": vcr_config, "vcr_cassette_dir": vcr_cassette_dir, "live": live,
+            "pytest_runtest_setup": pytest_runtest_setup}
+
+
+async def poll_to_end(provider: Any, job: Any, live: bool, *, rounds: int, what: str) -> Any:
+    """Poll until a terminal update (every 5 s when live, at once on replay)."""
+    for _ in range(rounds):
+        update = await provider.poll(job)
+        if update.status.terminal:
+            return update
+        await asyncio.sleep(5 if live else 0)
+    raise AssertionError(f"the {what} did not finish")
+
+
+# -- the secret scan over cassette files ------------------------------------------------------
+
+BEARER_TOKEN = re.compile(r"(?i)\bbearer\s+(?!REDACTED\b)[A-Za-z0-9._~+/=-]{6,}")
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def url_signature(names: str) -> re.Pattern[str]:
+    """Unredacted values of the named (``a|b|c``) signed-URL query parameters."""
+    return re.compile(rf"(?i)\b({names})=(?!REDACTED\b)[^&\s\"'<>\\]+")
+
+
+def matches(patterns: dict[str, re.Pattern[str]], text: str) -> list[str]:
+    """``what: the match`` (cut short) for every pattern's match in the text."""
+    return [f"{what}: {m.group(0)[:40]}" for what, p in patterns.items() for m in p.finditer(text)]
+
+
+def secret_scan_tests(files: list[Path], find_secrets: Callable[[str], list[str]], *, expected: set[str],
+                      catches: list[str], leaves_alone: list[str]) -> dict[str, Any]:
+    """The scan's tests for one plugin: the ``files`` exist (``expected`` names among them) and
+    hold no secret, and the scanner catches each of ``catches`` and none of ``leaves_alone``; a
+    test module does ``globals().update(secret_scan_tests(...))``."""
+
+    def test_there_are_cassettes_to_scan() -> None:
+        assert expected <= {p.name for p in files}
+
+    @pytest.mark.parametrize("path", files, ids=lambda p: str(p.relative_to(ROOT)))
+    def test_no_secret_in_cassette_files(path: Path) -> None:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        assert find_secrets(text) == [], f"{path.relative_to(ROOT)} looks like it holds a secret"
+
+    @pytest.mark.parametrize("sample", catches)
+    def test_the_scanner_catches_secrets(sample: str) -> None:
+        assert find_secrets(sample)
+
+    @pytest.mark.parametrize("sample", leaves_alone)
+    def test_the_scanner_leaves_ordinary_text_alone(sample: str) -> None:
+        assert find_secrets(sample) == []
+
+    return {f.__name__: f for f in (test_there_are_cassettes_to_scan, test_no_secret_in_cassette_files,
+                                    test_the_scanner_catches_secrets, test_the_scanner_leaves_ordinary_text_alone)}
+
+
+def recorded_requests(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each recorded request of a cassette, with its headers' names in lower case."""
+    for interaction in yaml.safe_load(path.read_text(encoding="utf-8"))["interactions"]:
+        request = interaction["request"]
+        yield request, {k.lower(): v for k, v in request["headers"].items()}
+
+
+def recorded_answer(body: bytes, status: tuple[int, str] = (200, "OK")) -> dict[str, Any]:
+    """An answer as VCR hands it to ``before_record_response``, with a cookie to drop."""
+    return {"status": {"code": status[0], "message": status[1]},
+            "headers": {"Set-Cookie": ["session=abc"], "Content-Type": ["application/json"]},
+            "body": {"string": body}}
+
+
+# -- the CLI in a subprocess ------------------------------------------------------------------
+
+def run_cli(args: tuple[str, ...], *, tmp_path: Path, drop_env: tuple[str, ...], env: dict[str, str],
+            canaries: Callable[[], set[str]]) -> subprocess.CompletedProcess[str]:
+    """``talkinghead *args`` as a user runs it (the guard on: nothing but loopback may be
+    reached), with the developer's own ``drop_env`` variables taken out; asserts that none of
+    the ``canaries`` (asked after the run) shows in its output or in any file under tmp_path."""
+    script = Path(sys.executable).with_name("talkinghead")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith((*drop_env, "TALKINGHEAD_"))}
+    full_env.update(env, TALKINGHEAD_BLOCK_NETWORK="1")
+    result = subprocess.run([*command, *args], env=full_env, capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path)
+    for canary in canaries():
+        assert canary not in result.stdout and canary not in result.stderr
+        leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
+        assert leaks == []
+    return result
+
+
+# -- every model end to end -------------------------------------------------------------------
+
+def model_request(**fields: Any) -> AvatarRequest:
+    """The example face with the example MP3 (unless the request speaks text)."""
+    if "text" not in fields:
+        fields["audio"] = str(MP3)
+    return AvatarRequest(image=str(FACE), **fields)
+
+
+def assert_sent_only(sent: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Exactly the expected fields, with the expected values where one is given (None: any)."""
+    assert set(sent) == set(expected), sent
+    assert {k: v for k, v in sent.items() if expected[k] is not None} == {
+        k: v for k, v in expected.items() if v is not None}

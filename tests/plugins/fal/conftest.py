@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from talkinghead import http, media
+from talkinghead import media
 from talkinghead.models import AvatarRequest, Job
 from talkinghead.tts import Speech
 from talkinghead_fal import FalProvider
 from talkinghead_fal.fake import FakeFal
-from tests.plugins.shared import backend_fixtures
+from tests.plugins.shared import backend_fixtures, cassette_fixtures, scrub_response
+from tests.plugins.shared import scrub_signed_urls as scrub
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -43,8 +43,7 @@ def prepared(image: str | Path = FACE, audio: str | Path = WAV, **request: Any) 
     return media.prepare(AvatarRequest(image=image, audio=audio, **request))
 
 
-def prepared_text(tmp_path: Path, image: str | Path = FACE, text: str = SPOKEN,
-                  **request: Any) -> media.PreparedRequest:
+def prepared_text(tmp_path: Path, image: str | Path = FACE, text: str = SPOKEN, **request: Any) -> media.PreparedRequest:
     """A text request as the core hands it to a route without native text: the speech was
     synthesized locally to a WAV (here: a copy of hello.wav) and probed like an upload."""
     base = media.prepare(AvatarRequest(image=image, text=text, **request))
@@ -77,16 +76,6 @@ def _no_fal_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- cassettes -------------------------------------------------------------------------------
 
-SIGNATURE_PARAM = re.compile(
-    r"(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential"
-    r"|x-signature|signature|sig|se|sp|sv|token)=([^&\s\"'<>\\]+)")
-
-
-def scrub(text: str) -> str:
-    """Signed-URL query values replaced by REDACTED (in URIs and in response bodies)."""
-    return SIGNATURE_PARAM.sub(lambda m: f"{m.group(1)}=REDACTED", text)
-
-
 def before_record_request(request: Any) -> Any:
     request.uri = scrub(request.uri)
     host = urlsplit(request.uri).hostname
@@ -97,49 +86,16 @@ def before_record_request(request: Any) -> Any:
 
 
 def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes):
-        try:
-            response["body"]["string"] = scrub(body.decode("utf-8")).encode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    elif isinstance(body, str):
-        response["body"]["string"] = scrub(body)
-    for name in list(response.get("headers", {})):
-        if name.lower() in ("set-cookie", "x-goog-hash", "x-guploader-uploadid", "cf-ray"):
-            del response["headers"][name]
-    return response
+    return scrub_response(response, scrub, ("set-cookie", "x-goog-hash", "x-guploader-uploadid", "cf-ray"))
 
 
-@pytest.fixture
-def vcr_config() -> dict[str, Any]:
-    return {
-        "filter_headers": [("authorization", "REDACTED"), ("cookie", None)],
-        # The query is matched too (``logs=1``, ``fal_webhook``, ``storage_type``): signed upload
-        # URLs are scrubbed identically on record and in the answers replayed, so they match.
-        "match_on": ["method", "scheme", "host", "port", "path", "query"],
-        "before_record_request": before_record_request,
-        "before_record_response": before_record_response,
-        "decode_compressed_response": True,
-    }
-
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir() -> str:
-    return str(CASSETTE_DIR)
-
-
-@pytest.fixture
-def live(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Whether this run re-records cassettes against fal (any VCR record mode but ``none``,
-    e.g. ``-m live --record-mode=rewrite``). Then FAL_KEY is required (the test is skipped
-    without it) and the talkinghead network guard is lifted for the test."""
-    if record_mode == "none":
-        return False
-    if not LIVE_KEY:
-        pytest.skip("re-recording needs FAL_KEY (and costs money)")
-    monkeypatch.setattr(http.guard, "enabled", False)
-    return True
+globals().update(cassette_fixtures(
+    CASSETTE_DIR,
+    # The query is matched too (``logs=1``, ``fal_webhook``, ``storage_type``): signed upload
+    # URLs are scrubbed identically on record and in the answers replayed, so they match.
+    match_on=["method", "scheme", "host", "port", "path", "query"],
+    before_record_request=before_record_request, before_record_response=before_record_response,
+    have_keys=lambda: bool(LIVE_KEY), needs="FAL_KEY", cannot="fal cannot be made to"))
 
 
 @pytest.fixture
@@ -149,20 +105,6 @@ def cassette_provider(live: bool, make_provider: Callable[..., FalProvider]) -> 
     if live:
         return make_provider(fast=False, api_key=LIVE_KEY)
     return make_provider(poll_interval=0, poll_max_interval=0)
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before any fixture runs (pytest-recording's ``rewrite`` mode deletes the cassette file
-    when its fixture is set up): a hand-authored-only cassette (no ``live`` marker) is never
-    re-recorded, since fal cannot be made to produce it, and re-recording needs a key."""
-    if item.get_closest_marker("vcr") is None:
-        return
-    if (item.config.getoption("--record-mode") or "none") == "none":
-        return
-    if item.get_closest_marker("live") is None:
-        pytest.skip("hand-authored cassette: fal cannot be made to produce it, so it is not re-recorded")
-    if not LIVE_KEY:
-        pytest.skip("re-recording needs FAL_KEY (and costs money)")
 
 
 class Sent(list):

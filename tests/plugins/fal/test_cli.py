@@ -7,24 +7,19 @@ included: TALKINGHEAD_HOME is inside the test's directory)."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.plugins.shared import run_cli
+
 from .conftest import FACE, MP3
 
 CANARY = f"{uuid.uuid4()}:{secrets.token_hex(16)}"
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("talkinghead")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
 
 
 @pytest.fixture
@@ -33,18 +28,11 @@ def cli(fake, tmp_path):
     home.mkdir()
 
     def run(*args: str, key: str = CANARY) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "TALKINGHEAD_"))}
-        env.update(FAL_BASE_URL=fake.url, FAL_KEY=key, TALKINGHEAD_HOME=str(home),
-                   TALKINGHEAD_BLOCK_NETWORK="1",  # the guard: nothing but loopback may be reached
-                   TALKINGHEAD_CONFIG=str(home / "config.toml"))
         (home / "config.toml").write_text("[providers.fal]\npoll_interval = 0.02\npoll_max_interval = 0.05\n")
-        result = subprocess.run([*_command(), *args], env=env, capture_output=True, text=True, timeout=60,
-                                cwd=tmp_path)
-        for secret in (CANARY, *CANARY.split(":")):
-            assert secret not in result.stdout and secret not in result.stderr
-            leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
-            assert leaks == []
-        return result
+        return run_cli(args, tmp_path=tmp_path, drop_env=("FAL_",),
+                       env={"FAL_BASE_URL": fake.url, "FAL_KEY": key, "TALKINGHEAD_HOME": str(home),
+                            "TALKINGHEAD_CONFIG": str(home / "config.toml")},
+                       canaries=lambda: {CANARY, *CANARY.split(":")})
 
     return run
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from talkinghead import AsyncClient, AvatarRequest, InputError
-from talkinghead.ledger import SQLiteLedger
+from talkinghead import AvatarRequest, InputError
 from talkinghead_fal import fake_apps
+from tests.plugins.shared import assert_sent_only, model_request
 
-from .conftest import FACE, MP3
+from .conftest import FACE
 
 HOW = [  # model, request fields, endpoint, the body it must receive (values: None = any)
     ("kling-avatar", {"mode": "pro", "prompt": "nods"}, "fal-ai/kling-video/ai-avatar/v2/pro",
@@ -34,30 +34,15 @@ HOW = [  # model, request fields, endpoint, the body it must receive (values: No
 ]
 
 
-@pytest.fixture
-async def client(provider, tmp_path):
-    c = AsyncClient(providers=[provider], ledger=SQLiteLedger(tmp_path / "j.db"))
-    yield c
-    await c.aclose()
-
-
-def _request(**fields):
-    if "text" not in fields:
-        fields["audio"] = str(MP3)
-    return AvatarRequest(image=str(FACE), **fields)
-
-
 @pytest.mark.parametrize("model, fields, endpoint, expected", HOW, ids=[f"{h[0]}-{i}" for i, h in enumerate(HOW)])
 async def test_each_model_completes_sending_only_its_endpoints_fields(client, fake, tmp_path, model, fields,
                                                                       endpoint, expected, video_bytes):
-    result = await client.run(_request(**fields), provider="fal", model=model, output=tmp_path / "v.mp4")
+    result = await client.run(model_request(**fields), provider="fal", model=model, output=tmp_path / "v.mp4")
     assert (result.provider, result.model) == ("fal", model)
     assert result.path.read_bytes() == video_bytes
     (submit,) = fake.submits
     assert submit.path == f"/{endpoint}"
-    assert set(submit.json) == set(expected), submit.json
-    assert {k: v for k, v in submit.json.items() if expected[k] is not None} == {
-        k: v for k, v in expected.items() if v is not None}
+    assert_sent_only(submit.json, expected)
     assert fake_apps.check(endpoint, submit.json) == []
     app = "/".join(endpoint.split("/")[:2])
     assert all(r.path.startswith(f"/{app}/requests/") for r in fake.requests_to("status"))
@@ -73,7 +58,7 @@ async def test_each_model_completes_sending_only_its_endpoints_fields(client, fa
 ])
 async def test_a_named_route_refuses_what_it_cannot_honour(client, fake, model, fields, field, says):
     with pytest.raises(InputError) as info:
-        await client.run(_request(**fields), provider="fal", model=model)
+        await client.run(model_request(**fields), provider="fal", model=model)
     assert info.value.field == field and says in str(info.value)
     assert fake.requests == []
 
@@ -93,8 +78,8 @@ async def test_omnihuman_audio_limit_depends_on_the_resolution(client, fake, tmp
 
 
 async def test_aurora_bills_whole_seconds_and_prices_by_resolution(client):
-    (std,) = await client.estimate(_request(), provider="fal", model="aurora")
-    (pro,) = await client.estimate(_request(mode="pro"), provider="fal", model="aurora")
+    (std,) = await client.estimate(model_request(), provider="fal", model="aurora")
+    (pro,) = await client.estimate(model_request(mode="pro"), provider="fal", model="aurora")
     assert (std.seconds, std.resolution, std.price_per_second) == (7.0, "480p", 0.07)  # 6.9 s audio -> 7 s
     assert (pro.resolution, pro.price_per_second, pro.cost_usd) == ("720p", 0.14, pytest.approx(0.98))
 
@@ -102,7 +87,7 @@ async def test_aurora_bills_whole_seconds_and_prices_by_resolution(client):
 async def test_a_prompt_on_a_route_that_cannot_use_it_is_left_out_with_one_warning(client, fake, tmp_path):
     from talkinghead.media import route_warnings
 
-    request = _request(prompt="nods")
+    request = model_request(prompt="nods")
     (route,) = [r for _, r in client.routes() if r.model == "fabric-1.0"]
     assert route_warnings(request, route) == ["route fal/fabric-1.0 cannot use a prompt; it is not sent"]
     await client.run(request, provider="fal", model="fabric-1.0", output=tmp_path / "v.mp4")
@@ -112,5 +97,5 @@ async def test_a_prompt_on_a_route_that_cannot_use_it_is_left_out_with_one_warni
 async def test_a_finished_job_settles_by_the_routes_billing_rules(client, fake, tmp_path):
     # Aurora bills whole seconds: the 6.9 s the backend reports settles as 7 s.
     fake.configure(output_duration=6.9)
-    result = await client.run(_request(), provider="fal", model="aurora", output=tmp_path / "v.mp4")
+    result = await client.run(model_request(), provider="fal", model="aurora", output=tmp_path / "v.mp4")
     assert result.cost_usd == pytest.approx(7 * 0.07)

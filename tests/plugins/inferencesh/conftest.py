@@ -4,19 +4,19 @@ loopback fake server, and the VCR configuration (scrubbing and matching) for the
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
-from talkinghead import http, media
-from talkinghead.models import AvatarRequest, Job
 from talkinghead_inferencesh import InferenceShProvider
 from talkinghead_inferencesh.fake import FakeInferenceSh
-from tests.plugins.shared import backend_fixtures
+
+from talkinghead import media
+from talkinghead.models import AvatarRequest, Job
+from tests.plugins.shared import backend_fixtures, cassette_fixtures, scrub_response
+from tests.plugins.shared import scrub_signed_urls as scrub
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -51,16 +51,6 @@ globals().update(backend_fixtures(FakeInferenceSh, InferenceShProvider, {"api_ke
 
 # -- cassettes -------------------------------------------------------------------------------
 
-SIGNATURE_PARAM = re.compile(
-    r"(?i)\b(x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential"
-    r"|x-signature|signature|sig|se|sp|sv|token)=([^&\s\"'<>\\]+)")
-
-
-def scrub(text: str) -> str:
-    """Signed-URL query values replaced by REDACTED (in URIs and in response bodies)."""
-    return SIGNATURE_PARAM.sub(lambda m: f"{m.group(1)}=REDACTED", text)
-
-
 def before_record_request(request: Any) -> Any:
     request.uri = scrub(request.uri)
     if request.method == "PUT" and urlsplit(request.uri).hostname != API_HOST and request.body:
@@ -69,47 +59,14 @@ def before_record_request(request: Any) -> Any:
 
 
 def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes):
-        try:
-            response["body"]["string"] = scrub(body.decode("utf-8")).encode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    elif isinstance(body, str):
-        response["body"]["string"] = scrub(body)
-    for name in list(response.get("headers", {})):
-        if name.lower() in ("set-cookie", "x-amz-id-2", "x-amz-request-id"):
-            del response["headers"][name]
-    return response
+    return scrub_response(response, scrub, ("set-cookie", "x-amz-id-2", "x-amz-request-id"))
 
 
-@pytest.fixture
-def vcr_config() -> dict[str, Any]:
-    return {
-        "filter_headers": [("authorization", "REDACTED"), ("cookie", None)],
-        "match_on": ["method", "host", "path"],  # never the signed query string, never bodies
-        "before_record_request": before_record_request,
-        "before_record_response": before_record_response,
-        "decode_compressed_response": True,
-    }
-
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir() -> str:
-    return str(CASSETTE_DIR)
-
-
-@pytest.fixture
-def live(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Whether this run re-records cassettes against the live service (any VCR record mode but
-    ``none``, e.g. ``-m live --record-mode=rewrite``). Then INFERENCE_API_KEY is required (the
-    test is skipped without it) and the talkinghead network guard is lifted for the test."""
-    if record_mode == "none":
-        return False
-    if not os.environ.get("INFERENCE_API_KEY"):
-        pytest.skip("re-recording needs INFERENCE_API_KEY (and costs money)")
-    monkeypatch.setattr(http.guard, "enabled", False)
-    return True
+globals().update(cassette_fixtures(
+    CASSETTE_DIR, match_on=["method", "host", "path"],  # never the signed query string, never bodies
+    before_record_request=before_record_request, before_record_response=before_record_response,
+    have_keys=lambda: bool(os.environ.get("INFERENCE_API_KEY")), needs="INFERENCE_API_KEY",
+    cannot="the live service cannot"))
 
 
 @pytest.fixture
@@ -120,20 +77,6 @@ def cassette_provider(live: bool, make_provider: Callable[..., InferenceShProvid
         return make_provider(fast=False, api_key=os.environ["INFERENCE_API_KEY"],
                              base_url=os.environ.get("INFERENCE_BASE_URL") or "https://api.inference.sh")
     return make_provider(base_url="https://api.inference.sh")
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before any fixture runs (pytest-recording's ``rewrite`` mode deletes the cassette file
-    when its fixture is set up): a hand-authored-only cassette (no ``live`` marker) is never
-    re-recorded, since the live service cannot produce it, and re-recording needs a key."""
-    if item.get_closest_marker("vcr") is None:
-        return
-    if (item.config.getoption("--record-mode") or "none") == "none":
-        return
-    if item.get_closest_marker("live") is None:
-        pytest.skip("hand-authored cassette: the live service cannot produce it, so it is not re-recorded")
-    if not os.environ.get("INFERENCE_API_KEY"):
-        pytest.skip("re-recording needs INFERENCE_API_KEY (and costs money)")
 
 
 def spy(provider: InferenceShProvider) -> tuple[list[Any], list[Any]]:

@@ -6,22 +6,17 @@ a canary that must never show up in the output, the logs or any file written."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.plugins.shared import run_cli
+
 from .conftest import FACE, MP3
 
 CANARY = "inf_canary_" + secrets.token_hex(12)
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("talkinghead")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
 
 
 @pytest.fixture
@@ -32,15 +27,9 @@ def cli(fake, tmp_path):
     def run(*args: str, config: str | None = None, key: str = CANARY) -> subprocess.CompletedProcess:
         if config is not None:
             (home / "config.toml").write_text(config)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("INFERENCE_", "TALKINGHEAD_"))}
-        env.update(INFERENCE_BASE_URL=fake.url, INFERENCE_API_KEY=key, TALKINGHEAD_HOME=str(home),
-                   TALKINGHEAD_BLOCK_NETWORK="1")  # the guard: nothing but loopback may be reached
-        result = subprocess.run([*_command(), *args], env=env, capture_output=True, text=True, timeout=60,
-                                cwd=tmp_path)
-        leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
-        assert CANARY not in result.stdout and CANARY not in result.stderr and leaks == []
-        return result
+        return run_cli(args, tmp_path=tmp_path, drop_env=("INFERENCE_",),
+                       env={"INFERENCE_BASE_URL": fake.url, "INFERENCE_API_KEY": key, "TALKINGHEAD_HOME": str(home)},
+                       canaries=lambda: {CANARY})
 
     return run
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from talkinghead import AsyncClient, AvatarRequest, InputError
-from talkinghead.ledger import SQLiteLedger
+from talkinghead import InputError
 from talkinghead_inferencesh import fake_apps
-
-from .conftest import FACE, MP3
+from tests.plugins.shared import assert_sent_only, model_request
 
 HOW = [  # model, request fields, the app, the input fields it must receive (values: None = any)
     ("kling-avatar", {"mode": "pro", "prompt": "nods"}, "klingai/avatar",
@@ -33,31 +31,16 @@ HOW = [  # model, request fields, the app, the input fields it must receive (val
 ]
 
 
-@pytest.fixture
-async def client(provider, tmp_path):
-    c = AsyncClient(providers=[provider], ledger=SQLiteLedger(tmp_path / "j.db"))
-    yield c
-    await c.aclose()
-
-
-def _request(**fields):
-    if "text" not in fields:
-        fields["audio"] = str(MP3)
-    return AvatarRequest(image=str(FACE), **fields)
-
-
 @pytest.mark.parametrize("model, fields, app, expected", HOW, ids=[f"{h[0]}-{i}" for i, h in enumerate(HOW)])
 async def test_each_model_completes_sending_only_its_apps_fields(client, fake, tmp_path, model, fields, app,
                                                                  expected, video_bytes):
-    result = await client.run(_request(**fields), provider="inferencesh", model=model, output=tmp_path / "v.mp4")
+    result = await client.run(model_request(**fields), provider="inferencesh", model=model, output=tmp_path / "v.mp4")
     assert (result.provider, result.model) == ("inferencesh", model)
     assert result.path.read_bytes() == video_bytes
     (create,) = fake.creates
     assert create.json["app"] == app
     sent = create.json["input"]
-    assert set(sent) == set(expected), sent
-    assert {k: v for k, v in sent.items() if expected[k] is not None} == {k: v for k, v in expected.items()
-                                                                          if v is not None}
+    assert_sent_only(sent, expected)
     assert fake_apps.check(app, sent) is None
     # Files went up only for what the app takes: no audio upload when the app speaks the text.
     assert len(fake.requests_to("upload")) == (1 if "text" in fields else 2)
@@ -75,7 +58,7 @@ async def test_each_model_completes_sending_only_its_apps_fields(client, fake, t
 ])
 async def test_a_named_route_refuses_what_it_cannot_honour(client, fake, model, fields, field, says):
     with pytest.raises(InputError) as info:
-        await client.run(_request(**fields), provider="inferencesh", model=model)
+        await client.run(model_request(**fields), provider="inferencesh", model=model)
     assert info.value.field == field and says in str(info.value)
     assert fake.requests == []  # refused before any upload or run
 
@@ -96,7 +79,7 @@ async def test_the_fake_refuses_what_an_app_does_not_take(provider, fake):
 
 
 async def test_any_model_ranks_every_route_and_says_why_others_are_out(client):
-    found, excluded = await client.estimate_all(_request(), model="any")
+    found, excluded = await client.estimate_all(model_request(), model="any")
     costs = [c.quote.cost_usd for c in found]
     assert costs == sorted(costs) and excluded == []
     assert {c.route.model for c in found} == {"kling-avatar", "omnihuman-1.5", "fabric-1.0", "heygen-photo",
@@ -106,14 +89,14 @@ async def test_any_model_ranks_every_route_and_says_why_others_are_out(client):
     assert omni.quote.unconfirmed  # its price source is not confirmed, and the quote says so
 
     # A 9:16 video from a square photo: only the route that sets the frame can make it.
-    found, excluded = await client.estimate_all(_request(aspect_ratio="9:16"), model="any")
+    found, excluded = await client.estimate_all(model_request(aspect_ratio="9:16"), model="any")
     assert [c.route.model for c in found] == ["heygen-photo"]
     assert {e.route.model for e in excluded} == {"kling-avatar", "omnihuman-1.5", "fabric-1.0", "p-video-avatar"}
     assert all("follows the photo" in e.why for e in excluded)
 
     # Without --model only the default model is considered, as before there were others.
-    found, _ = await client.estimate_all(_request())
+    found, _ = await client.estimate_all(model_request())
     assert [c.route.model for c in found] == ["kling-avatar"]
     # A comma list limits the choice to those models.
-    found, _ = await client.estimate_all(_request(), model="fabric-1.0,omnihuman-1.5")
+    found, _ = await client.estimate_all(model_request(), model="fabric-1.0,omnihuman-1.5")
     assert [c.route.model for c in found] == ["fabric-1.0", "omnihuman-1.5"]

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from talkinghead import http, media
-from talkinghead.models import AvatarRequest, Job
 from talkinghead_kling import KlingProvider
 from talkinghead_kling.fake import FakeKling
-from tests.plugins.shared import backend_fixtures
+
+from talkinghead import media
+from talkinghead.models import AvatarRequest, Job
+from tests.plugins.shared import backend_fixtures, cassette_fixtures, scrub_response
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -98,36 +98,16 @@ def before_record_request(request: Any) -> Any:
 
 
 def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes):
-        try:
-            response["body"]["string"] = scrub(body.decode("utf-8")).encode("utf-8")
-        except UnicodeDecodeError:
-            pass  # a video
-    elif isinstance(body, str):
-        response["body"]["string"] = scrub(body)
-    for name in list(response.get("headers", {})):
-        if name.lower() in ("set-cookie",):
-            del response["headers"][name]
-    return response
+    return scrub_response(response, scrub, ("set-cookie",))
 
 
-@pytest.fixture
-def vcr_config() -> dict[str, Any]:
-    return {
-        "filter_headers": [("authorization", "REDACTED"), ("cookie", None)],
-        # Never bodies (base64 and JWTs differ on every run); not the host either, so a cassette
-        # recorded on the Beijing host (KLING_BASE_URL) replays against the default one.
-        "match_on": ["method", "path"],
-        "before_record_request": before_record_request,
-        "before_record_response": before_record_response,
-        "decode_compressed_response": True,
-    }
-
-
-@pytest.fixture(scope="module")
-def vcr_cassette_dir() -> str:
-    return str(CASSETTE_DIR)
+globals().update(cassette_fixtures(
+    # Never bodies (base64 and JWTs differ on every run); not the host either, so a cassette
+    # recorded on the Beijing host (KLING_BASE_URL) replays against the default one.
+    CASSETTE_DIR, match_on=["method", "path"],
+    before_record_request=before_record_request, before_record_response=before_record_response,
+    have_keys=lambda: live_keys(), needs="KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY",
+    cannot="the live service cannot"))
 
 
 def hand_authored(cassette: str) -> bool:
@@ -143,19 +123,6 @@ def live_keys() -> bool:
 
 
 @pytest.fixture
-def live(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Whether this run re-records cassettes against the live service (any VCR record mode but
-    ``none``, e.g. ``-m live --record-mode=rewrite``). Then both keys are required (the test is
-    skipped without them) and the talkinghead network guard is lifted for the test."""
-    if record_mode == "none":
-        return False
-    if not live_keys():
-        pytest.skip("re-recording needs KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
-    monkeypatch.setattr(http.guard, "enabled", False)
-    return True
-
-
-@pytest.fixture
 def cassette_provider(live: bool, make_provider: Callable[..., KlingProvider]) -> KlingProvider:
     """The test keys and tiny delays on replay; the real keys, the real service (Singapore, or
     KLING_BASE_URL) and the default delays when re-recording."""
@@ -165,20 +132,6 @@ def cassette_provider(live: bool, make_provider: Callable[..., KlingProvider]) -
             if all(os.environ.get(v) for v in LIVE_ENV[1:]) else {"api_key": os.environ["KLING_API_KEY"]}
         return make_provider(fast=False, base_url=os.environ.get("KLING_BASE_URL") or API, **creds)
     return make_provider(API)
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before any fixture runs (pytest-recording's ``rewrite`` mode deletes the cassette file
-    when its fixture is set up): a hand-authored-only cassette (no ``live`` marker) is never
-    re-recorded, since the live service cannot produce it, and re-recording needs both keys."""
-    if item.get_closest_marker("vcr") is None:
-        return
-    if (item.config.getoption("--record-mode") or "none") == "none":
-        return
-    if item.get_closest_marker("live") is None:
-        pytest.skip("hand-authored cassette: the live service cannot produce it, so it is not re-recorded")
-    if not live_keys():
-        pytest.skip("re-recording needs KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY (and costs money)")
 
 
 def spy(provider: KlingProvider) -> list[Any]:

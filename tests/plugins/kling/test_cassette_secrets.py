@@ -11,49 +11,46 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
-
 from talkinghead_kling.auth import make_token
+
+from tests.plugins.shared import BEARER_TOKEN, matches, recorded_answer, recorded_requests, secret_scan_tests
 
 from .conftest import CASSETTE_DIR, LIVE_ENV, ROOT, TEST_AK, TEST_SK, before_record_request, before_record_response
 
 SECRET_PATTERNS = {
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
     "JWT header or payload": re.compile(r"\beyJ[A-Za-z0-9_-]{16,}"),
-    "bearer token": re.compile(r"(?i)\bbearer\s+(?!REDACTED\b)[A-Za-z0-9._~+/=-]{6,}"),
+    "bearer token": BEARER_TOKEN,
     "key assignment": re.compile(r"(?i)(access|secret)[_-]?key\b[\"']?\s*[:=]\s*[\"']?(?!REDACTED\b)"
                                  r"[A-Za-z0-9._~+/=-]{8,}"),
 }
 
 
 def find_secrets(text: str) -> list[str]:
-    found = [f"{what}: {m.group(0)[:40]}" for what, p in SECRET_PATTERNS.items() for m in p.finditer(text)]
+    found = matches(SECRET_PATTERNS, text)
     known = [TEST_AK, TEST_SK] + [os.environ.get(name) or "" for name in LIVE_ENV]
     found += [f"a known key ({value[:4]}...)" for value in known if len(value) >= 6 and value in text]
     return found
 
 
-def _files() -> list[Path]:
-    return sorted(p for p in CASSETTE_DIR.rglob("*") if p.is_file()) + [ROOT / "cassettes" / "make_kling.py"]
-
-
-def test_there_are_cassettes_to_scan():
-    names = {p.name for p in _files()}
-    assert {"happy_std_url.yaml", "text_tts.yaml", "lost_create_resolved.yaml", "make_kling.py"} <= names
-
-
-@pytest.mark.parametrize("path", _files(), ids=lambda p: p.name)
-def test_no_secret_in_kling_cassettes(path):
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    assert find_secrets(text) == [], f"{path.relative_to(ROOT)} looks like it holds a secret"
+globals().update(secret_scan_tests(
+    sorted(p for p in CASSETTE_DIR.rglob("*") if p.is_file()) + [ROOT / "cassettes" / "make_kling.py"],
+    find_secrets, expected={"happy_std_url.yaml", "text_tts.yaml", "lost_create_resolved.yaml", "make_kling.py"},
+    catches=[
+        "Authorization: Bearer " + make_token(TEST_AK, TEST_SK)[0],
+        make_token("another-access-key-000000", "another-secret-key-00000000000000000000")[0],
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",  # a JWT header alone
+        '"access_key": "AbCdEf0123456789"', "KLING_SECRET_KEY=Zyx9876543210abcd", TEST_SK,
+    ],
+    leaves_alone=[
+        "Authorization: REDACTED", "Bearer REDACTED", "the `Bearer <jwt>` header", "access_key: REDACTED",
+        "set KLING_ACCESS_KEY and KLING_SECRET_KEY", '"request_id": "9d0e1f2a-6666-4a7b-8c9d-777788889999"',
+    ]))
 
 
 @pytest.mark.parametrize("path", sorted(CASSETTE_DIR.glob("*.yaml")), ids=lambda p: p.name)
-def test_api_requests_carry_a_redacted_authorization_only(path):
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for interaction in data["interactions"]:
-        request = interaction["request"]
-        headers = {k.lower(): v for k, v in request["headers"].items()}
+def test_api_requests_carry_a_redacted_authorization_only(path: Path) -> None:
+    for request, headers in recorded_requests(path):
         if urlsplit(request["uri"]).path.startswith("/v1/"):  # the API, whatever its host
             assert headers.get("authorization") == ["REDACTED"], path.name
         else:  # the CDN never gets our token
@@ -61,25 +58,7 @@ def test_api_requests_carry_a_redacted_authorization_only(path):
         assert "cookie" not in headers
 
 
-@pytest.mark.parametrize("sample", [
-    "Authorization: Bearer " + make_token(TEST_AK, TEST_SK)[0],
-    make_token("another-access-key-000000", "another-secret-key-00000000000000000000")[0],
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9",  # a JWT header alone
-    '"access_key": "AbCdEf0123456789"', "KLING_SECRET_KEY=Zyx9876543210abcd", TEST_SK,
-])
-def test_the_scanner_catches_secrets(sample):
-    assert find_secrets(sample)
-
-
-@pytest.mark.parametrize("sample", [
-    "Authorization: REDACTED", "Bearer REDACTED", "the `Bearer <jwt>` header", "access_key: REDACTED",
-    "set KLING_ACCESS_KEY and KLING_SECRET_KEY", '"request_id": "9d0e1f2a-6666-4a7b-8c9d-777788889999"',
-])
-def test_the_scanner_leaves_ordinary_text_alone(sample):
-    assert find_secrets(sample) == []
-
-
-def test_recording_hooks_scrub_what_a_live_recording_would_hold(monkeypatch):
+def test_recording_hooks_scrub_what_a_live_recording_would_hold(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the vcr_config hooks leave of a live exchange passes the scanner: the JWT and the
     keys anywhere in it, and raw base64 media replaced by a placeholder."""
     from vcr.request import Request
@@ -95,9 +74,7 @@ def test_recording_hooks_scrub_what_a_live_recording_would_hold(monkeypatch):
     sent = json.loads(request.body)
     assert sent["image"] == "<base64: 1200 chars>" and sent["sound_file"] == "https://x.example/a.mp3"
     assert find_secrets(request.body.decode() + request.uri) == []
-    response = {"status": {"code": 401, "message": "Unauthorized"},
-                "headers": {"Set-Cookie": ["session=abc"], "Content-Type": ["application/json"]},
-                "body": {"string": json.dumps({"code": 1002, "message": f"bad token {token} for {ak}"}).encode()}}
-    response = before_record_response(response)
+    response = before_record_response(recorded_answer(
+        json.dumps({"code": 1002, "message": f"bad token {token} for {ak}"}).encode(), (401, "Unauthorized")))
     assert find_secrets(response["body"]["string"].decode()) == [] and "Set-Cookie" not in response["headers"]
     assert b"\x00ftyp" in before_record_response({"body": {"string": b"\x00ftyp\xff"}})["body"]["string"]

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.plugins.shared import run_cli
 
 from .conftest import FACE, MP3
 
 CANARY_AK = "ak_canary_" + secrets.token_hex(12)
 CANARY_SK = "sk_canary_" + secrets.token_hex(20)
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("talkinghead")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "talkinghead.cli"]
 
 
 @pytest.fixture
@@ -36,17 +31,10 @@ def cli(fake, tmp_path):
     (home / "config.toml").write_text("[providers.kling]\npoll_first = 0.05\npoll_max = 0.1\nretry_backoff = 0.01\n")
 
     def run(*args: str, ak: str = CANARY_AK, sk: str = CANARY_SK) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KLING_", "TALKINGHEAD_"))}
-        env.update(KLING_BASE_URL=fake.url, KLING_ACCESS_KEY=ak, KLING_SECRET_KEY=sk, TALKINGHEAD_HOME=str(home),
-                   TALKINGHEAD_BLOCK_NETWORK="1")  # the guard: nothing but loopback may be reached
-        result = subprocess.run([*_command(), *args], env=env, capture_output=True, text=True, timeout=60,
-                                cwd=tmp_path)
-        canaries = {ak, sk} | {r.token for r in fake.requests if r.token}
-        for canary in canaries:
-            assert canary not in result.stdout and canary not in result.stderr
-            leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
-            assert leaks == []
-        return result
+        return run_cli(args, tmp_path=tmp_path, drop_env=("KLING_",),
+                       env={"KLING_BASE_URL": fake.url, "KLING_ACCESS_KEY": ak, "KLING_SECRET_KEY": sk,
+                            "TALKINGHEAD_HOME": str(home)},
+                       canaries=lambda: {ak, sk} | {r.token for r in fake.requests if r.token})
 
     return run
 
