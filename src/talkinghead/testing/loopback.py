@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import socket
@@ -110,7 +111,24 @@ class FakeBackend:
         self._video = video
         self.url: str | None = None
         self.requests: list[Recorded] = []
+        self.webhook_deliveries: list[dict[str, Any]] = []
         self._background: set[Any] = set()
+        self._generation = 0
+
+    @classmethod
+    def serving(cls, fake: Any = None, *, port: int = 0, **switches: Any) -> contextlib.AbstractContextManager[Any]:
+        """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
+        manager yielding it with ``fake.url`` set. Stops the server on exit."""
+        fake = fake.configure(**switches) if fake is not None else cls(**switches)
+        return serve_fake(fake, port=port)
+
+    def _start_over(self) -> None:
+        """Default switches, no requests or deliveries recorded; a new generation, so that
+        background work of the test before (a callback on its way) sees it is stale."""
+        self.switches = self.switches_type()
+        self._generation += 1
+        self.requests = []
+        self.webhook_deliveries = []
 
     def configure(self, **switches: Any) -> Self:
         known = {f.name for f in fields(self.switches_type)}
@@ -126,6 +144,11 @@ class FakeBackend:
                 value = tuple(value)
             setattr(self.switches, name, value)
         return self
+
+    def _retry_after(self, status: int) -> dict[str, str]:
+        """The Retry-After header the ``retry_after`` switch asks for, on a 429 or 503."""
+        after = self.switches.retry_after
+        return {"Retry-After": f"{after:g}"} if after is not None and status in (429, 503) else {}
 
     def requests_to(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]
@@ -185,6 +208,14 @@ def serve_fake(fake: FakeBackend, *, port: int = 0) -> Iterator[Any]:
             yield fake
         finally:
             fake.url = None
+
+
+def fake_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every ``python -m talkinghead_<name>.fake`` takes; a plugin adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--step-latency", type=float, default=0.5)
+    return parser
 
 
 def run_fake(served: Any, banner: str) -> None:

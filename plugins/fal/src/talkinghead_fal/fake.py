@@ -35,7 +35,6 @@ Needs the ``[fake]`` extra (starlette, uvicorn). Run standalone with
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -49,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
 
 from . import fake_apps, webhooks
@@ -78,12 +77,9 @@ class FakeFal(FakeBackend):
     def reset(self, **switches: Any) -> FakeFal:
         """Forget every request and file, and go back to the default switches (so one running
         server can serve many tests). The signing key is kept."""
-        self.switches = Switches()
-        self._generation = getattr(self, "_generation", 0) + 1  # stale webhook deliveries are dropped
-        self.requests: list[Recorded] = []
+        self._start_over()
         self.queue: dict[str, FakeRequest] = {}
         self.files: dict[str, dict[str, Any]] = {}
-        self.webhook_deliveries: list[dict[str, Any]] = []
         self.cdn_tokens: set[str] = set()
         return self.configure(**switches)
 
@@ -113,9 +109,7 @@ class FakeFal(FakeBackend):
     # -- plumbing ------------------------------------------------------------------------
 
     def _error(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
-        headers = dict(headers or {})
-        if self.switches.retry_after is not None and status in (429, 503):
-            headers["Retry-After"] = f"{self.switches.retry_after:g}"
+        headers = {**(headers or {}), **self._retry_after(status)}
         return JSONResponse(body if body is not None else ERRORS.get(status, {"detail": "error"}),
                             status_code=status, headers=headers)
 
@@ -360,9 +354,6 @@ class FakeFal(FakeBackend):
         return body
 
     async def _deliver_webhook(self, req: FakeRequest, base: str) -> None:
-        url = req.webhook
-        if url is None:  # spawned only for a request that named one
-            return
         generation = self._generation
         sent = 0  # statuses of req's path already delivered (each one once, none skipped)
 
@@ -372,7 +363,7 @@ class FakeFal(FakeBackend):
                 status, sent = req.statuses[sent], sent + 1
                 raw = json.dumps({"request_id": req.id, "gateway_request_id": req.id, "status": status}).encode()
                 headers = self.sign(raw, req.id, timestamp=int(time.time()))
-                await self._deliver(url, {"url": url, "request_id": req.id, "headers": headers,
+                await self._deliver(req.webhook, {"url": req.webhook, "request_id": req.id, "headers": headers,
                                                   "body": raw, "status": status},
                                     content=raw, headers={**headers, "Content-Type": "application/json"})
 
@@ -390,7 +381,7 @@ class FakeFal(FakeBackend):
         if s.webhook_tamper:
             raw = raw.replace(b'"status": "OK"', b'"status": "ERROR"').replace(b"output.mp4", b"evil.mp4")
         delivery: dict[str, Any] = {"url": req.webhook, "request_id": req.id, "headers": headers, "body": raw}
-        await self._deliver(url, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
+        await self._deliver(req.webhook, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
@@ -409,20 +400,12 @@ class FakeFal(FakeBackend):
         ])
 
 
-def serve(fake: FakeFal | None = None, *, port: int = 0, **switches: Any) -> Any:
-    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
-    manager yielding it with ``fake.url`` set. Stops the server on exit."""
-    fake = fake.configure(**switches) if fake is not None else FakeFal(**switches)
-    return serve_fake(fake, port=port)
+serve = FakeFal.serving
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the fake fal queue, storage and JWKS on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--step-latency", type=float, default=0.5)
-    args = parser.parse_args(argv)
-    run_fake(serve(port=args.port, step_latency=args.step_latency),
-             "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
+    args = fake_arguments("Run the fake fal queue, storage and JWKS on 127.0.0.1.").parse_args(argv)
+    run_fake(serve(port=args.port, step_latency=args.step_latency), "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
 
 
 if __name__ == "__main__":

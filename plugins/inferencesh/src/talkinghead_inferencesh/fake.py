@@ -29,7 +29,6 @@ Needs the ``[fake]`` extra (starlette, uvicorn). Run standalone with
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -41,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
 
 from . import fake_apps
@@ -70,12 +69,9 @@ class FakeInferenceSh(FakeBackend):
     def reset(self, **switches: Any) -> FakeInferenceSh:
         """Forget every request, task and file, and go back to the default switches (so one
         running server can serve many tests)."""
-        self.switches = Switches()
-        self._generation = getattr(self, "_generation", 0) + 1  # stale webhook deliveries are dropped
-        self.requests: list[Recorded] = []
+        self._start_over()
         self.tasks: dict[str, FakeTask] = {}
         self.files: dict[str, dict[str, Any]] = {}
-        self.webhook_deliveries: list[dict[str, Any]] = []
         self._stream_connections: dict[str, int] = {}
         return self.configure(**switches)
 
@@ -106,9 +102,7 @@ class FakeInferenceSh(FakeBackend):
 
     def _problem(self, status: int, detail: str | None = None) -> Response:
         code, title, default = ERRORS.get(status, ("error", "Error", "error"))
-        headers = {}
-        if self.switches.retry_after is not None and status in (429, 503):
-            headers["Retry-After"] = f"{self.switches.retry_after:g}"
+        headers = self._retry_after(status)
         if self.switches.envelope == "v1":
             body = {"success": False, "status": status, "error": {"code": code, "message": detail or default}}
             return JSONResponse(body, status_code=status, headers=headers)
@@ -227,9 +221,7 @@ class FakeInferenceSh(FakeBackend):
             return self._problem(422, "app field is required")
         if fake_apps.app_name(str(body["app"])) not in fake_apps.SCHEMAS:
             return self._problem(404, f"app {body['app']!r} not found")
-        inputs = body.get("input")
-        if not isinstance(inputs, dict):
-            inputs = {}
+        inputs = body.get("input") if isinstance(body.get("input"), dict) else {}
         if (invalid := fake_apps.check(str(body["app"]), inputs)) is not None:
             return self._problem(422, invalid)  # the app's input schema refuses it: no task
         s = self.switches
@@ -361,19 +353,15 @@ class FakeInferenceSh(FakeBackend):
     # -- webhooks ------------------------------------------------------------------------
 
     async def _deliver_webhook(self, task: FakeTask, base: str) -> None:
-        url = task.webhook
-        if url is None:  # spawned only for a task that named one
-            return
         generation = self._generation
-        # A fake task's status is a function of the clock: nothing sets an event to wait on.
-        while task.status() not in TERMINAL:  # noqa: ASYNC110
+        while task.status() not in TERMINAL:
             await asyncio.sleep(max(0.005, task.ends_at - time.monotonic()) if task.cancelled_at is None
                                 else max(0.005, task.step_latency))
         if generation != self._generation:
             return  # the fake was reset meanwhile: this task belongs to a finished test
         payload = self._wrap(self._task_dto(task, base=base))
         delivery: dict[str, Any] = {"url": task.webhook, "task_id": task.id, "payload": payload}
-        await self._deliver(url, delivery, json=payload)
+        await self._deliver(task.webhook, delivery, json=payload)
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
@@ -395,21 +383,14 @@ class _StreamDrop(Exception):
     """Raised inside a streaming body: uvicorn then cuts the connection mid-response."""
 
 
-def serve(fake: FakeInferenceSh | None = None, *, port: int = 0, **switches: Any) -> Any:
-    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
-    manager yielding it with ``fake.url`` set. Stops the server on exit."""
-    fake = fake.configure(**switches) if fake is not None else FakeInferenceSh(**switches)
-    return serve_fake(fake, port=port)
+serve = FakeInferenceSh.serving
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the fake inference.sh API on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--step-latency", type=float, default=0.5)
+    parser = fake_arguments("Run the fake inference.sh API on 127.0.0.1.")
     parser.add_argument("--envelope", choices=["v1", "v2", "v3"], default="v2")
     args = parser.parse_args(argv)
-    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope),
-             "fake inference.sh at {url} (Ctrl-C to stop)")
+    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope), "fake inference.sh at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

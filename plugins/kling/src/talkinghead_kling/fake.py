@@ -35,7 +35,6 @@ Needs the ``[fake]`` extra (starlette, uvicorn). Run standalone with
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -49,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, run_fake, serve_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
 
 from .fake_model import CODES, DEFAULT_CODES, ENDPOINTS, TERMINAL, FakeTask, Switches, now_ms
@@ -81,12 +80,9 @@ class FakeKling(FakeBackend):
     def reset(self, **switches: Any) -> FakeKling:
         """Forget every request, task and audio, and go back to the default switches (so one
         running server can serve many tests)."""
-        self.switches = Switches()
-        self._generation = getattr(self, "_generation", 0) + 1  # stale callbacks are dropped
-        self.requests: list[Recorded] = []
+        self._start_over()
         self.tasks: dict[str, FakeTask] = {}
         self.audios: dict[str, dict[str, Any]] = {}
-        self.webhook_deliveries: list[dict[str, Any]] = []
         return self.configure(**switches)
 
     @property
@@ -98,7 +94,7 @@ class FakeKling(FakeBackend):
 
     def now(self) -> float:
         """The fake's clock (epoch seconds), as used to check a JWT's ``exp`` and ``nbf``."""
-        return time.time() + float(self.switches.clock_offset)
+        return time.time() + self.switches.clock_offset
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -110,9 +106,7 @@ class FakeKling(FakeBackend):
         return JSONResponse({"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data})
 
     def _fail(self, status: int, code: int, message: str) -> JSONResponse:
-        headers = {}
-        if self.switches.retry_after is not None and status in (429, 503):
-            headers["Retry-After"] = f"{self.switches.retry_after:g}"
+        headers = self._retry_after(status)
         body = {"code": code, "message": message, "request_id": str(uuid.uuid4())}
         return JSONResponse(body, status_code=status, headers=headers)
 
@@ -375,17 +369,11 @@ def _media_problem(field: str, value: str) -> str | None:
     return None
 
 
-def serve(fake: FakeKling | None = None, *, port: int = 0, **switches: Any) -> Any:
-    """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
-    manager yielding it with ``fake.url`` set. Stops the server on exit."""
-    fake = fake.configure(**switches) if fake is not None else FakeKling(**switches)
-    return serve_fake(fake, port=port)
+serve = FakeKling.serving
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the fake Kling API on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--step-latency", type=float, default=0.5)
+    parser = fake_arguments("Run the fake Kling API on 127.0.0.1.")
     parser.add_argument("--access-key", help="verify JWTs: the access key they must name (with --secret-key)")
     parser.add_argument("--secret-key", help="verify JWTs: the secret they must be signed with")
     parser.add_argument("--api-key", help="accept this single API key as the bearer token")
