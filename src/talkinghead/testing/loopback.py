@@ -97,7 +97,8 @@ class FakeBackend:
     """Plumbing shared by the fakes of backends (Starlette apps a plugin ships for its tests
     and benchmarks): switches checked by name, a record of every request, background tasks,
     the result video, and callbacks POSTed to loopback addresses only. A subclass sets
-    ``switches_type`` (a dataclass) and ``endpoints``, and builds ``self.app``."""
+    ``switches_type`` (a dataclass) and ``endpoints``, builds its app in ``_build_app`` and
+    extends ``reset`` with its own state."""
 
     name = "fake"
     switches_type: type
@@ -107,13 +108,17 @@ class FakeBackend:
     webhook_deliveries: list[dict[str, Any]]
     app: Any  # the Starlette app serving the fake
 
-    def __init__(self, *, video: bytes | None = None) -> None:
+    def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
         self._video = video
         self.url: str | None = None
-        self.requests: list[Recorded] = []
-        self.webhook_deliveries: list[dict[str, Any]] = []
         self._background: set[Any] = set()
         self._generation = 0
+        self._counter = 0  # never reset: ids stay unique for the server's life
+        self.reset(**switches)
+        self.app = self._build_app()
+
+    def _build_app(self) -> Any:
+        raise NotImplementedError
 
     @classmethod
     def serving(cls, fake: Any = None, *, port: int = 0, **switches: Any) -> contextlib.AbstractContextManager[Any]:
@@ -122,13 +127,15 @@ class FakeBackend:
         fake = fake.configure(**switches) if fake is not None else cls(**switches)
         return serve_fake(fake, port=port)
 
-    def _start_over(self) -> None:
-        """Default switches, no requests or deliveries recorded; a new generation, so that
-        background work of the test before (a callback on its way) sees it is stale."""
+    def reset(self, **switches: Any) -> Any:
+        """Forget every request and go back to the default switches (so one running server can
+        serve many tests); a new generation, so that background work of the test before (a
+        callback on its way) sees it is stale."""
         self.switches = self.switches_type()
         self._generation += 1
-        self.requests = []
-        self.webhook_deliveries = []
+        self.requests: list[Recorded] = []
+        self.webhook_deliveries: list[dict[str, Any]] = []
+        return self.configure(**switches)
 
     def configure(self, **switches: Any) -> Self:
         known = {f.name for f in fields(self.switches_type)}

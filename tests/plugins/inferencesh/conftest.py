@@ -10,11 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh
 
 from talkinghead import media
 from talkinghead.models import AvatarRequest, Job
+from talkinghead_inferencesh import InferenceShProvider
+from talkinghead_inferencesh.fake import FakeInferenceSh
 from tests.plugins.shared import backend_fixtures, cassette_fixtures, scrub_response
 from tests.plugins.shared import scrub_signed_urls as scrub
 

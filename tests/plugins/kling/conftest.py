@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from talkinghead_kling import KlingProvider
-from talkinghead_kling.fake import FakeKling
 
 from talkinghead import media
 from talkinghead.models import AvatarRequest, Job
+from talkinghead_kling import KlingProvider
+from talkinghead_kling.fake import FakeKling
 from tests.plugins.shared import backend_fixtures, cassette_fixtures, scrub_response
 
 ROOT = Path(__file__).resolve().parents[3]

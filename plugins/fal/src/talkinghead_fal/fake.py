@@ -66,22 +66,19 @@ class FakeFal(FakeBackend):
     endpoints = ENDPOINTS
 
     def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
-        super().__init__(video=video)
+        super().__init__(video=video, **switches)
         self.private_key = Ed25519PrivateKey.generate()  # signs webhook deliveries
         self.retired_keys: list[Ed25519PrivateKey] = []
-        self.reset(**switches)
-        self.app = self._build_app()
 
     # -- for tests -----------------------------------------------------------------------
 
     def reset(self, **switches: Any) -> FakeFal:
         """Forget every request and file, and go back to the default switches (so one running
         server can serve many tests). The signing key is kept."""
-        self._start_over()
         self.queue: dict[str, FakeRequest] = {}
         self.files: dict[str, dict[str, Any]] = {}
         self.cdn_tokens: set[str] = set()
-        return self.configure(**switches)
+        return super().reset(**switches)
 
     def rotate_key(self) -> Ed25519PrivateKey:
         """Sign with a new key from now on; the JWKS publishes only the new one."""

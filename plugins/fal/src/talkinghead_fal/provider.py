@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from talkinghead import checks, lazy, log
+from talkinghead import checks, log
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
@@ -42,6 +42,7 @@ from talkinghead.errors import (
     TalkingHeadError,
     WebhookIgnored,
 )
+from talkinghead.lazy_http import http, httpx  # loaded on the first request (start-up)
 from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
@@ -49,13 +50,7 @@ from . import protocol, routes, webhooks
 from .routes import Model  # by name: inside the class, ``routes`` is the method
 
 if TYPE_CHECKING:
-    import httpx
-
-    from talkinghead import http
     from talkinghead.media import MediaFile, PreparedRequest
-else:  # the HTTP stack loads on the first request, not when the plugin registers (start-up)
-    httpx = lazy.module("httpx")
-    http = lazy.module("talkinghead.http")
 
 ENV_KEY = "FAL_KEY"
 ENV_BASE_URL = "FAL_BASE_URL"     # one loopback server for everything (tests, the fake)

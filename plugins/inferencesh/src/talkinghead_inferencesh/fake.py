@@ -58,22 +58,15 @@ class FakeInferenceSh(FakeBackend):
     switches_type = Switches
     endpoints = ENDPOINTS
 
-    def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
-        super().__init__(video=video)
-        self._counter = 0  # never reset: ids stay unique for the server's life
-        self.reset(**switches)
-        self.app = TransportFaults(self._build_app(), lambda: self.switches.stall_seconds)
-
     # -- for tests -----------------------------------------------------------------------
 
     def reset(self, **switches: Any) -> FakeInferenceSh:
         """Forget every request, task and file, and go back to the default switches (so one
         running server can serve many tests)."""
-        self._start_over()
         self.tasks: dict[str, FakeTask] = {}
         self.files: dict[str, dict[str, Any]] = {}
         self._stream_connections: dict[str, int] = {}
-        return self.configure(**switches)
+        return super().reset(**switches)
 
     @property
     def creates(self) -> list[Recorded]:
@@ -363,7 +356,10 @@ class FakeInferenceSh(FakeBackend):
         delivery: dict[str, Any] = {"url": task.webhook, "task_id": task.id, "payload": payload}
         await self._deliver(task.webhook, delivery, json=payload)
 
-    def _build_app(self) -> Starlette:
+    def _build_app(self) -> TransportFaults:
+        return TransportFaults(self._routes(), lambda: self.switches.stall_seconds)
+
+    def _routes(self) -> Starlette:
         return Starlette(routes=[
             Route("/files", self.create_files, methods=["POST"]),
             Route("/upload/{fid}", self.upload, methods=["PUT"]),

@@ -20,7 +20,7 @@ from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from talkinghead import checks, lazy
+from talkinghead import checks
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
@@ -29,6 +29,7 @@ from talkinghead.errors import (
     ServerError,
     SubmitOutcomeUnknown,
 )
+from talkinghead.lazy_http import http, httpx  # loaded on the first request (start-up)
 from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
@@ -36,13 +37,7 @@ from . import protocol, routes
 from .routes import App  # by name: inside the class, ``routes`` is the method
 
 if TYPE_CHECKING:
-    import httpx
-
-    from talkinghead import http
     from talkinghead.media import MediaFile, PreparedRequest
-else:  # the HTTP stack loads on the first request, not when the plugin registers (start-up)
-    httpx = lazy.module("httpx")
-    http = lazy.module("talkinghead.http")
 
 ENV_KEY = "INFERENCE_API_KEY"
 ENV_BASE_URL = "INFERENCE_BASE_URL"

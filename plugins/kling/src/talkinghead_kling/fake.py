@@ -69,21 +69,14 @@ class FakeKling(FakeBackend):
     switches_type = Switches
     endpoints = ENDPOINTS
 
-    def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
-        super().__init__(video=video)
-        self._counter = 0  # never reset: ids stay unique for the server's life
-        self.reset(**switches)
-        self.app = self._build_app()
-
     # -- for tests -----------------------------------------------------------------------
 
     def reset(self, **switches: Any) -> FakeKling:
         """Forget every request, task and audio, and go back to the default switches (so one
         running server can serve many tests)."""
-        self._start_over()
         self.tasks: dict[str, FakeTask] = {}
         self.audios: dict[str, dict[str, Any]] = {}
-        return self.configure(**switches)
+        return super().reset(**switches)
 
     @property
     def creates(self) -> list[Recorded]:

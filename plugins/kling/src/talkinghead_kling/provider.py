@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from talkinghead import checks, lazy, log
+from talkinghead import checks, log
 from talkinghead.errors import (
     AuthenticationError,
     ContentPolicyError,
@@ -35,6 +35,7 @@ from talkinghead.errors import (
     SubmitOutcomeUnknown,
     TalkingHeadError,
 )
+from talkinghead.lazy_http import http, httpx  # loaded on the first request (start-up)
 from talkinghead.models import Job, JobUpdate, Limits, Quote, Route
 from talkinghead.provider import Provider
 
@@ -42,15 +43,9 @@ from . import protocol
 from .protocol import AVATAR_PATH, CREDENTIALS, ENV_ACCESS_KEY, ENV_API_KEY, ENV_SECRET_KEY, ENV_VARS, TTS_PATH
 
 if TYPE_CHECKING:
-    import httpx
-
-    from talkinghead import http
     from talkinghead.media import PreparedRequest
 
     from .auth import KlingAuth, KlingKeyAuth
-else:  # the HTTP stack loads on the first request, not when the plugin registers (start-up)
-    httpx = lazy.module("httpx")
-    http = lazy.module("talkinghead.http")
 
 ENV_BASE_URL = "KLING_BASE_URL"
 ENV_REGION = "KLING_REGION"
