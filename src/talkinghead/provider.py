@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import checks
 from .errors import InputError
 from .models import Job, JobUpdate, Quote, Route
 
@@ -69,9 +70,13 @@ class Provider:
     #: whether ``submit`` calls ``create_sending(job)`` right before its create request; if
     #: not, the core marks the create as sent before ``submit`` starts (the safe assumption)
     marks_create: ClassVar[bool] = False
+    #: the tunables (config keys) ``setting`` reads, with their defaults
+    defaults: ClassVar[Mapping[str, float]] = {}
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: dict[str, Any] = dict(config or {})
+        for key in self.defaults.keys() & self.config.keys():  # a bad number fails here, before any job
+            self.setting(key)
 
     def __repr__(self) -> str:  # never show config: it may hold keys
         return f"<{type(self).__name__} {self.name!r}>"
@@ -91,6 +96,14 @@ class Provider:
         key = key or self.config_keys.get(env_var) or env_var.lower()
         value = self.config.get(key) or os.environ.get(env_var)
         return value or None
+
+    def setting(self, key: str) -> float:
+        """A tunable from config, else its default (``defaults``)."""
+        value = self.config.get(key)
+        if value is None:
+            return self.defaults[key]
+        # Finite and not negative: a nan timeout or price would pass every comparison.
+        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
 
     def configured(self) -> bool:
         """Whether credentials are present (not whether they are valid: that costs a call)."""

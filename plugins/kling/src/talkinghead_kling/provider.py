@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from talkinghead import checks, log
+from talkinghead import log
 from talkinghead.errors import (
     AuthenticationError,
     ContentPolicyError,
@@ -94,11 +94,10 @@ class KlingProvider(Provider):
     config_keys = {ENV_API_KEY: "api_key", ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
     signs_webhooks = False  # §8: no signature documented; the core re-reads the task instead
     marks_create = True
+    defaults = DEFAULTS
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        for key in DEFAULTS.keys() & self.config.keys():  # a bad number fails here, before any job
-            self.setting(key)
         self._api: httpx.AsyncClient | None = None
         self._auth: KlingAuth | KlingKeyAuth | None = None
         self.poll_interval = (self.setting("poll_first"), self.setting("poll_factor"), self.setting("poll_max"))
@@ -137,13 +136,6 @@ class KlingProvider(Provider):
                 raise InputError(f"providers.{self.name}.region", f"{region!r} is not a Kling region",
                                  value=region, limit=sorted(protocol.REGIONS))
         return str(url).rstrip("/")
-
-    def setting(self, key: str) -> float:
-        value = self.config.get(key)
-        if value is None:
-            return DEFAULTS[key]
-        # Finite and not negative: a nan timeout or price would pass every comparison.
-        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)
 
     def voice(self, request_voice: str | None) -> tuple[str, str]:
         """``(voice_id, language)`` for a text request, checked against Kling's voices."""
@@ -220,7 +212,7 @@ class KlingProvider(Provider):
 
     def _backoff(self, attempt: int) -> float:
         base = self.setting("retry_backoff")
-        return min(base * (2.0 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
+        return min(base * (2 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
 
     async def _send(self, method: str, path: str, *, create: bool = False,
                     **kwargs: Any) -> tuple[httpx.Response, Any]:
