@@ -211,6 +211,11 @@ def async_client(provider: str, *, base_url: str = "", headers: dict[str, str] |
                              follow_redirects=False, verify=ssl_context() if _env_proxies() else True)
 
 
+def call_timeout(seconds: float) -> httpx.Timeout:
+    """A call's timeout: ``seconds`` in all, and no more than 10 s of it to connect."""
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+
 def _env_proxies() -> bool:
     """Whether httpx will mount proxy transports from the environment: only those use the
     client's ``verify`` (the transport is ours), so only then is the TLS context built."""

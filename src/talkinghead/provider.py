@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import checks
-from .errors import InputError
+from .errors import AuthenticationError, InputError
 from .models import Job, JobUpdate, Quote, Route
 
 if TYPE_CHECKING:
@@ -104,6 +104,13 @@ class Provider:
             return self.defaults[key]
         # Finite and not negative: a nan timeout or price would pass every comparison.
         return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
+
+    def required_secret(self, env_var: str) -> str:
+        """The credential ``secret(env_var)``, or ``AuthenticationError`` naming the variable."""
+        value = self.secret(env_var)
+        if not value:
+            raise AuthenticationError("no API key configured", provider=self.name, env_var=env_var)
+        return value
 
     def configured(self) -> bool:
         """Whether credentials are present (not whether they are valid: that costs a call)."""

@@ -155,12 +155,9 @@ class FalProvider(Provider):
     def _client(self) -> httpx.AsyncClient:
         """Queue and REST calls: ``Authorization: Key <FAL_KEY>`` (§4)."""
         if self._api is None:
-            key = self.api_key()
-            if not key:
-                raise AuthenticationError("no API key configured", provider=self.name, env_var=ENV_KEY)
-            timeout = self.setting("timeout")
+            key = self.required_secret(ENV_KEY)
             self._api = http.async_client(self.name, headers={"Authorization": f"Key {key}"},
-                                          timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+                                          timeout=http.call_timeout(self.setting("timeout")))
         return self._api
 
     def _plain_client(self) -> httpx.AsyncClient:

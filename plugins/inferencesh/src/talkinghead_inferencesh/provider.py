@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import (
-    AuthenticationError,
     BillingError,
     InputError,
     ProviderError,
@@ -110,13 +109,10 @@ class InferenceShProvider(Provider):
 
     def _client(self) -> httpx.AsyncClient:
         if self._api is None:
-            key = self.api_key()
-            if not key:
-                raise AuthenticationError("no API key configured", provider=self.name, env_var=ENV_KEY)
-            timeout = self.setting("timeout")
+            key = self.required_secret(ENV_KEY)
             self._api = http.async_client(
                 self.name, base_url=self.base_url, headers={"Authorization": f"Bearer {key}"},
-                timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+                timeout=http.call_timeout(self.setting("timeout")))
         return self._api
 
     def _stream_client(self) -> httpx.AsyncClient:

@@ -197,10 +197,9 @@ class KlingProvider(Provider):
     def _client(self) -> httpx.AsyncClient:
         if self._api is None:
             auth = self._authenticator()
-            timeout = self.setting("timeout")
             self._api = http.async_client(self.name, base_url=self.base_url,
                                           headers={"Content-Type": "application/json"},
-                                          timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
+                                          timeout=http.call_timeout(self.setting("timeout")))
             self._api.auth = auth
         return self._api
 
