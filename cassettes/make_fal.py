@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
-from result_video import video_download  # beside this script
+from authoring import answer as _resp  # beside this script
+from authoring import write
+from result_video import video_download
 from vcr.request import Request
-from vcr.serialize import serialize
-from vcr.serializers import yamlserializer
 
 OUT = Path(__file__).resolve().parent / "fal"
 QUEUE = "https://queue.fal.run"
@@ -37,14 +37,6 @@ HEADER = ("# Hand-authored from docs/protocols/fal.md by cassettes/make_fal.py\n
 HOOK = "https://hooks.example.com/webhooks/fal/3f9c2a7d"
 URL_IMAGE = "https://images.example.org/anchor.png"
 URL_AUDIO = "https://audio.example.org/script.mp3"
-
-
-def _resp(body, *, status=200, message="OK", headers=None, content_type="application/json"):
-    text = body if isinstance(body, str) else json.dumps(body)
-    h = {"Content-Type": [content_type]} if content_type else {}
-    for k, v in (headers or {}).items():
-        h[k] = [v]
-    return {"status": {"code": status, "message": message}, "headers": h, "body": {"string": text}}
 
 
 def _req(method, uri, body=None, *, params=None, auth=True):
@@ -321,12 +313,7 @@ CASSETTES = {
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, make in CASSETTES.items():
-        pairs = make()
-        text = serialize({"requests": [p[0] for p in pairs], "responses": [p[1] for p in pairs]}, yamlserializer)
-        (OUT / f"{name}.yaml").write_text(HEADER + text, encoding="utf-8")
-        print(f"wrote {OUT.name}/{name}.yaml ({len(pairs)} interactions)")
+    write(OUT, HEADER, CASSETTES)
 
 
 if __name__ == "__main__":

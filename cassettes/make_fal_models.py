@@ -12,7 +12,8 @@ repository root:
 
 from __future__ import annotations
 
-from make_fal import CDN, OUT, QUEUE, _fal_error, _req, _resp, serialize, yamlserializer
+from authoring import write_per_model  # beside this script
+from make_fal import CDN, OUT, QUEUE, _fal_error, _req, _resp
 
 HEADER = ("# Hand-authored by cassettes/make_fal_models.py from fal's published endpoint schemas\n"
           "# (github.com/fal-ai/fal-js types, llms.txt pages; docs/protocols/models.md). Not a recording.\n")
@@ -85,14 +86,8 @@ def task_failed(name, endpoint, body, _output, failure):
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, spec in MODELS.items():
-        for kind, make in (("happy", happy), ("validation_error", validation_error), ("task_failed", task_failed)):
-            pairs = make(name, *spec)
-            text = serialize({"requests": [p[0] for p in pairs], "responses": [p[1] for p in pairs]},
-                             yamlserializer)
-            (OUT / f"{name}_{kind}.yaml").write_text(HEADER + text, encoding="utf-8")
-            print(f"wrote {OUT.name}/{name}_{kind}.yaml ({len(pairs)} interactions)")
+    write_per_model(OUT, HEADER, MODELS, {"happy": happy, "validation_error": validation_error,
+                                          "task_failed": task_failed})
 
 
 if __name__ == "__main__":

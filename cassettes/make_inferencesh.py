@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from result_video import video_download  # beside this script
+from authoring import answer as _ok  # beside this script
+from authoring import write
+from result_video import video_download
 from vcr.request import Request
-from vcr.serialize import serialize
-from vcr.serializers import yamlserializer
 
 OUT = Path(__file__).resolve().parent / "inferencesh"
 API = "https://api.inference.sh"
@@ -29,14 +29,6 @@ CLOUD = "https://cloud.inference.sh/u/exampleuser"
 AUTH = {"Authorization": ["REDACTED"]}
 HEADER = ("# Hand-authored from docs/protocols/inference-sh.md by cassettes/make_inferencesh.py\n"
           "# (not a recording; see cassettes/README.md for how to re-record with a live key).\n")
-
-
-def _ok(body, *, status=200, message="OK", content_type="application/json", headers=None):
-    text = body if isinstance(body, str) else json.dumps(body)
-    h = {"Content-Type": [content_type]}
-    for k, v in (headers or {}).items():
-        h[k] = [v]
-    return {"status": {"code": status, "message": message}, "headers": h, "body": {"string": text}}
 
 
 def _problem(status, code, title, detail, headers=None):
@@ -321,12 +313,7 @@ CASSETTES = {
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, make in CASSETTES.items():
-        pairs = make()
-        text = serialize({"requests": [p[0] for p in pairs], "responses": [p[1] for p in pairs]}, yamlserializer)
-        (OUT / f"{name}.yaml").write_text(HEADER + text, encoding="utf-8")
-        print(f"wrote {OUT.name}/{name}.yaml ({len(pairs)} interactions)")
+    write(OUT, HEADER, CASSETTES)
 
 
 if __name__ == "__main__":

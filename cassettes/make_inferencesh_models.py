@@ -12,7 +12,8 @@ repository root:
 
 from __future__ import annotations
 
-from make_inferencesh import API, CLOUD, OUT, _ok, _problem, _req, serialize, yamlserializer
+from authoring import write_per_model  # beside this script
+from make_inferencesh import API, CLOUD, OUT, _ok, _problem, _req
 
 HEADER = ("# Hand-authored by cassettes/make_inferencesh_models.py from the apps' public source\n"
           "# (github.com/inference-sh/grid; docs/protocols/models.md). Not a recording.\n")
@@ -76,14 +77,8 @@ def task_failed(name, app, inputs, _meta, failure, _invalid):
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, spec in MODELS.items():
-        for kind, make in (("happy", happy), ("validation_error", validation_error), ("task_failed", task_failed)):
-            pairs = make(name, *spec)
-            text = serialize({"requests": [p[0] for p in pairs], "responses": [p[1] for p in pairs]},
-                             yamlserializer)
-            (OUT / f"{name}_{kind}.yaml").write_text(HEADER + text, encoding="utf-8")
-            print(f"wrote {OUT.name}/{name}_{kind}.yaml ({len(pairs)} interactions)")
+    write_per_model(OUT, HEADER, MODELS, {"happy": happy, "validation_error": validation_error,
+                                          "task_failed": task_failed})
 
 
 if __name__ == "__main__":

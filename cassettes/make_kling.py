@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from authoring import answer as _resp  # beside this script
+from authoring import write
 from vcr.request import Request
-from vcr.serialize import serialize
-from vcr.serializers import yamlserializer
 
 from talkinghead.testing.loopback import tiny_mp4
 
@@ -50,12 +50,6 @@ def _req(method, uri, body=None):
     return Request(method, uri, json.dumps(body) if body is not None else None, headers)
 
 
-def _resp(body, status=200, message="OK", content_type="application/json"):
-    text = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return {"status": {"code": status, "message": message}, "headers": {"Content-Type": [content_type]},
-            "body": {"string": text}}
-
-
 def _ok(data, rid):
     # §3: the envelope; "SUCCEED" as seen in real answers [V-real].
     return _resp({"code": 0, "message": "SUCCEED", "request_id": rid, "data": data})
@@ -63,7 +57,7 @@ def _ok(data, rid):
 
 def _err(status, reason, code, message, rid):
     # §9: {code, message, request_id}; a data: null field is reported by a mirror [3P].
-    return _resp({"code": code, "message": message, "request_id": rid, "data": None}, status, reason)
+    return _resp({"code": code, "message": message, "request_id": rid, "data": None}, status=status, message=reason)
 
 
 def _task(tid, status, external, *, updated=0, msg="", video=None, units=None):
@@ -293,12 +287,7 @@ CASSETTES = {
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, make in CASSETTES.items():
-        pairs = make()
-        text = serialize({"requests": [p[0] for p in pairs], "responses": [p[1] for p in pairs]}, yamlserializer)
-        (OUT / f"{name}.yaml").write_text(HEADER + text, encoding="utf-8")
-        print(f"wrote {OUT.name}/{name}.yaml ({len(pairs)} interactions)")
+    write(OUT, HEADER, CASSETTES)
 
 
 if __name__ == "__main__":
