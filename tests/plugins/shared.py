@@ -261,3 +261,26 @@ def assert_sent_only(sent: dict[str, Any], expected: dict[str, Any]) -> None:
     assert set(sent) == set(expected), sent
     assert {k: v for k, v in sent.items() if expected[k] is not None} == {
         k: v for k, v in expected.items() if v is not None}
+
+
+# -- following a job --------------------------------------------------------------------------
+
+async def follow(provider: Any, job: Any) -> list[Any]:
+    """Every update of ``provider.stream(job)``, each applied to the job as it comes."""
+    updates = []
+    async for update in provider.stream(job):
+        updates.append(update)
+        job.apply(update)
+    return updates
+
+
+async def submit_and_follow(provider: Any, job: Any, request: Any) -> tuple[Any, list[Any]]:
+    """Submit, then follow to the end: the job and its updates."""
+    job.apply(await provider.submit(job, request))
+    return job, await follow(provider, job)
+
+
+def assert_auth_error_names_the_variable_only(err: Any, env_var: str, key: str, provider: Any) -> None:
+    """A 401 names the variable to set and never shows the key."""
+    assert env_var in str(err) and err.env_var == env_var and err.status_code == 401
+    assert key not in str(err) and key not in repr(err) and key not in repr(provider)

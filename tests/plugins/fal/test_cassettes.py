@@ -8,7 +8,6 @@ could differ (ids, URLs, the number of status reads).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -16,6 +15,7 @@ import pytest
 
 from talkinghead.errors import AuthenticationError, BillingError, RateLimitError, RequestRefused
 from talkinghead.models import JobStatus
+from tests.plugins.shared import assert_auth_error_names_the_variable_only, follow, poll_to_end
 
 from .conftest import FACE, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text, spy
 
@@ -31,19 +31,12 @@ def _url_request(**kw):
     return prepared(URL_IMAGE, URL_AUDIO, **kw)
 
 
-async def _follow(provider, job):
-    updates = [u async for u in provider.stream(job)]
-    for u in updates:
-        job.apply(u)
-    return updates
-
-
 async def _submit_and_follow(provider, request, **job_fields):
     job = job_for(mode=request.request.mode, **job_fields)
     update = await provider.submit(job, request)
     assert update.status in (JobStatus.QUEUED, JobStatus.RUNNING) and update.task_id
     job.apply(update)
-    return job, await _follow(provider, job)
+    return job, await follow(provider, job)
 
 
 def _check_uploads_then_submit(sent, endpoint, names):
@@ -171,21 +164,14 @@ async def test_401_names_the_env_var_and_never_the_key(vcr, make_provider, live)
     provider = make_provider(api_key=key)
     with pytest.raises(AuthenticationError) as exc:
         await provider.submit(job_for(), _url_request())
-    err = exc.value
-    assert "FAL_KEY" in str(err) and err.env_var == "FAL_KEY" and err.status_code == 401
-    assert key not in str(err) and key not in repr(err) and key not in repr(provider)
+    assert_auth_error_names_the_variable_only(exc.value, "FAL_KEY", key, provider)
     if not live:
-        assert "No user found" in str(err)
+        assert "No user found" in str(exc.value)
     assert live or vcr.all_played
 
 
 async def _poll_to_end(provider, job, live):
-    for _ in range(240):
-        update = await provider.poll(job)
-        if update.status.terminal:
-            return update
-        await asyncio.sleep(5 if live else 0)
-    raise AssertionError("the request did not finish")
+    return await poll_to_end(provider, job, live, rounds=240, what="request")
 
 
 # -- hand-authored only: failures fal cannot be made to produce on demand ---------------------

@@ -25,6 +25,7 @@ from talkinghead.errors import (
 )
 from talkinghead.models import JobStatus
 from talkinghead_fal import FalProvider
+from tests.plugins.shared import submit_and_follow
 
 from .conftest import FACE, MP3, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text
 
@@ -33,13 +34,7 @@ URLS = ("https://x.example/f.png", "https://x.example/a.mp3")
 
 async def run_to_end(provider, request=None, **job_fields):
     request = request or prepared()
-    job = job_for(mode=request.request.mode, **job_fields)
-    job.apply(await provider.submit(job, request))
-    updates = []
-    async for update in provider.stream(job):
-        updates.append(update)
-        job.apply(update)
-    return job, updates
+    return await submit_and_follow(provider, job_for(mode=request.request.mode, **job_fields), request)
 
 
 def _paths(fake, rid):

@@ -7,7 +7,6 @@ Assertions stay protocol-generic where a re-recorded cassette could differ (ids,
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -16,6 +15,7 @@ import pytest
 from talkinghead.errors import AuthenticationError, BillingError
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import protocol
+from tests.plugins.shared import assert_auth_error_names_the_variable_only, follow, poll_to_end
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared, spy
 
@@ -35,13 +35,6 @@ def _requests(vcr) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in vcr.requests]
 
 
-async def _follow(provider, job):
-    updates = [u async for u in provider.stream(job)]
-    for u in updates:
-        job.apply(u)
-    return updates
-
-
 def _played(vcr) -> list:
     return [vcr.requests[i] for i in sorted(vcr.play_counts)]
 
@@ -59,7 +52,7 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, t
     update = await provider.submit(job, prepared(FACE, WAV, mode="std"))
     assert update.status in (JobStatus.QUEUED, JobStatus.RUNNING) and update.task_id
     job.apply(update)
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     assert updates[-1].status is JobStatus.COMPLETED
     assert [u.status for u in updates].count(JobStatus.COMPLETED) == 1
     assert job.output_url.startswith("https://")
@@ -98,7 +91,7 @@ async def test_happy_path_pro_with_local_uploads(vcr, cassette_provider, live, t
     job = job_for()
     job.apply(await provider.submit(job, prepared(FACE, WAV, mode="pro", prompt="Smiles and nods while talking")))
     assert job.task_id
-    await _follow(provider, job)
+    await follow(provider, job)
     assert job.status is JobStatus.COMPLETED and job.output_url.startswith("https://")
     await _download(job, tmp_path)
     assert live or vcr.all_played
@@ -143,21 +136,14 @@ async def test_401_names_the_env_var_and_never_the_key(vcr, make_provider, live)
     provider = make_provider("https://api.inference.sh", api_key=key)
     with pytest.raises(AuthenticationError) as exc:
         await provider.submit(job_for(), prepared("https://x.example/face.png", "https://x.example/a.mp3"))
-    err = exc.value
-    assert "INFERENCE_API_KEY" in str(err) and err.env_var == "INFERENCE_API_KEY" and err.status_code == 401
-    assert key not in str(err) and key not in repr(err) and key not in repr(provider)
+    assert_auth_error_names_the_variable_only(exc.value, "INFERENCE_API_KEY", key, provider)
     if not live:
-        assert "Invalid or missing API key" in str(err)
+        assert "Invalid or missing API key" in str(exc.value)
     assert live or vcr.all_played
 
 
 async def _poll_to_end(provider, job, live):
-    for _ in range(120):
-        update = await provider.poll(job)
-        if update.status.terminal:
-            return update
-        await asyncio.sleep(5 if live else 0)
-    raise AssertionError("the task did not finish")
+    return await poll_to_end(provider, job, live, rounds=120, what="task")
 
 
 # -- hand-authored only: failures the live service cannot be made to produce -----------------
@@ -166,7 +152,7 @@ async def _poll_to_end(provider, job, live):
 async def test_stream_heartbeats_and_partial_lines(vcr, make_provider):
     provider = make_provider("https://api.inference.sh")
     job = job_for("01jexampletaskhb00000000004")
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     # one update per task line (heartbeats skipped), the last completed
     assert [u.message for u in updates] == ["preparing", "running", "uploading", "completed"]
     # the completing partial line had no output: the task was read whole to get it
@@ -178,7 +164,7 @@ async def test_stream_heartbeats_and_partial_lines(vcr, make_provider):
 async def test_stream_dropped_then_resumed(vcr, make_provider):
     provider = make_provider("https://api.inference.sh")
     job = job_for("01jexampletaskdrop000000005")
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     assert job.status is JobStatus.COMPLETED and job.output_url.endswith("out-drop.mp4")
     assert [u.message for u in updates][-2:] == ["uploading", "completed"]
     tid = job.task_id
@@ -193,7 +179,7 @@ async def test_failed_task_carries_the_error(vcr, make_provider):
     job = job_for()
     job.apply(await provider.submit(job, prepared("https://cloud.inference.sh/u/exampleuser/face.jpg",
                                                   "https://cloud.inference.sh/u/exampleuser/hello.wav")))
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     assert updates[-1].status is JobStatus.FAILED
     assert job.status is JobStatus.FAILED and job.error == "Task failed: no face detected in the image"
     assert job.output_url is None
@@ -239,7 +225,7 @@ async def test_500_on_read_is_retried(vcr, make_provider):
 async def test_malformed_stream_lines_are_ignored(vcr, make_provider):
     provider = make_provider("https://api.inference.sh")
     job = job_for("01jexampletaskbad000000000b")
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     assert [u.message for u in updates] == ["running", "completed"]
     assert job.output_url.endswith("out-bad.mp4")
     assert vcr.all_played

@@ -23,18 +23,13 @@ from talkinghead.errors import (
 )
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import InferenceShProvider
+from tests.plugins.shared import submit_and_follow
 
 from .conftest import FACE, MP3, TEST_KEY, WAV, job_for, prepared
 
 
 async def run_to_end(provider, request=None, **job_fields):
-    job = job_for(**job_fields)
-    job.apply(await provider.submit(job, request or prepared()))
-    updates = []
-    async for update in provider.stream(job):
-        updates.append(update)
-        job.apply(update)
-    return job, updates
+    return await submit_and_follow(provider, job_for(**job_fields), request or prepared())
 
 
 # -- the happy path ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from talkinghead.errors import (
 )
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import JobStatus
+from tests.plugins.shared import follow
 
 from .conftest import (
     API,
@@ -46,14 +47,6 @@ AVATAR = "/v1/videos/avatar/image2video"
 
 def _requests(vcr) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in vcr.requests]
-
-
-async def _follow(provider, job, live=False):
-    updates = []
-    async for update in provider.stream(job):
-        updates.append(update)
-        job.apply(update)
-    return updates
 
 
 def _bearer(request) -> str:
@@ -80,7 +73,7 @@ async def test_happy_path_std_with_urls_and_callback(vcr, cassette_provider, liv
     update = await provider.submit(job, prepared(image, audio, mode="std"))
     assert update.status is JobStatus.QUEUED and update.task_id and update.message == "submitted"
     job.apply(update)
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     assert updates[-1].status is JobStatus.COMPLETED and job.output_url.startswith("http")
     assert job.duration_s and job.duration_s > 0
     create = json.loads(sent[0].content)
@@ -110,7 +103,7 @@ async def test_happy_path_pro_with_local_files_as_raw_base64(vcr, cassette_provi
     prompt = "Speaks warmly to camera, slight nods, gentle smile"
     job.apply(await provider.submit(job, prepared(FACE, MP3, mode="pro", prompt=prompt)))
     assert job.task_id
-    await _follow(provider, job)
+    await follow(provider, job)
     assert job.status is JobStatus.COMPLETED and job.output_url.startswith("http")
     body = json.loads(sent[0].content)
     assert not body["image"].startswith("data:") and not body["sound_file"].startswith("data:")
@@ -130,7 +123,7 @@ async def test_text_is_spoken_by_kling_tts_then_animated(vcr, cassette_provider,
     job = job_for()
     text = "Good evening. Here are tonight's headlines, read by a talking head."
     job.apply(await provider.submit(job, prepared(image, text=text)))
-    await _follow(provider, job)
+    await follow(provider, job)
     assert job.status is JobStatus.COMPLETED and job.output_url
     tts, create = json.loads(sent[0].content), json.loads(sent[1].content)
     assert sent[0].url.path == "/v1/audio/tts"
@@ -167,7 +160,7 @@ async def test_failed_task_carries_kling_reason_and_kind(vcr, make_provider):
     provider = make_provider(API)
     job = job_for()
     job.apply(await provider.submit(job, prepared(IMAGE_URL, AUDIO_URL)))
-    updates = await _follow(provider, job)
+    updates = await follow(provider, job)
     assert updates[-1].status is JobStatus.FAILED and job.status is JobStatus.FAILED
     assert job.error == "Failure to pass the risk control system" and job.error_kind == "content_policy"
     assert job.output_url is None and vcr.all_played

@@ -24,6 +24,7 @@ from talkinghead.errors import (
     SubmitOutcomeUnknown,
 )
 from talkinghead.models import JobStatus
+from tests.plugins.shared import submit_and_follow
 
 from .conftest import AUDIO_URL, FACE, IMAGE_URL, MP3, TEST_AK, WAV, job_for, prepared
 
@@ -31,13 +32,7 @@ URLS = (IMAGE_URL, AUDIO_URL)
 
 
 async def run_to_end(provider, request=None, **job_fields):
-    job = job_for(**job_fields)
-    job.apply(await provider.submit(job, request or prepared(*URLS)))
-    updates = []
-    async for update in provider.stream(job):
-        updates.append(update)
-        job.apply(update)
-    return job, updates
+    return await submit_and_follow(provider, job_for(**job_fields), request or prepared(*URLS))
 
 
 # -- the happy paths -------------------------------------------------------------------------
