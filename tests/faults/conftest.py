@@ -18,9 +18,10 @@ import pytest
 from talkinghead import AsyncClient
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import AvatarRequest, JobStatus
-from talkinghead.testing.loopback import serve_asgi, tiny_mp4
+from talkinghead.testing.loopback import serve_asgi
 from talkinghead_inferencesh import InferenceShProvider
-from talkinghead_inferencesh.fake import FakeInferenceSh, serve
+from talkinghead_inferencesh.fake import FakeInferenceSh
+from tests.plugins.shared import backend_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 FACE = ROOT / "examples" / "face.jpg"
@@ -39,23 +40,13 @@ STEP = 0.01  # seconds per task status step on the fake
 TERMINAL = {s.value for s in JobStatus if s.terminal}
 
 
-@pytest.fixture(scope="session")
-def video_bytes() -> bytes:
-    return tiny_mp4()
-
-
-@pytest.fixture(scope="session")
-def fake_server(video_bytes: bytes) -> Iterator[FakeInferenceSh]:
-    with serve(FakeInferenceSh(video=video_bytes)) as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeInferenceSh) -> Iterator[FakeInferenceSh]:
-    """The fake with tiny latencies and an empty record for this test."""
-    yield fake_server.reset(step_latency=STEP, stall_seconds=STALL_SECONDS, heartbeat_interval=0.02,
-                            stream_max_seconds=5.0, retry_after=0.02)
-    fake_server.reset()
+# ``video_bytes``, ``fake_server`` and ``fake``: the fake with tiny latencies and an empty record
+# for each test (the plugin tests' fixtures; this folder builds its own client and provider).
+globals().update({name: fixture for name, fixture in backend_fixtures(
+    FakeInferenceSh, InferenceShProvider, {}, {},
+    reset={"step_latency": STEP, "stall_seconds": STALL_SECONDS, "heartbeat_interval": 0.02,
+           "stream_max_seconds": 5.0, "retry_after": 0.02}).items()
+    if name in ("video_bytes", "fake_server", "fake")})
 
 
 @pytest.fixture
