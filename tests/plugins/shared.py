@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from talkinghead import AsyncClient, AvatarRequest, http
+from talkinghead.errors import AuthenticationError
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.testing.loopback import serve_fake, tiny_mp4
 
@@ -280,7 +281,14 @@ async def submit_and_follow(provider: Any, job: Any, request: Any) -> tuple[Any,
     return job, await follow(provider, job)
 
 
-def assert_auth_error_names_the_variable_only(err: Any, env_var: str, key: str, provider: Any) -> None:
-    """A 401 names the variable to set and never shows the key."""
+async def assert_unauthorized(vcr: Any, provider: Any, job: Any, request: Any, *, live: bool, key: str,
+                              env_var: str, message: str) -> None:
+    """A submit with a refused key: a 401 ``AuthenticationError`` naming the variable to set
+    (and, replayed, the backend's ``message``), never showing the key; the cassette played."""
+    with pytest.raises(AuthenticationError) as exc:
+        await provider.submit(job, request)
+    err = exc.value
     assert env_var in str(err) and err.env_var == env_var and err.status_code == 401
     assert key not in str(err) and key not in repr(err) and key not in repr(provider)
+    assert live or message in str(err)
+    assert live or vcr.all_played

@@ -13,9 +13,9 @@ import os
 
 import pytest
 
-from talkinghead.errors import AuthenticationError, BillingError, RateLimitError, RequestRefused
+from talkinghead.errors import BillingError, RateLimitError, RequestRefused
 from talkinghead.models import JobStatus
-from tests.plugins.shared import assert_auth_error_names_the_variable_only, follow, poll_to_end
+from tests.plugins.shared import assert_unauthorized, follow, poll_to_end
 
 from .conftest import FACE, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text, spy
 
@@ -161,13 +161,8 @@ async def test_cancel_then_read_to_the_end(vcr, cassette_provider, live):
 @pytest.mark.default_cassette("unauthorized.yaml")
 async def test_401_names_the_env_var_and_never_the_key(vcr, make_provider, live):
     key = "00000000-0000-0000-0000-000000000000:not-a-valid-secret" if live else TEST_KEY
-    provider = make_provider(api_key=key)
-    with pytest.raises(AuthenticationError) as exc:
-        await provider.submit(job_for(), _url_request())
-    assert_auth_error_names_the_variable_only(exc.value, "FAL_KEY", key, provider)
-    if not live:
-        assert "No user found" in str(exc.value)
-    assert live or vcr.all_played
+    await assert_unauthorized(vcr, make_provider(api_key=key), job_for(), _url_request(), live=live, key=key,
+                              env_var="FAL_KEY", message="No user found")
 
 
 async def _poll_to_end(provider, job, live):

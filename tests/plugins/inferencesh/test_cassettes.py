@@ -12,10 +12,10 @@ import os
 
 import pytest
 
-from talkinghead.errors import AuthenticationError, BillingError
+from talkinghead.errors import BillingError
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import protocol
-from tests.plugins.shared import assert_auth_error_names_the_variable_only, follow, poll_to_end
+from tests.plugins.shared import assert_unauthorized, follow, poll_to_end
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared, spy
 
@@ -133,13 +133,9 @@ async def test_cancel_then_read_cancelled(vcr, cassette_provider, live):
 @pytest.mark.default_cassette("unauthorized.yaml")
 async def test_401_names_the_env_var_and_never_the_key(vcr, make_provider, live):
     key = "not-a-valid-key-0000" if live else TEST_KEY
-    provider = make_provider("https://api.inference.sh", api_key=key)
-    with pytest.raises(AuthenticationError) as exc:
-        await provider.submit(job_for(), prepared("https://x.example/face.png", "https://x.example/a.mp3"))
-    assert_auth_error_names_the_variable_only(exc.value, "INFERENCE_API_KEY", key, provider)
-    if not live:
-        assert "Invalid or missing API key" in str(exc.value)
-    assert live or vcr.all_played
+    await assert_unauthorized(vcr, make_provider("https://api.inference.sh", api_key=key), job_for(),
+                              prepared("https://x.example/face.png", "https://x.example/a.mp3"), live=live, key=key,
+                              env_var="INFERENCE_API_KEY", message="Invalid or missing API key")
 
 
 async def _poll_to_end(provider, job, live):
