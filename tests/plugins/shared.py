@@ -7,6 +7,7 @@ the every-model tests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -246,6 +247,19 @@ def run_cli(args: tuple[str, ...], *, tmp_path: Path, drop_env: tuple[str, ...],
         leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
         assert leaks == []
     return result
+
+
+def generate_args(provider: str, out: Path, *extra: str) -> list[str]:
+    """``talkinghead -vv generate`` of the example face to ``out``, reporting in JSON."""
+    return ["-vv", "generate", "--provider", provider, "--image", str(FACE), "--output", str(out), "--json", *extra]
+
+
+def completed_report(result: subprocess.CompletedProcess[str], provider: str) -> dict[str, Any]:
+    """The JSON report of a ``generate`` that exited 0 with the job completed on ``provider``."""
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert (report["provider"], report["model"], report["status"]) == (provider, "kling-avatar", "completed")
+    return report
 
 
 # -- every model end to end -------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.plugins.shared import run_cli
+from tests.plugins.shared import completed_report, generate_args, run_cli
 
 from .conftest import FACE, MP3
 
@@ -38,8 +38,7 @@ def cli(fake, tmp_path):
 
 
 def _generate(out: Path, *extra: str) -> list[str]:
-    return ["-vv", "generate", "--provider", "fal", "--image", str(FACE), "--audio", str(MP3),
-            "--output", str(out), "--json", *extra]
+    return generate_args("fal", out, "--audio", str(MP3), *extra)
 
 
 def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
@@ -47,11 +46,8 @@ def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
     out = tmp_path / "out.mp4"
     hook = fake.url + "/hooks/cli-job"
     result = cli(*_generate(out, "--mode", "pro", "--prompt", "Smiles and nods", "--webhook", hook))
-    assert result.returncode == 0, result.stderr
+    report = completed_report(result, "fal")
     assert (tmp_path / "home" / "talkinghead.db").exists()  # the journal was scanned for the key too
-
-    report = json.loads(result.stdout)
-    assert (report["provider"], report["model"], report["status"]) == ("fal", "kling-avatar", "completed")
     assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(6.9 * 0.115, abs=1e-3)
     assert Path(report["output"]) == out and out.read_bytes() == video_bytes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.shared import run_cli
+from tests.plugins.shared import completed_report, generate_args, run_cli
 
 from .conftest import FACE, MP3
 
@@ -35,8 +35,7 @@ def cli(fake, tmp_path):
 
 
 def _generate(out: Path, *extra: str) -> list[str]:
-    return ["-vv", "generate", "--provider", "inferencesh", "--image", str(FACE), "--audio", str(MP3),
-            "--output", str(out), "--json", *extra]
+    return generate_args("inferencesh", out, "--audio", str(MP3), *extra)
 
 
 def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
@@ -44,10 +43,7 @@ def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
     out = tmp_path / "out.mp4"
     # 1:1 is honoured: the app follows the photo, and the photo is square (9:16 would be refused).
     result = cli(*_generate(out, "--mode", "pro", "--prompt", "Smiles and nods", "--aspect-ratio", "1:1"))
-    assert result.returncode == 0, result.stderr
-
-    report = json.loads(result.stdout)
-    assert (report["provider"], report["model"], report["status"]) == ("inferencesh", "kling-avatar", "completed")
+    report = completed_report(result, "inferencesh")
     assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(6.9 * 0.112, abs=1e-3)
     assert Path(report["output"]) == out and out.read_bytes() == video_bytes
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.shared import run_cli
+from tests.plugins.shared import completed_report, generate_args, run_cli
 
 from .conftest import FACE, MP3
 
@@ -40,16 +40,14 @@ def cli(fake, tmp_path):
 
 
 def _generate(out: Path, *extra: str) -> list[str]:
-    return ["-vv", "generate", "--provider", "kling", "--image", str(FACE), "--output", str(out), "--json", *extra]
+    return generate_args("kling", out, *extra)
 
 
 def test_generate_end_to_end_with_local_files(cli, fake, tmp_path, video_bytes):
     fake.configure(step_latency=0.05)
     out = tmp_path / "out.mp4"
     result = cli(*_generate(out, "--audio", str(MP3), "--mode", "pro", "--prompt", "Smiles and nods"))
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert (report["provider"], report["model"], report["status"]) == ("kling", "kling-avatar", "completed")
+    report = completed_report(result, "kling")
     # settled from what Kling billed: final_unit_deduction (6.9 s x 0.8 units/s in pro, "5.5")
     # at the standard pack's 0.14 USD per unit, not from the quote
     assert report["duration_s"] == 6.9 and report["cost_usd"] == pytest.approx(5.5 * 0.14, abs=1e-6)
