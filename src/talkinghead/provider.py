@@ -103,7 +103,7 @@ class Provider:
         if value is None:
             return self.defaults[key]
         # Finite and not negative: a nan timeout or price would pass every comparison.
-        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)  # type: ignore[return-value]
+        return checks.number(f"providers.{self.name}.{key}", value, none_ok=False)
 
     def required_secret(self, env_var: str) -> str:
         """The credential ``secret(env_var)``, or ``AuthenticationError`` naming the variable."""

@@ -121,13 +121,14 @@ class FakeBackend:
         raise NotImplementedError
 
     @classmethod
-    def serving(cls, fake: Any = None, *, port: int = 0, **switches: Any) -> contextlib.AbstractContextManager[Any]:
+    def serving(cls, fake: Self | None = None, *, port: int = 0,
+                **switches: Any) -> contextlib.AbstractContextManager[Self]:
         """Run ``fake`` (or a new one with ``switches``) on 127.0.0.1 in a thread, as a context
         manager yielding it with ``fake.url`` set. Stops the server on exit."""
         fake = fake.configure(**switches) if fake is not None else cls(**switches)
         return serve_fake(fake, port=port)
 
-    def reset(self, **switches: Any) -> Any:
+    def reset(self, **switches: Any) -> Self:
         """Forget every request and go back to the default switches (so one running server can
         serve many tests); a new generation, so that background work of the test before (a
         callback on its way) sees it is stale."""

@@ -43,7 +43,8 @@ def prepared(image: str | Path = FACE, audio: str | Path = WAV, **request: Any) 
     return media.prepare(AvatarRequest(image=image, audio=audio, **request))
 
 
-def prepared_text(tmp_path: Path, image: str | Path = FACE, text: str = SPOKEN, **request: Any) -> media.PreparedRequest:
+def prepared_text(tmp_path: Path, image: str | Path = FACE, text: str = SPOKEN,
+                  **request: Any) -> media.PreparedRequest:
     """A text request as the core hands it to a route without native text: the speech was
     synthesized locally to a WAV (here: a copy of hello.wav) and probed like an upload."""
     base = media.prepare(AvatarRequest(image=image, text=text, **request))

@@ -351,6 +351,9 @@ class FakeFal(FakeBackend):
         return body
 
     async def _deliver_webhook(self, req: FakeRequest, base: str) -> None:
+        url = req.webhook
+        if url is None:  # spawned only for a request that named one
+            return
         generation = self._generation
         sent = 0  # statuses of req's path already delivered (each one once, none skipped)
 
@@ -360,7 +363,7 @@ class FakeFal(FakeBackend):
                 status, sent = req.statuses[sent], sent + 1
                 raw = json.dumps({"request_id": req.id, "gateway_request_id": req.id, "status": status}).encode()
                 headers = self.sign(raw, req.id, timestamp=int(time.time()))
-                await self._deliver(req.webhook, {"url": req.webhook, "request_id": req.id, "headers": headers,
+                await self._deliver(url, {"url": url, "request_id": req.id, "headers": headers,
                                                   "body": raw, "status": status},
                                     content=raw, headers={**headers, "Content-Type": "application/json"})
 
@@ -378,7 +381,7 @@ class FakeFal(FakeBackend):
         if s.webhook_tamper:
             raw = raw.replace(b'"status": "OK"', b'"status": "ERROR"').replace(b"output.mp4", b"evil.mp4")
         delivery: dict[str, Any] = {"url": req.webhook, "request_id": req.id, "headers": headers, "body": raw}
-        await self._deliver(req.webhook, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
+        await self._deliver(url, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
 
     def _build_app(self) -> Starlette:
         return Starlette(routes=[
@@ -402,7 +405,8 @@ serve = FakeFal.serving
 
 def main(argv: list[str] | None = None) -> None:
     args = fake_arguments("Run the fake fal queue, storage and JWKS on 127.0.0.1.").parse_args(argv)
-    run_fake(serve(port=args.port, step_latency=args.step_latency), "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
+    run_fake(serve(port=args.port, step_latency=args.step_latency),
+             "fake fal at {url} (Ctrl-C to stop; FAL_BASE_URL={url})")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
 from . import protocol, routes, webhooks
+from .routes import Model  # by name: inside the class, ``routes`` is the method
 
 if TYPE_CHECKING:
     from talkinghead.media import MediaFile, PreparedRequest
@@ -101,14 +102,14 @@ class FalProvider(Provider):
     def routes(self) -> list[Route]:
         return [m.route for m in routes.models(self.name, self.setting("audio_max_seconds")).values()]
 
-    def model_for(self, model: str) -> routes.Model:
+    def model_for(self, model: str) -> Model:
         table = routes.models(self.name, self.setting("audio_max_seconds"))
         if model not in table:
             raise InputError("model", f"{model!r} is not served by {self.name}", value=model, limit=tuple(table))
         return table[model]
 
     @property
-    def poll_interval(self) -> tuple[float, float, float]:  # type: ignore[override]
+    def poll_interval(self) -> tuple[float, float, float]:  # type: ignore[override]  # read-only, from config
         first = self.setting("poll_interval")
         return first, 1.5, max(first, self.setting("poll_max_interval"))
 
@@ -202,6 +203,7 @@ class FalProvider(Provider):
             raise InputError("audio", f"fal's {job.model} needs audio (the core synthesizes it from text "
                              "before submitting to a route without native text)")
         image_url = await self._input_url(prepared.image)
+        # not speaks: audio was checked just above
         audio_url = None if speaks else await self._input_url(prepared.audio)  # type: ignore[arg-type]
         endpoint = model.endpoint(request, speaks)
         body = model.build(routes.Inputs(request, model.route, image_url, audio_url))
@@ -360,7 +362,8 @@ class FalProvider(Provider):
             if failed:
                 return protocol.failure_update(request_id, error or error_type or "failed", error_type=error_type)
             raise ServerError(f"the result of request {request_id} has no video URL", provider=self.name)
-        message, result_type, _ = protocol.error_info(payload, http.response_text(response), response.headers.get("x-fal-error-type"))
+        message, result_type, _ = protocol.error_info(
+            payload, http.response_text(response), response.headers.get("x-fal-error-type"))
         message = protocol.redact(message, self.secrets())
         # Our key, a missing request or throttling: not the request's failure. A 5xx that fal
         # does not explain (no error_type, and the status said nothing) may be a passing gateway

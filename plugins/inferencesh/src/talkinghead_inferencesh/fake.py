@@ -214,7 +214,9 @@ class FakeInferenceSh(FakeBackend):
             return self._problem(422, "app field is required")
         if fake_apps.app_name(str(body["app"])) not in fake_apps.SCHEMAS:
             return self._problem(404, f"app {body['app']!r} not found")
-        inputs = body.get("input") if isinstance(body.get("input"), dict) else {}
+        inputs = body.get("input")
+        if not isinstance(inputs, dict):
+            inputs = {}
         if (invalid := fake_apps.check(str(body["app"]), inputs)) is not None:
             return self._problem(422, invalid)  # the app's input schema refuses it: no task
         s = self.switches
@@ -346,15 +348,19 @@ class FakeInferenceSh(FakeBackend):
     # -- webhooks ------------------------------------------------------------------------
 
     async def _deliver_webhook(self, task: FakeTask, base: str) -> None:
+        url = task.webhook
+        if url is None:  # spawned only for a task that named one
+            return
         generation = self._generation
-        while task.status() not in TERMINAL:
+        # A fake task's status is a function of the clock: nothing sets an event to wait on.
+        while task.status() not in TERMINAL:  # noqa: ASYNC110
             await asyncio.sleep(max(0.005, task.ends_at - time.monotonic()) if task.cancelled_at is None
                                 else max(0.005, task.step_latency))
         if generation != self._generation:
             return  # the fake was reset meanwhile: this task belongs to a finished test
         payload = self._wrap(self._task_dto(task, base=base))
         delivery: dict[str, Any] = {"url": task.webhook, "task_id": task.id, "payload": payload}
-        await self._deliver(task.webhook, delivery, json=payload)
+        await self._deliver(url, delivery, json=payload)
 
     def _build_app(self) -> TransportFaults:
         return TransportFaults(self._routes(), lambda: self.switches.stall_seconds)
@@ -386,7 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = fake_arguments("Run the fake inference.sh API on 127.0.0.1.")
     parser.add_argument("--envelope", choices=["v1", "v2", "v3"], default="v2")
     args = parser.parse_args(argv)
-    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope), "fake inference.sh at {url} (Ctrl-C to stop)")
+    run_fake(serve(port=args.port, step_latency=args.step_latency, envelope=args.envelope),
+             "fake inference.sh at {url} (Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from talkinghead.models import Job, JobStatus, JobUpdate, Route
 from talkinghead.provider import Provider
 
 from . import protocol, routes
+from .routes import App  # by name: inside the class, ``routes`` is the method
 
 if TYPE_CHECKING:
     from talkinghead.media import MediaFile, PreparedRequest
@@ -87,7 +88,7 @@ class InferenceShProvider(Provider):
     def routes(self) -> list[Route]:
         return [app.route for app in routes.apps(self.name, self.app).values()]
 
-    def app_for(self, model: str) -> routes.App:
+    def app_for(self, model: str) -> App:
         table = routes.apps(self.name, self.app)
         if model not in table:
             raise InputError("model", f"{model!r} is not served by {self.name}", value=model, limit=tuple(table))
@@ -171,9 +172,11 @@ class InferenceShProvider(Provider):
             raise InputError("audio", f"{app.app} needs audio (the core synthesizes it from text "
                              "before submitting to a route without native text)")
         image = await self._input_file(prepared.image)
+        # not speaks: audio was checked just above
         audio = None if speaks else await self._input_file(prepared.audio)  # type: ignore[arg-type]
-        size = (prepared.image.width, prepared.image.height) if prepared.image.width else None
-        inputs = app.build(routes.Inputs(request, app.route, image, audio, size))  # type: ignore[arg-type]
+        width, height = prepared.image.width, prepared.image.height
+        size = (width, height) if width and height else None
+        inputs = app.build(routes.Inputs(request, app.route, image, audio, size))
         body = protocol.run_body_for(app.app, inputs, webhook=job.webhook_url)
         self.create_sending(job)  # the uploads are done: from here the task may exist
         response = await self._send("POST", "/apps/run", json=body, idempotent=False)
@@ -280,7 +283,7 @@ class InferenceShProvider(Provider):
         update = protocol.task_update(await self.get_task(task_id))
         return update if update.task_id else update.model_copy(update={"task_id": task_id})
 
-    async def stream(self, job: Job) -> AsyncIterator[JobUpdate]:
+    async def stream(self, job: Job) -> AsyncGenerator[JobUpdate, None]:
         """Native NDJSON stream (§5). Heartbeats are skipped, partial ``{data, fields}`` lines
         are folded into the last known task, bad lines are ignored. When a connection ends
         without a terminal status (dropped, closed, or ``stream_idle_timeout`` of nothing but
@@ -304,7 +307,7 @@ class InferenceShProvider(Provider):
         finally:
             self._open_streams -= 1
 
-    async def _follow(self, job: Job) -> AsyncIterator[JobUpdate]:
+    async def _follow(self, job: Job) -> AsyncGenerator[JobUpdate, None]:
         task_id = _task_id(job)
         snapshot: dict[str, Any] = {"id": task_id}
         failures = 0
@@ -341,7 +344,7 @@ class InferenceShProvider(Provider):
             await asyncio.sleep(self.setting("reconnect_delay"))
 
     async def _stream_once(self, task_id: str, snapshot: dict[str, Any],
-                           outcome: _Connection) -> AsyncIterator[JobUpdate]:
+                           outcome: _Connection) -> AsyncGenerator[JobUpdate, None]:
         """One connection to the stream; sets ``outcome`` when it ends without a terminal."""
         idle = self.setting("stream_idle_timeout")
         timeout = httpx.Timeout(self.setting("stream_read_timeout"), connect=10.0)

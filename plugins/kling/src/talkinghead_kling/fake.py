@@ -87,7 +87,7 @@ class FakeKling(FakeBackend):
 
     def now(self) -> float:
         """The fake's clock (epoch seconds), as used to check a JWT's ``exp`` and ``nbf``."""
-        return time.time() + self.switches.clock_offset
+        return time.time() + float(self.switches.clock_offset)
 
     # -- plumbing ------------------------------------------------------------------------
 

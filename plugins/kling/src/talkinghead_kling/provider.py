@@ -211,7 +211,7 @@ class KlingProvider(Provider):
 
     def _backoff(self, attempt: int) -> float:
         base = self.setting("retry_backoff")
-        return min(base * (2 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
+        return min(base * (2.0 ** attempt), self.setting("retry_backoff_max")) * (1 + random.random() / 4)
 
     async def _send(self, method: str, path: str, *, create: bool = False,
                     **kwargs: Any) -> tuple[httpx.Response, Any]:
