@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from talkinghead.models import JobStatus, JobUpdate
+from talkinghead.payload import parse_json as parse_json  # re-exported: the provider reads answers with it
 
 # §4: hosts. The JWKS host is uncertain (§6, §11): configurable.
 QUEUE_URL = "https://queue.fal.run"
@@ -125,15 +126,6 @@ def initiate_body(file_name: str, content_type: str) -> dict[str, str]:
 
 
 # -- parsing ---------------------------------------------------------------------------------
-
-def parse_json(text: str | bytes) -> Any:
-    """JSON, or ``None`` for an empty or non-JSON body."""
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def request_id_of(payload: Any) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from talkinghead.models import JobStatus, JobUpdate
+from talkinghead.payload import parse_json as parse_json  # re-exported: the provider reads answers with it
 
 # §4.1, the current numbering (Python SDK 0.36.0). 9 is *uploading*, 10 is *completed*.
 STATUS_NAMES: tuple[str, ...] = (
@@ -81,16 +82,6 @@ def unwrap(payload: Any) -> Any:
 def is_error_envelope(payload: Any) -> bool:
     """A v1 error body (``success: false``), which a server could send even with HTTP 200."""
     return isinstance(payload, dict) and payload.get("success") is False
-
-
-def parse_json(text: str | bytes) -> Any:
-    """JSON, or ``None`` for an empty or non-JSON body."""
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def error_message(payload: Any, text: str = "") -> tuple[str, str | None]:

@@ -24,6 +24,7 @@ from talkinghead.errors import (
     ServerError,
 )
 from talkinghead.models import JobStatus, JobUpdate
+from talkinghead.payload import parse_json as parse_json  # re-exported: the provider reads answers with it
 
 if TYPE_CHECKING:
     from talkinghead.media import MediaFile
@@ -95,15 +96,6 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
 # -- envelopes (§3, §9) ----------------------------------------------------------------------
-
-def parse_json(content: str | bytes | None) -> Any:
-    """JSON, or ``None`` for an empty or non-JSON body."""
-    if not content:
-        return None
-    try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def code_of(payload: Any) -> int | None:
