@@ -65,7 +65,9 @@ def budget_scopes(limits: BudgetLimits, job: Job, day: str, session: str | None)
 
 
 def over_budget(job: Job, name: str, limit: float, committed: float) -> BudgetExceeded:
-    left = limit - committed
+    # Rounded below a micro-dollar: SQLite sums rows while PostgreSQL keeps a running total, so
+    # the two floats differ in the last bits and could print different cents-of-cents.
+    left = round(limit - committed, 9)
     label = {"total": "total", "daily": "daily", "session": "this run's"}.get(name, f"{name} provider")
     return BudgetExceeded(
         f"budget: the quote of ${job.reserved_usd:.4f} ({job.route_id}, {job.mode}) is over "
