@@ -36,6 +36,7 @@ from talkinghead import AsyncClient, log, plugins
 from talkinghead.errors import AuthenticationError, SubmitOutcomeUnknown, TalkingHeadError
 from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import AvatarRequest
+from tests import fake_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "face.jpg"
@@ -314,7 +315,7 @@ def cassette_leaks(root: Path) -> dict[str, list[str]]:
 
 
 def test_the_scanner_finds_key_shapes_and_recorded_credential_headers(tmp_path):
-    fake_jwt = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJmYWtlIn0.FAKEsignatureFAKEsignature"  # made up
+    fake_jwt = fake_secrets.jwt()
     (tmp_path / "c.yaml").write_text(
         "interactions:\n- request:\n    headers:\n      Authorization:\n      - Bearer " + fake_jwt +
         "\n  response:\n    headers: {}\n")
@@ -322,7 +323,7 @@ def test_the_scanner_finds_key_shapes_and_recorded_credential_headers(tmp_path):
     leaks = cassette_leaks(tmp_path)
     assert set(leaks) == {"c.yaml"}
     assert {"JWT", "bearer or key credential", "request header Authorization"} <= set(leaks["c.yaml"])
-    assert key_shapes("inf_" + "FAKE0123456789abcdefFAKE") == ["inference.sh key"]  # made up
+    assert key_shapes(fake_secrets.inference_key()) == ["inference.sh key"]
 
 
 def test_the_repository_cassettes_hold_no_canary_or_key_shape():

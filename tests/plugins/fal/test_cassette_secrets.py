@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_secrets
 from tests.plugins.shared import (
     BEARER_TOKEN,
     PRIVATE_KEY,
@@ -41,10 +42,10 @@ globals().update(secret_scan_tests(
     find_secrets, expected={"happy_std_uploads.yaml", "completed_with_error.yaml", "make_fal.py"},
     catches=[
         # fake secrets: the scanner must catch their shapes
-        "Authorization: Key 6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
+        "Authorization: Key " + fake_secrets.fal_key(),
         "authorization:\n      - Key myid1234:mysecret5678abcd",
-        "FAL_KEY=6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f:9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d",
-        "Authorization: Bearer eyJhbGciOiJFZERTQSJ9.payload.sig",
+        "FAL_KEY=" + fake_secrets.fal_key("0e"),
+        "Authorization: Bearer " + fake_secrets.jwt(),
         '{"token": "v3tok_abcdef0123456789", "token_type": "Bearer"}',
         "https://storage.googleapis.com/b/o?X-Goog-Credential=svc%40p.iam&X-Goog-Signature=00ff",
         '"upload_url": "https://up.example.com/f.png?X-Amz-Signature=abc"',

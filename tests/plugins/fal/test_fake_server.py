@@ -25,6 +25,7 @@ from talkinghead.errors import (
 )
 from talkinghead.models import JobStatus
 from talkinghead_fal import FalProvider
+from tests import fake_secrets
 from tests.plugins.shared import submit_and_follow
 
 from .conftest import FACE, MP3, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text
@@ -238,7 +239,7 @@ async def test_422_on_submit_is_refused_naming_the_field(fake, provider):
 
 async def test_wrong_key_is_an_authentication_error_without_the_key(fake, make_provider):
     fake.configure(api_key="the-right-key-000000")
-    wrong = "0f1e2d3c-4b5a-4969-8877-665544332211:abcdef0123456789abcdef"
+    wrong = fake_secrets.fal_key("0e")
     provider = make_provider(fake.url, api_key=wrong)
     with pytest.raises(AuthenticationError) as exc:
         await provider.submit(job_for(), prepared(FACE, WAV))
@@ -256,7 +257,7 @@ async def test_missing_key_fails_before_any_request(fake):
 
 
 async def test_echoed_key_is_redacted_from_error_messages(fake, make_provider, monkeypatch):
-    key = "0f1e2d3c-4b5a-4969-8877-665544332211:abcdef0123456789abcdef"
+    key = fake_secrets.fal_key("0d")
     provider = make_provider(fake.url, api_key=key)
 
     async def echo(*args, **kwargs):  # a server that echoes the credential back

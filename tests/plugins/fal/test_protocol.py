@@ -8,6 +8,7 @@ from talkinghead.errors import InputError
 from talkinghead.models import JobStatus
 from talkinghead_fal import FalProvider
 from talkinghead_fal import protocol as p
+from tests import fake_secrets
 
 RID = "5b2f1c7e-8d4a-4f3b-9e21-0c6a7d8e9f10"
 
@@ -135,9 +136,10 @@ def test_webhook_update_shapes():
 
 
 def test_redact_removes_the_key_and_each_half():
-    key = "0f1e2d3c-4b5a-4969-8877-665544332211:abcdef0123456789"
-    text = f"Key {key} / id {key.split(':')[0]} / secret {key.split(':')[1]}"
-    assert "0f1e2d3c" not in p.redact(text, [key]) and "abcdef0123456789" not in p.redact(text, [key])
+    key = fake_secrets.fal_key()
+    key_id, secret = key.split(":")
+    text = f"Key {key} / id {key_id} / secret {secret}"
+    assert key_id not in p.redact(text, [key]) and secret not in p.redact(text, [key])
     assert p.redact("nothing", [None, ""]) == "nothing"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_secrets
 from tests.plugins.shared import (
     BEARER_TOKEN,
     PRIVATE_KEY,
@@ -39,8 +40,8 @@ globals().update(secret_scan_tests(
     expected={"README.md", "happy_std_uploads.yaml", "stream_dropped_resumed.yaml"},
     catches=[
         "Authorization: Bearer inf_live_9f8e7d6c5b4a",  # fake secret: the scanner must catch its shape
-        "token inf_abcdef123456",  # fake secret: the scanner must catch its shape
-        "authorization: bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
+        "token " + fake_secrets.inference_key(),
+        "authorization: bearer " + fake_secrets.jwt(),
         "https://bucket.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Signature=8d3f9a0b1c",
         '"upload_url": "https://storage.example.com/b/f.png?X-Signature=abc"',
         "https://storage.googleapis.com/b/o?X-Goog-Credential=svc%40p.iam&X-Goog-Signature=00ff",

@@ -21,6 +21,7 @@ from talkinghead.errors import (
 )
 from talkinghead.models import JobStatus
 from talkinghead_kling import protocol
+from tests import fake_secrets
 
 from .conftest import FACE, MP3
 
@@ -82,7 +83,7 @@ def test_input_errors_name_the_field_kling_complained_about():
 def test_rate_limits_carry_retry_after_and_secrets_are_redacted():
     error = protocol.error_for(429, _err(1303, "parallel task over resource pack limit"), retry_after=2.0)
     assert error.retry_after == 2.0 and "concurrency" in str(error)
-    token = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJhayJ9.c2lnbmF0dXJl"
+    token = fake_secrets.jwt()
     leaked = protocol.error_for(401, _err(1002, f"token {token} for ak-0123456789 invalid"),
                                 secrets=["ak-0123456789"])
     assert token not in str(leaked) and "ak-0123456789" not in str(leaked) and "***" in str(leaked)
@@ -231,4 +232,4 @@ def test_speech_bound_is_generous_and_grows_with_the_text():
 
 def test_redact():
     assert protocol.redact("a secret-value-1 b", ["secret-value-1", None, "ab"]) == "a *** b"
-    assert protocol.redact("t=eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.abc end") == "t=*** end"
+    assert protocol.redact(f"t={fake_secrets.jwt()} end") == "t=*** end"
