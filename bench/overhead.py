@@ -145,11 +145,20 @@ def th_async_job(url: str, out: Path, download: bool):
     return one
 
 
+def th_async_httpcore_job(url: str, out: Path, download: bool):
+    """AsyncClient on httpx's own transport (httpcore), the transport before aiohttp's."""
+    import os
+
+    os.environ["TALKINGHEAD_HTTP_TRANSPORT"] = "httpcore"
+    return th_async_job(url, out, download)
+
+
 CONTENDERS = {  # name: (label, factory, download)
     "floor": ("sync httpx by hand (the floor)", floor_job, False),
     "sdk": ("official inferencesh SDK", sdk_job, False),
     "th-async": ("talkinghead AsyncClient submit + wait", th_async_job, False),
     "th-sync": ("talkinghead Client submit + wait", th_sync_job, False),
+    "th-async-httpcore": ("talkinghead AsyncClient submit + wait, httpcore transport", th_async_httpcore_job, False),
     "floor-dl": ("sync httpx by hand + download", floor_job, True),
     "th-async-run": ("talkinghead AsyncClient.run (+ download, checked)", th_async_job, True),
     "th-sync-run": ("talkinghead Client.run (+ download, checked)", th_sync_job, True),
@@ -190,6 +199,8 @@ def _profile(one, jobs, how: str) -> None:
     for i in jobs:
         one(i)
     prof.disable()
+    if os.environ.get("PROFILE_DUMP"):
+        prof.dump_stats(os.environ["PROFILE_DUMP"])
     stats = pstats.Stats(prof, stream=sys.stderr)
     sort_key = how if how in ("tottime", "cumulative") else "tottime"
     stats.sort_stats(sort_key).print_stats(os.environ.get("PROFILE_FILTER", ""), 45)

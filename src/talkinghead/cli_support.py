@@ -158,7 +158,8 @@ def add_verbose_everywhere(group: click.Group) -> None:
 def make_client(**kw: Any) -> AsyncClient:
     from .client import AsyncClient
 
-    return AsyncClient(**kw)
+    # A CLI process makes at most a few jobs: what they need loads when they need it.
+    return AsyncClient(**{"preload": False, **kw})
 
 
 def progress_bar():

@@ -46,7 +46,8 @@ class AsyncClient:
                  ledger: Ledger | None = None, config: Mapping[str, Mapping[str, Any]] | None = None,
                  timeout: float = DEFAULT_TIMEOUT, budget_usd: float | None = None,
                  policy: str | None = None, priority: Iterable[str] | None = None,
-                 webhook_base: str | None = None, allow_test_routes: bool | None = None) -> None:
+                 webhook_base: str | None = None, allow_test_routes: bool | None = None,
+                 preload: bool = True) -> None:
         budget_usd = checks.number("budget_usd", budget_usd)  # nan would pass every limit check
         timeout = checks.number("timeout", timeout, inclusive=False, none_ok=False)
         webhook_base = checks.http_url("webhook_base",
@@ -82,10 +83,24 @@ class AsyncClient:
                                    prepare=lambda request, prov, model: me._prepare_again(request, prov, model),
                                    home=self.settings.home, output_dir=self.settings.output_dir,
                                    session=self.session, timeout=timeout)
+        if preload:
+            self.preload()
 
     @functools.cached_property
     def _log(self) -> log.Logger:
         return log.get_logger("talkinghead.client")  # made on first use
+
+    def preload(self) -> None:
+        """Load now what the first job would load on its way: the HTTP stack, PyAV (media
+        checks) and each provider's own modules. Done when the client is made (``preload=False``
+        skips it, as the CLI does for commands that make no job), so the first job costs about
+        what later ones do; ``import talkinghead`` itself stays light."""
+        from . import http, probe
+
+        http.preload()
+        probe.preload()
+        for provider in self.providers.values():
+            provider.preload()
 
     # -- what is available ---------------------------------------------------------------
 

@@ -125,8 +125,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._plain: httpx.AsyncBaseTransport | None = None
         self._tls: httpx.AsyncBaseTransport | None = None
         if inner is None:
-            # verify=False: this one never speaks TLS, so it needs no certificates.
-            inner = self._plain = httpx.AsyncHTTPTransport(verify=False, limits=limits)
+            inner = self._plain = _transport(limits, None)
             slots = limits.max_connections or POOL_LIMITS.max_connections
             assert slots is not None  # POOL_LIMITS sets it
             self._slots = asyncio.Semaphore(slots)
@@ -136,7 +135,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if request.url.scheme != "https" or self.inner is not self._plain:
             return self.inner
         if self._tls is None:
-            self._tls = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=self._limits)
+            self._tls = _transport(self._limits, ssl_context())
         return self._tls
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -171,6 +170,23 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
         if self._tls is not None:
             await self._tls.aclose()
+
+
+def preload() -> None:
+    """Import the transport's library now rather than on the first request."""
+    if os.environ.get("TALKINGHEAD_HTTP_TRANSPORT", "").lower() != "httpcore":
+        from . import transport  # noqa: F401
+
+
+def _transport(limits: httpx.Limits, tls: ssl.SSLContext | None) -> httpx.AsyncBaseTransport:
+    """aiohttp under httpx (``talkinghead.transport``: about a third of httpcore's CPU per
+    request); ``TALKINGHEAD_HTTP_TRANSPORT=httpcore`` keeps httpx's own, e.g. to compare."""
+    if os.environ.get("TALKINGHEAD_HTTP_TRANSPORT", "").lower() == "httpcore":
+        # verify=False when plain: that transport never speaks TLS, so needs no certificates.
+        return httpx.AsyncHTTPTransport(verify=tls if tls is not None else False, limits=limits)
+    from .transport import AiohttpTransport
+
+    return AiohttpTransport(limits=limits, ssl_context=tls)
 
 
 class _ReleaseOnClose(httpx.AsyncByteStream):

@@ -15,6 +15,11 @@ from typing import IO, TYPE_CHECKING
 
 from .errors import InputError
 
+
+def preload() -> None:
+    """Import PyAV now rather than on the first media check (``AsyncClient.preload``)."""
+    import av  # noqa: F401
+
 if TYPE_CHECKING:
     import av
     import av.container
