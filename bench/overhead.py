@@ -153,12 +153,21 @@ def th_async_httpcore_job(url: str, out: Path, download: bool):
     return th_async_job(url, out, download)
 
 
+def th_async_uvloop_job(url: str, out: Path, download: bool):
+    """AsyncClient on a uvloop event loop (the app's choice of loop)."""
+    import uvloop
+
+    asyncio.new_event_loop = uvloop.new_event_loop  # EXPERIMENT
+    return th_async_job(url, out, download)
+
+
 CONTENDERS = {  # name: (label, factory, download)
     "floor": ("sync httpx by hand (the floor)", floor_job, False),
     "sdk": ("official inferencesh SDK", sdk_job, False),
     "th-async": ("talkinghead AsyncClient submit + wait", th_async_job, False),
     "th-sync": ("talkinghead Client submit + wait", th_sync_job, False),
     "th-async-httpcore": ("talkinghead AsyncClient submit + wait, httpcore transport", th_async_httpcore_job, False),
+    "th-async-uvloop": ("talkinghead AsyncClient submit + wait, uvloop", th_async_uvloop_job, False),
     "floor-dl": ("sync httpx by hand + download", floor_job, True),
     "th-async-run": ("talkinghead AsyncClient.run (+ download, checked)", th_async_job, True),
     "th-sync-run": ("talkinghead Client.run (+ download, checked)", th_sync_job, True),

@@ -9,7 +9,9 @@ call only after ``httpx.ConnectError``/``ConnectTimeout``/``PoolTimeout``: error
 the request never left this machine. So only aiohttp's connect-phase errors become those;
 everything else that can follow a write (a reset, a disconnect, a read timeout, a bad
 response, a plain timeout of unknown origin) becomes a read-side ``httpx.TransportError``, and
-a create that meets one is reported as ``SubmitOutcomeUnknown``, never sent again. A
+a create that meets one is reported as ``SubmitOutcomeUnknown``, never sent again. (aiohttp
+itself resends an idempotent request, GET/PUT/DELETE, once when its connection drops; never a
+POST, which is how every provider sends a create.) A
 maintained adapter exists (``httpx-aiohttp``), but it maps some errors after a send to
 ``ConnectTimeout``, which would let a create be sent twice.
 """

@@ -321,14 +321,19 @@ class FakeKling(FakeBackend):
     async def _deliver_callbacks(self, task: FakeTask, url: str, base: str) -> None:
         """POST the bare task object on every status change after the first (the create's
         answer tells that one), as Kling does; loopback URLs only."""
-        generation, sent = self._generation, task.statuses[0]
+        generation, sent, last = self._generation, 0, task.statuses[0]
         while True:
             status = task.status()
-            if status != sent:
+            reached = len(task.statuses) - 1 - task.statuses[::-1].index(status)
+            # Every status change since the last callback, in order: a busy machine that
+            # wakes this loop late must not skip one, as the platform would not.
+            for passed in task.statuses[sent + 1:reached + 1]:
                 if generation != self._generation:
                     return  # the fake was reset meanwhile: this task belongs to a finished test
-                await self._post_callback(url, task, self._task_dto(task, base, status=status))
-                sent = status
+                if passed != last:
+                    await self._post_callback(url, task, self._task_dto(task, base, status=passed))
+                    last = passed
+            sent = max(sent, reached)
             if status in TERMINAL:
                 return
             await asyncio.sleep(max(0.005, min(task.step_latency, 0.05)))
