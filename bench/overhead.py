@@ -122,12 +122,12 @@ def th_sync_job(url: str, out: Path, download: bool):
     return one
 
 
-def th_async_job(url: str, out: Path, download: bool):
-    """AsyncClient: each job is one ``asyncio`` run of submit + wait on the client's loop."""
+def th_async_job(url: str, out: Path, download: bool, loop: asyncio.AbstractEventLoop | None = None):
+    """AsyncClient: each job is one ``asyncio`` run of submit + wait on the app's loop."""
     from talkinghead import AsyncClient, AvatarRequest
     from talkinghead_inferencesh import InferenceShProvider
 
-    loop = asyncio.new_event_loop()
+    loop = loop or asyncio.new_event_loop()
     client = AsyncClient([InferenceShProvider({"api_key": c.API_KEY, "base_url": url})])
 
     async def job(i: int) -> None:
@@ -154,11 +154,10 @@ def th_async_httpcore_job(url: str, out: Path, download: bool):
 
 
 def th_async_uvloop_job(url: str, out: Path, download: bool):
-    """AsyncClient on a uvloop event loop (the app's choice of loop)."""
+    """AsyncClient on a uvloop event loop: the loop is the app's choice (docs/performance.md)."""
     import uvloop
 
-    asyncio.new_event_loop = uvloop.new_event_loop  # EXPERIMENT
-    return th_async_job(url, out, download)
+    return th_async_job(url, out, download, loop=uvloop.new_event_loop())
 
 
 CONTENDERS = {  # name: (label, factory, download)
@@ -369,6 +368,9 @@ def measure(jobs: int = 50, rounds: int = 5, warmup: int = 2, concurrent_jobs: i
     dl = [d - f for d, f in zip(per_job["floor-dl"], per_job["floor"], strict=True)]  # the download's own cost
     ratios = {"th-async/floor": ratio("th-async", "floor"), "th-sync/floor": ratio("th-sync", "floor"),
               "th-async/sdk": ratio("th-async", "sdk"), "th-sync/sdk": ratio("th-sync", "sdk"),
+              "th-async-uvloop/floor": ratio("th-async-uvloop", "floor"),
+              "th-async-uvloop/sdk": ratio("th-async-uvloop", "sdk"),
+              "th-async-httpcore/th-async": ratio("th-async-httpcore", "th-async"),
               "th-async-run/anchor": _spread([x / (y + d) for x, y, d in
                                               zip(per_job["th-async-run"], per_job["th-async"], dl, strict=True)]),
               "th-sync-run/anchor": _spread([x / (y + d) for x, y, d in
@@ -412,6 +414,9 @@ def goals(data: dict) -> list[tuple[str, dict, float, str]]:
         ("Client submit + wait / sync-httpx floor", r["th-sync/floor"], TARGET_FLOOR, "floor"),
         ("AsyncClient submit + wait / SDK", r["th-async/sdk"], TARGET_SDK, "SDK"),
         ("Client submit + wait / SDK", r["th-sync/sdk"], TARGET_SDK, "SDK"),
+        ("AsyncClient on uvloop submit + wait / sync-httpx floor", r["th-async-uvloop/floor"], TARGET_FLOOR,
+         "floor"),
+        ("AsyncClient on uvloop submit + wait / SDK", r["th-async-uvloop/sdk"], TARGET_SDK, "SDK"),
         ("AsyncClient.run / (submit + wait + download)", r["th-async-run/anchor"], TARGET_RUN,
          "own submit + wait + floor's download"),
         ("Client.run / (submit + wait + download)", r["th-sync-run/anchor"], TARGET_RUN,
