@@ -44,6 +44,8 @@ TERMINAL = {10, 11, 12, 13}
 STREAM_HEADERS = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache", "Accept-Encoding": "identity"}
 
 
+CLOSE: list = []  # each contender's clean-up, run when its child is done (after the counting)
+
 # -- like-for-like contenders: each returns one(i) -> None, run sequentially -----------------
 
 def floor_job(url: str, out: Path, download: bool):
@@ -109,6 +111,7 @@ def th_sync_job(url: str, out: Path, download: bool):
     from talkinghead_inferencesh import InferenceShProvider
 
     client = Client([InferenceShProvider({"api_key": c.API_KEY, "base_url": url})])
+    CLOSE.append(client.close)
 
     def one(i: int) -> None:
         request = AvatarRequest(image=str(c.FACE), audio=str(c.MP3), mode="std")
@@ -129,6 +132,7 @@ def th_async_job(url: str, out: Path, download: bool, loop: asyncio.AbstractEven
 
     loop = loop or asyncio.new_event_loop()
     client = AsyncClient([InferenceShProvider({"api_key": c.API_KEY, "base_url": url})])
+    CLOSE.append(lambda: loop.run_until_complete(client.aclose()))
 
     async def job(i: int) -> None:
         request = AvatarRequest(image=str(c.FACE), audio=str(c.MP3), mode="std")
@@ -193,6 +197,8 @@ def child(args: argparse.Namespace) -> None:
         for i in range(start, start + args.jobs):
             one(i)
         cpu, wall = c.cpu_seconds() - cpu0, c.now() - t0
+        for close in CLOSE:
+            close()
     print(json.dumps({"cpu_s": cpu, "wall_s": wall, "jobs": args.jobs, "first_s": first, "setup_s": setup}))
 
 

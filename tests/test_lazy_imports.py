@@ -60,6 +60,6 @@ async def test_plain_http_never_builds_the_tls_context_and_https_gets_the_shared
         assert transport._tls is None
         tls = transport._route(httpx.Request("GET", "https://example.invalid/x"))
         assert tls is transport._tls and tls is not transport.inner
-        assert tls._pool._ssl_context is http.ssl_context()
+        assert tls._ssl is http.ssl_context()  # the aiohttp transport's TLS context
     finally:
         await transport.aclose()
