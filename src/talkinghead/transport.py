@@ -29,7 +29,6 @@ import yarl
 
 # Headers httpx computes that aiohttp must compute itself for the body it writes.
 _FRAMING = ("transfer-encoding",)
-_HTTP11 = {"http_version": b"HTTP/1.1"}
 
 
 def map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
@@ -105,7 +104,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise
             raise mapped from exc
         return httpx.Response(response.status, headers=response.raw_headers,
-                              stream=_Body(response, request), extensions=_HTTP11)
+                              stream=_Body(response, request), extensions={"http_version": b"HTTP/1.1"})
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
