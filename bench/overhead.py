@@ -92,6 +92,57 @@ def floor_job(url: str, out: Path, download: bool):
     return one
 
 
+def aiohttp_job(url: str, out: Path, download: bool):
+    """The same calls by hand with aiohttp (no httpx, no talkinghead), one job at a time on
+    asyncio: what the asynchronous stack alone costs, for the profile summary."""
+    import aiohttp
+
+    loop = asyncio.new_event_loop()
+    auth = {"Authorization": f"Bearer {c.API_KEY}"}
+
+    async def make() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=60))
+
+    session = loop.run_until_complete(make())
+    CLOSE.append(lambda: loop.run_until_complete(session.close()))
+
+    async def upload(path: Path, content_type: str) -> str:
+        data = path.read_bytes()
+        record = {"uri": "", "filename": path.name, "content_type": content_type, "path": None,
+                  "size": len(data), "public": None}
+        async with session.post(url + "/files", json={"files": [record]}, headers=auth) as resp:
+            created = (await resp.json())[0]
+        async with session.put(created["upload_url"], data=data, headers={"Content-Type": content_type}) as resp:
+            resp.raise_for_status()
+        return created["uri"]
+
+    async def job(i: int) -> None:
+        image = await upload(c.FACE, "image/jpeg")
+        audio = await upload(c.MP3, "audio/mpeg")
+        body = {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
+        async with session.post(url + "/apps/run", json=body, headers=auth) as resp:
+            task = await resp.json()
+        async with session.get(f"{url}/tasks/{task['id']}/stream", headers={**auth, **STREAM_HEADERS}) as resp:
+            async for raw in resp.content:
+                if not raw.strip():
+                    continue
+                obj = json.loads(raw)
+                if obj.get("type") == "heartbeat":
+                    continue
+                task.update(obj["data"] if "fields" in obj else obj)
+                if task.get("status") in TERMINAL:
+                    break
+        if task.get("status") != 10 or not task.get("output"):
+            async with session.get(f"{url}/tasks/{task['id']}", headers=auth) as resp:
+                task = await resp.json()
+        assert task["status"] == 10, task
+
+    def one(i: int) -> None:
+        loop.run_until_complete(job(i))
+
+    return one
+
+
 def sdk_job(url: str, out: Path, download: bool):
     """The official SDK (synchronous, on requests): ``run`` uploads, creates and follows."""
     import inferencesh
@@ -167,6 +218,7 @@ def th_async_uvloop_job(url: str, out: Path, download: bool):
 CONTENDERS = {  # name: (label, factory, download)
     "floor": ("sync httpx by hand (the floor)", floor_job, False),
     "sdk": ("official inferencesh SDK", sdk_job, False),
+    "aiohttp": ("aiohttp by hand on asyncio (the async stack alone)", aiohttp_job, False),
     "th-async": ("talkinghead AsyncClient submit + wait", th_async_job, False),
     "th-sync": ("talkinghead Client submit + wait", th_sync_job, False),
     "th-async-httpcore": ("talkinghead AsyncClient submit + wait, httpcore transport", th_async_httpcore_job, False),
