@@ -48,6 +48,27 @@ CLOSE: list = []  # each contender's clean-up, run when its child is done (after
 
 # -- like-for-like contenders: each returns one(i) -> None, run sequentially -----------------
 
+def _file_record(path: Path, data: bytes, content_type: str) -> dict:
+    """The body of ``POST /files`` for one local file, as the SDK sends it."""
+    return {"files": [{"uri": "", "filename": path.name, "content_type": content_type, "path": None,
+                       "size": len(data), "public": None}]}
+
+
+def _run_body(image: str, audio: str) -> dict:
+    return {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
+
+
+def _apply_line(task: dict, line: str | bytes) -> bool:
+    """Apply one NDJSON stream line to ``task``; True once the task has ended."""
+    if not line.strip():
+        return False
+    obj = json.loads(line)
+    if obj.get("type") == "heartbeat":
+        return False
+    task.update(obj["data"] if "fields" in obj else obj)
+    return task.get("status") in TERMINAL
+
+
 def floor_job(url: str, out: Path, download: bool):
     """The same calls by hand with sync httpx, one job at a time: the floor."""
     import httpx
@@ -57,26 +78,18 @@ def floor_job(url: str, out: Path, download: bool):
 
     def upload(path: Path, content_type: str) -> str:
         data = path.read_bytes()
-        record = {"uri": "", "filename": path.name, "content_type": content_type, "path": None,
-                  "size": len(data), "public": None}
-        created = api.post("/files", json={"files": [record]}).raise_for_status().json()[0]
+        created = api.post("/files", json=_file_record(path, data, content_type)).raise_for_status().json()[0]
         storage.put(created["upload_url"], content=data, headers={"Content-Type": content_type}).raise_for_status()
         return created["uri"]
 
     def one(i: int) -> None:
         image = upload(c.FACE, "image/jpeg")
         audio = upload(c.MP3, "audio/mpeg")
-        body = {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
+        body = _run_body(image, audio)
         task = api.post("/apps/run", json=body).raise_for_status().json()
         with api.stream("GET", f"/tasks/{task['id']}/stream", headers=STREAM_HEADERS, timeout=60) as resp:
             for line in resp.iter_lines():
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if obj.get("type") == "heartbeat":
-                    continue
-                task.update(obj["data"] if "fields" in obj else obj)
-                if task.get("status") in TERMINAL:
+                if _apply_line(task, line):
                     break
         if task.get("status") != 10 or not task.get("output"):
             task = api.get(f"/tasks/{task['id']}").raise_for_status().json()
@@ -108,9 +121,7 @@ def aiohttp_job(url: str, out: Path, download: bool):
 
     async def upload(path: Path, content_type: str) -> str:
         data = path.read_bytes()
-        record = {"uri": "", "filename": path.name, "content_type": content_type, "path": None,
-                  "size": len(data), "public": None}
-        async with session.post(url + "/files", json={"files": [record]}, headers=auth) as resp:
+        async with session.post(url + "/files", json=_file_record(path, data, content_type), headers=auth) as resp:
             created = (await resp.json())[0]
         async with session.put(created["upload_url"], data=data, headers={"Content-Type": content_type}) as resp:
             resp.raise_for_status()
@@ -119,18 +130,12 @@ def aiohttp_job(url: str, out: Path, download: bool):
     async def job(i: int) -> None:
         image = await upload(c.FACE, "image/jpeg")
         audio = await upload(c.MP3, "audio/mpeg")
-        body = {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
+        body = _run_body(image, audio)
         async with session.post(url + "/apps/run", json=body, headers=auth) as resp:
             task = await resp.json()
         async with session.get(f"{url}/tasks/{task['id']}/stream", headers={**auth, **STREAM_HEADERS}) as resp:
             async for raw in resp.content:
-                if not raw.strip():
-                    continue
-                obj = json.loads(raw)
-                if obj.get("type") == "heartbeat":
-                    continue
-                task.update(obj["data"] if "fields" in obj else obj)
-                if task.get("status") in TERMINAL:
+                if _apply_line(task, raw):
                     break
         if task.get("status") != 10 or not task.get("output"):
             async with session.get(f"{url}/tasks/{task['id']}", headers=auth) as resp:
@@ -296,9 +301,7 @@ async def run_raw_concurrent(url: str, jobs: int, concurrency: int, warmup: int,
 
     async def upload(path: Path, content_type: str) -> str:
         data = path.read_bytes()
-        record = {"uri": "", "filename": path.name, "content_type": content_type, "path": None,
-                  "size": len(data), "public": None}
-        created = (await api.post("/files", json={"files": [record]})).raise_for_status().json()[0]
+        created = (await api.post("/files", json=_file_record(path, data, content_type))).raise_for_status().json()[0]
         (await storage.put(created["upload_url"], content=data,
                            headers={"Content-Type": content_type})).raise_for_status()
         return created["uri"]
@@ -306,17 +309,11 @@ async def run_raw_concurrent(url: str, jobs: int, concurrency: int, warmup: int,
     async def one(i: int) -> None:
         image = await upload(c.FACE, "image/jpeg")
         audio = await upload(c.MP3, "audio/mpeg")
-        body = {"app": APP, "input": {"image": image, "audio": audio, "mode": "std", "aspect_ratio": "16:9"}}
+        body = _run_body(image, audio)
         task = (await api.post("/apps/run", json=body)).raise_for_status().json()
         async with api.stream("GET", f"/tasks/{task['id']}/stream", headers=STREAM_HEADERS, timeout=60) as resp:
             async for line in resp.aiter_lines():
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if obj.get("type") == "heartbeat":
-                    continue
-                task.update(obj["data"] if "fields" in obj else obj)
-                if task.get("status") in TERMINAL:
+                if _apply_line(task, line):
                     break
         if task.get("status") != 10 or not task.get("output"):
             task = (await api.get(f"/tasks/{task['id']}")).raise_for_status().json()
