@@ -159,15 +159,24 @@ class ProviderContract:
     def _route(self, provider: Provider) -> Route:
         return provider.route(self.model)
 
-    def _request(self, tmp_path: Path, route: Route, **fields: Any) -> Any:
+    def _request(self, tmp_path: Path, route: Route, *, image: tuple[str, bytes] | None = None,
+                 audio: tuple[str, bytes] | None = None, **fields: Any) -> Any:
+        """A prepared request of the kit's photo and speech, or of the (file name, bytes) given."""
         from ..media import prepare
 
-        name, data = self.sample_image()
-        image = tmp_path / name
-        image.write_bytes(data)
-        audio = tmp_path / "speech.wav"
-        audio.write_bytes(wav_bytes(max(3.0, route.limits.audio_min_seconds + 1)))
-        return prepare(AvatarRequest(image=image, audio=audio, **fields))
+        image = image or self.sample_image()
+        audio = audio or ("speech.wav", wav_bytes(max(3.0, route.limits.audio_min_seconds + 1)))
+        for name, data in (image, audio):
+            (tmp_path / name).write_bytes(data)
+        return prepare(AvatarRequest(image=tmp_path / image[0], audio=tmp_path / audio[0], **fields))
+
+    @staticmethod
+    def _refused_field(provider: Provider, route: Route, make: Callable[[], Any]) -> str | None:
+        """The field named by the InputError that making the request (preparing it measures its
+        media) or validating it must raise."""
+        with pytest.raises(InputError) as caught:
+            provider.validate(make(), route)
+        return caught.value.field
 
     def _job(self, route: Route, **fields: Any) -> Job:
         return Job(provider=route.provider, model=route.model, **fields)
@@ -205,40 +214,22 @@ class ProviderContract:
         prepared = self._request(tmp_path, route)
         provider.validate(prepared, route)  # the kit's request itself is acceptable
         too_long = "a" * (route.limits.prompt_max_chars + 1)
-        with pytest.raises(InputError) as caught:
-            provider.validate(_with_prompt(prepared, too_long), route)
-        assert caught.value.field == "prompt"
+        assert self._refused_field(provider, route, lambda: _with_prompt(prepared, too_long)) == "prompt"
 
     def test_validate_refuses_audio_over_the_limit(self, contract_fake: Any, tmp_path: Path) -> None:
-        from ..media import prepare
-
         provider = self.make_provider(contract_fake)
         route = self._route(provider)
-        name, data = self.sample_image()
-        image = tmp_path / name
-        image.write_bytes(data)
-        seconds = route.limits.audio_max_seconds + 1
-        audio = tmp_path / "long.wav"
-        audio.write_bytes(wav_bytes(seconds, rate=2000))  # small: the length is what is over
-        with pytest.raises(InputError) as caught:
-            provider.validate(prepare(AvatarRequest(image=image, audio=audio)), route)
-        assert caught.value.field == "audio"
+        long = ("long.wav", wav_bytes(route.limits.audio_max_seconds + 1, rate=2000))  # small: only its length is over
+        assert self._refused_field(provider, route, lambda: self._request(tmp_path, route, audio=long)) == "audio"
 
     def test_validate_refuses_an_image_under_the_minimum_side(self, contract_fake: Any, tmp_path: Path) -> None:
-        from ..media import prepare
-
         provider = self.make_provider(contract_fake)
         route = self._route(provider)
         side = route.limits.image_min_side
         if not side:
             pytest.skip(f"{route.id} declares no minimum image side")
-        image = tmp_path / "small.png"
-        image.write_bytes(png_bytes(side - 1, side - 1))
-        audio = tmp_path / "speech.wav"
-        audio.write_bytes(wav_bytes(3.0))
-        with pytest.raises(InputError) as caught:
-            provider.validate(prepare(AvatarRequest(image=image, audio=audio)), route)
-        assert caught.value.field == "image"
+        small = ("small.png", png_bytes(side - 1, side - 1))
+        assert self._refused_field(provider, route, lambda: self._request(tmp_path, route, image=small)) == "image"
 
     def test_estimate_needs_no_network(self, contract_fake: Any, tmp_path: Path) -> None:
         provider = self.make_provider(contract_fake)
