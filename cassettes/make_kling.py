@@ -97,6 +97,17 @@ def _get(tid):
     return _req("GET", f"{AVATAR}/{tid}")
 
 
+def _succeeded(tid, ext, rid, *, updated, duration, units=None):
+    # §5: the query that finds the task done, its video listed (and what it billed, §14).
+    return (_get(tid), _ok(_task(tid, "succeed", ext, updated=updated, video=_video(tid, duration), units=units),
+                           rid))
+
+
+def _refused(ext, status, reason, code, message, rid, *, image=IMAGE_URL, **fields):
+    # §9: a create refused outright: the cassette's one exchange, no task made.
+    return [(_create(ext, image=image, sound_file=AUDIO_URL, **fields), _err(status, reason, code, message, rid))]
+
+
 def happy_std_url():
     # URLs passed through (§4), a callback URL, then processing -> succeed (§5).
     tid, ext = "862311975201234567", "jexamplestdurl0001"
@@ -104,8 +115,7 @@ def happy_std_url():
         (_create(ext, image=IMAGE_URL, sound_file=AUDIO_URL, callback=HOOK),
          _ok(_created(tid, ext), "a1b2c3d4-0000-4a1b-9c2d-111122223333")),
         (_get(tid), _ok(_task(tid, "processing", ext, updated=12000), "b2c3d4e5-1111-4b2c-8d3e-222233334444")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=185000, video=_video(tid, "6.941"), units="2.8"),
-                        "c3d4e5f6-2222-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2222-4c3d-9e4f-333344445555", updated=185000, duration="6.941", units="2.8"),
         # §13.4: the result on Kling's CDN, a tiny stand-in body (no Authorization goes there).
         (Request("GET", f"{CDN}/avatar/{tid}-output.mp4", None, {}),
          _resp(VIDEO, content_type="video/mp4")),
@@ -122,8 +132,7 @@ def happy_pro_base64():
          _ok(_created(tid, ext), "a1b2c3d4-0001-4a1b-9c2d-111122223333")),
         (_get(tid), _ok(_task(tid, "submitted", ext, updated=3000), "b2c3d4e5-1112-4b2c-8d3e-222233334444")),
         (_get(tid), _ok(_task(tid, "processing", ext, updated=40000), "b2c3d4e5-1113-4b2c-8d3e-222233334444")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=330000, video=_video(tid, "6.941")),
-                        "c3d4e5f6-2223-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2223-4c3d-9e4f-333344445555", updated=330000, duration="6.941"),
     ]
 
 
@@ -138,8 +147,7 @@ def text_tts():
         (_req("POST", TTS, {"text": text, "voice_id": "oversea_male1", "voice_language": "en", "voice_speed": 1.0}),
          _ok(tts, "f6a7b8c9-5555-4f6a-8b7c-666677778888")),
         (_create(ext, image=IMAGE_URL, audio_id=aid), _ok(_created(tid, ext), "a1b2c3d4-0003-4a1b-9c2d-111122223333")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=150000, video=_video(tid, "4.520"), units="1.8"),
-                        "c3d4e5f6-2224-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2224-4c3d-9e4f-333344445555", updated=150000, duration="4.520", units="1.8"),
     ]
 
 
@@ -160,8 +168,7 @@ def read_rate_limited():
     return [
         (_get(tid), _err(429, "Too Many Requests", 1303, "parallel task over resource pack limit",
                          "9d0e1f2a-6666-4a7b-8c9d-777788889999")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=200000, video=_video(tid, "9.433"), units="3.8"),
-                        "c3d4e5f6-2225-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2225-4c3d-9e4f-333344445555", updated=200000, duration="9.433", units="3.8"),
     ]
 
 
@@ -179,8 +186,8 @@ def create_rate_limited():
 
 def unauthorized():
     # §9: 401/1002 "Authorization is invalid" (the doc table's wording).
-    return [(_create("jexampleauth0007", image=IMAGE_URL, sound_file=AUDIO_URL),
-             _err(401, "Unauthorized", 1002, "Authorization is invalid", "0a1b2c3d-7776-4b8c-9d0e-88889999aaaa"))]
+    return _refused("jexampleauth0007", 401, "Unauthorized", 1002, "Authorization is invalid",
+                    "0a1b2c3d-7776-4b8c-9d0e-88889999aaaa")
 
 
 def token_expired_renewed():
@@ -195,9 +202,8 @@ def token_expired_renewed():
 
 def balance():
     # §9: 429/1102 with the real message "Account balance not enough" [V-real].
-    return [(_create("jexamplebalance0009", image=IMAGE_URL, sound_file=AUDIO_URL),
-             _err(429, "Too Many Requests", 1102, "Account balance not enough",
-                  "1a2b3c4d-8888-4c9d-8e0f-9999aaaabbbb"))]
+    return _refused("jexamplebalance0009", 429, "Too Many Requests", 1102, "Account balance not enough",
+                    "1a2b3c4d-8888-4c9d-8e0f-9999aaaabbbb")
 
 
 def lost_create_resolved():
@@ -234,17 +240,15 @@ def find_task_via_list():
 
 def content_policy():
     # §9: 400/1301 at create time.
-    return [(_create("jexamplepolicy0012", image=IMAGE_URL, sound_file=AUDIO_URL,
-                     prompt="something the content-safety system refuses"),
-             _err(400, "Bad Request", 1301, "Trigger the content security policy of the platform",
-                  "4a5b6c7d-bbbb-4f2a-8b3c-ccccddddeeee"))]
+    return _refused("jexamplepolicy0012", 400, "Bad Request", 1301,
+                    "Trigger the content security policy of the platform", "4a5b6c7d-bbbb-4f2a-8b3c-ccccddddeeee",
+                    prompt="something the content-safety system refuses")
 
 
 def invalid_parameter():
     # §4 note [V-3P code comment]: a data: URI instead of raw base64 gets 1201 with this text.
-    return [(_create("jexampleparam0013", image="data:image/png;base64,<elided>", sound_file=AUDIO_URL),
-             _err(400, "Bad Request", 1201, "File is not in a valid base64 format",
-                  "5a6b7c8d-cccc-4a3b-8c4d-ddddeeeeffff"))]
+    return _refused("jexampleparam0013", 400, "Bad Request", 1201, "File is not in a valid base64 format",
+                    "5a6b7c8d-cccc-4a3b-8c4d-ddddeeeeffff", image="data:image/png;base64,<elided>")
 
 
 def api_key_auth():
@@ -254,17 +258,16 @@ def api_key_auth():
     return [
         (_create(ext, image=IMAGE_URL, sound_file=AUDIO_URL),
          _ok(_created(tid, ext), "a1b2c3d4-0014-4a1b-9c2d-111122223333")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=160000, video=_video(tid, "9.433"), units="3.8"),
-                        "c3d4e5f6-2227-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2227-4c3d-9e4f-333344445555", updated=160000, duration="9.433", units="3.8"),
     ]
 
 
 def fetch_failed():
     # §14 [3P]: an input URL Kling cannot download answers 400/1201 with this text, which does
     # not say which input it was.
-    return [(_create("jexamplefetch0015", image=IMAGE_URL, sound_file=AUDIO_URL),
-             _err(400, "Bad Request", 1201, "Something went wrong when we tried to get the contents of the file.",
-                  "6a7b8c9d-dddd-4b4c-8d5e-eeeeffff0000"))]
+    return _refused("jexamplefetch0015", 400, "Bad Request", 1201,
+                    "Something went wrong when we tried to get the contents of the file.",
+                    "6a7b8c9d-dddd-4b4c-8d5e-eeeeffff0000")
 
 
 def tts_voice_not_found():
