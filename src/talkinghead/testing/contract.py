@@ -43,7 +43,7 @@ import wave
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pytest
 
@@ -181,8 +181,22 @@ class ProviderContract:
     def _job(self, route: Route, **fields: Any) -> Job:
         return Job(provider=route.provider, model=route.model, **fields)
 
-    def _unsupported(self, exc: NotImplementedError, what: str) -> None:
+    async def _submitted(self, provider: Provider, tmp_path: Path) -> Job:
+        """A job of the kit's request, submitted, with what submit answered applied to it."""
+        route = self._route(provider)
+        job = self._job(route)
+        job.apply(await provider.submit(job, self._request(tmp_path, route)))
+        return job
+
+    def _unsupported(self, exc: NotImplementedError, what: str) -> NoReturn:
         pytest.skip(f"{type(self).__name__} does not support {what}: {exc or 'hook not provided'}")
+
+    def _hook(self, hook: Callable[[Any], T], fake: Any, what: str) -> T:
+        """What a hook returns, or the test skipped if the provider cannot support ``what``."""
+        try:
+            return hook(fake)
+        except NotImplementedError as exc:
+            self._unsupported(exc, what)
 
     # -- the promises ----------------------------------------------------------------------
 
@@ -252,10 +266,7 @@ class ProviderContract:
         self._run(contract_fake, body)
 
     def test_a_create_whose_answer_was_lost_is_never_resent(self, contract_fake: Any, tmp_path: Path) -> None:
-        try:
-            config = self.lose_create_answer(contract_fake)
-        except NotImplementedError as exc:
-            self._unsupported(exc, "losing a create's answer")
+        config = self._hook(self.lose_create_answer, contract_fake, "losing a create's answer")
 
         async def body(provider: Provider) -> None:
             route = self._route(provider)
@@ -270,9 +281,7 @@ class ProviderContract:
 
     def test_following_a_task_ends_in_a_terminal_update(self, contract_fake: Any, tmp_path: Path) -> None:
         async def body(provider: Provider) -> None:
-            route = self._route(provider)
-            job = self._job(route)
-            job.apply(await provider.submit(job, self._request(tmp_path, route)))
+            job = await self._submitted(provider, tmp_path)
             last = None
             async with asyncio.timeout(self.follow_timeout):
                 async for update in provider.stream(job):
@@ -284,9 +293,7 @@ class ProviderContract:
 
     def test_cancel_is_idempotent(self, contract_fake: Any, tmp_path: Path) -> None:
         async def body(provider: Provider) -> None:
-            route = self._route(provider)
-            job = self._job(route)
-            job.apply(await provider.submit(job, self._request(tmp_path, route)))
+            job = await self._submitted(provider, tmp_path)
             outcomes: list[type[ProviderError] | None] = []
             for _ in range(2):  # a second cancel answers like the first: never a new error
                 try:
@@ -313,20 +320,15 @@ class ProviderContract:
 
     def test_find_task_finds_nothing_for_a_job_never_sent(self, contract_fake: Any, tmp_path: Path) -> None:
         async def body(provider: Provider) -> None:
-            route = self._route(provider)
-            sent = self._job(route)
-            sent.apply(await provider.submit(sent, self._request(tmp_path, route)))
-            found = await provider.find_task(self._job(route))
+            sent = await self._submitted(provider, tmp_path)
+            found = await provider.find_task(self._job(self._route(provider)))
             assert found is None or found.task_id != sent.task_id, "another job's task was found"
             again = await provider.find_task(sent)
             assert again is None or again.task_id == sent.task_id
         self._run(contract_fake, body)
 
     def test_credentials_never_show_in_reprs_or_errors(self, contract_fake: Any, tmp_path: Path) -> None:
-        try:
-            config = self.wrong_credentials(contract_fake)
-        except NotImplementedError as exc:
-            self._unsupported(exc, "refused credentials")
+        config = self._hook(self.wrong_credentials, contract_fake, "refused credentials")
 
         async def body(provider: Provider) -> None:
             assert _SECRET not in repr(provider)
