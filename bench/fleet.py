@@ -98,7 +98,7 @@ def race_pg(cluster: Cluster, root: Path, jobs: int, fit: int) -> dict:
     limit = round(QUOTE * (fit + 0.5), 6)  # room for `fit` quotes, not one more
     fleet = Fleet(root / "race-pg", cluster.create_database("race"), total_usd=limit)
     queued = jobs // 2
-    assert fleet.run("batch", str(fleet.jobs_file(queued)), "--queue", "--provider", "mock").returncode == 0
+    assert fleet.enqueue(fleet.jobs_file(queued)).returncode == 0
     t0 = time.perf_counter()
     workers = [fleet.worker(concurrency=4) for _ in range(4)]
     gens = generators(fleet, 4, (jobs - queued) // 4)
@@ -164,7 +164,7 @@ def throughput(cluster: Cluster, root: Path, jobs: int, n_workers: int, concurre
         wait_workers(fleet, n_workers)
         reset_statements(cluster)
         t0 = time.perf_counter()
-        enq = fleet.run("batch", str(path), "--queue", "--provider", "mock", timeout=1800)
+        enq = fleet.enqueue(path, timeout=1800)
         assert enq.returncode == 0, enq.stderr
         enqueued = time.perf_counter() - t0
         counts = fleet.wait_queue_drained(timeout=3600, workers=workers)
@@ -209,7 +209,7 @@ def reservation_path(target: str, n: int) -> dict:
 def kill_round(cluster: Cluster, root: Path, round_no: int, jobs: int, rng: random.Random) -> dict:
     name = f"kill{round_no}"
     fleet = Fleet(root / name, cluster.create_database(name), latency=1.0)
-    assert fleet.run("batch", str(fleet.jobs_file(jobs)), "--queue", "--provider", "mock").returncode == 0
+    assert fleet.enqueue(fleet.jobs_file(jobs)).returncode == 0
     workers = [fleet.worker(concurrency=4, stalled_after=2) for _ in range(3)]
     ledger = ledger_for(fleet)
     try:

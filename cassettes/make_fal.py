@@ -153,6 +153,14 @@ def _fal_error(status, message, body, *, error_type=None, headers=None):
     return _resp(body, status=status, message=message, headers=h)
 
 
+def _unprocessable(field, msg, kind, *, headers=None):
+    # §5.5: a 422 whose `detail` list names the field (``loc``), fal's message and its error type,
+    # documented at an anchor of fal's error page.
+    detail = {"detail": [{"loc": ["body", field], "msg": msg, "type": kind,
+                          "url": f"https://docs.fal.ai/errors/#{kind}"}]}
+    return _fal_error(422, "Unprocessable Entity", detail, headers=headers)
+
+
 # -- the cassettes ---------------------------------------------------------------------------
 
 def happy_std_uploads():
@@ -194,32 +202,23 @@ def completed_with_error():
 def result_validation_error():
     # §5.5 / §10: a 422 on the result with a `detail` list (the field values are invented there).
     rid = "af6b5abc-c18e-4d7f-9c65-4a0ebc1d3254"
-    detail = {"detail": [{"loc": ["body", "audio_url"], "msg": "Audio duration must be between 2 and 60 seconds",
-                          "type": "audio_duration_out_of_range",
-                          "url": "https://docs.fal.ai/errors/#audio_duration_out_of_range"}]}
-    return [_submit(STD, rid, image=URL_IMAGE, audio=URL_AUDIO),
-            _completed(rid),
-            _result(rid, _fal_error(422, "Unprocessable Entity", detail, headers={"X-Fal-Retryable": "false"}))]
+    refused = _unprocessable("audio_url", "Audio duration must be between 2 and 60 seconds",
+                             "audio_duration_out_of_range", headers={"X-Fal-Retryable": "false"})
+    return [_submit(STD, rid, image=URL_IMAGE, audio=URL_AUDIO), _completed(rid), _result(rid, refused)]
 
 
 def content_policy():
     # [INF] the error type for a refused face/prompt is not in the notes: a validation-shaped 422
     # whose type names the content policy.
     rid = "b07c6bcd-d29f-4e80-ad76-5b1fcd2e4365"
-    detail = {"detail": [{"loc": ["body", "image_url"], "msg": "The image was flagged by the content checker",
-                          "type": "content_policy_violation",
-                          "url": "https://docs.fal.ai/errors/#content_policy_violation"}]}
-    return [_submit(PRO, rid, image=URL_IMAGE, audio=URL_AUDIO),
-            _completed(rid),
-            _result(rid, _fal_error(422, "Unprocessable Entity", detail))]
+    refused = _unprocessable("image_url", "The image was flagged by the content checker", "content_policy_violation")
+    return [_submit(PRO, rid, image=URL_IMAGE, audio=URL_AUDIO), _completed(rid), _result(rid, refused)]
 
 
 def submit_validation_error():
     # A 422 on the submit itself (§5.5): an InputError naming our field and fal's message.
-    detail = {"detail": [{"loc": ["body", "image_url"], "msg": "Failed to download the file from the given URL",
-                          "type": "file_download_error", "url": "https://docs.fal.ai/errors/#file_download_error"}]}
-    return [_submit(STD, "", image=URL_IMAGE, audio=URL_AUDIO,
-                    answer=_fal_error(422, "Unprocessable Entity", detail))]
+    refused = _unprocessable("image_url", "Failed to download the file from the given URL", "file_download_error")
+    return [_submit(STD, "", image=URL_IMAGE, audio=URL_AUDIO, answer=refused)]
 
 
 def rate_limited_then_success():

@@ -17,6 +17,8 @@ come from the sources the notes cite.
 from __future__ import annotations
 
 import json
+from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 
 from authoring import answer as _resp  # beside this script
@@ -55,9 +57,11 @@ def _ok(data, rid):
     return _resp({"code": 0, "message": "SUCCEED", "request_id": rid, "data": data})
 
 
-def _err(status, reason, code, message, rid):
-    # §9: {code, message, request_id}; a data: null field is reported by a mirror [3P].
-    return _resp({"code": code, "message": message, "request_id": rid, "data": None}, status=status, message=reason)
+def _err(status, code, message, rid):
+    # §9: {code, message, request_id}; a data: null field is reported by a mirror [3P]. The
+    # status line's reason is the standard phrase of the status.
+    return _resp({"code": code, "message": message, "request_id": rid, "data": None}, status=status,
+                 message=HTTPStatus(status).phrase)
 
 
 def _task(tid, status, external, *, updated=0, msg="", video=None, units=None):
@@ -97,6 +101,16 @@ def _get(tid):
     return _req("GET", f"{AVATAR}/{tid}")
 
 
+def _succeeded(tid, ext, rid, *, updated, duration, units=None):
+    # §5: the query that finds the task done, its video listed (and what it billed, §14).
+    return (_get(tid), _ok(_task(tid, "succeed", ext, updated=updated, video=_video(tid, duration), units=units),
+                           rid))
+
+
+def _refused(ext, status, code, message, rid, *, image=IMAGE_URL, **fields):
+    return [(_create(ext, image=image, sound_file=AUDIO_URL, **fields), _err(status, code, message, rid))]
+
+
 def happy_std_url():
     # URLs passed through (§4), a callback URL, then processing -> succeed (§5).
     tid, ext = "862311975201234567", "jexamplestdurl0001"
@@ -104,8 +118,7 @@ def happy_std_url():
         (_create(ext, image=IMAGE_URL, sound_file=AUDIO_URL, callback=HOOK),
          _ok(_created(tid, ext), "a1b2c3d4-0000-4a1b-9c2d-111122223333")),
         (_get(tid), _ok(_task(tid, "processing", ext, updated=12000), "b2c3d4e5-1111-4b2c-8d3e-222233334444")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=185000, video=_video(tid, "6.941"), units="2.8"),
-                        "c3d4e5f6-2222-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2222-4c3d-9e4f-333344445555", updated=185000, duration="6.941", units="2.8"),
         # §13.4: the result on Kling's CDN, a tiny stand-in body (no Authorization goes there).
         (Request("GET", f"{CDN}/avatar/{tid}-output.mp4", None, {}),
          _resp(VIDEO, content_type="video/mp4")),
@@ -122,8 +135,7 @@ def happy_pro_base64():
          _ok(_created(tid, ext), "a1b2c3d4-0001-4a1b-9c2d-111122223333")),
         (_get(tid), _ok(_task(tid, "submitted", ext, updated=3000), "b2c3d4e5-1112-4b2c-8d3e-222233334444")),
         (_get(tid), _ok(_task(tid, "processing", ext, updated=40000), "b2c3d4e5-1113-4b2c-8d3e-222233334444")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=330000, video=_video(tid, "6.941")),
-                        "c3d4e5f6-2223-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2223-4c3d-9e4f-333344445555", updated=330000, duration="6.941"),
     ]
 
 
@@ -138,8 +150,7 @@ def text_tts():
         (_req("POST", TTS, {"text": text, "voice_id": "oversea_male1", "voice_language": "en", "voice_speed": 1.0}),
          _ok(tts, "f6a7b8c9-5555-4f6a-8b7c-666677778888")),
         (_create(ext, image=IMAGE_URL, audio_id=aid), _ok(_created(tid, ext), "a1b2c3d4-0003-4a1b-9c2d-111122223333")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=150000, video=_video(tid, "4.520"), units="1.8"),
-                        "c3d4e5f6-2224-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2224-4c3d-9e4f-333344445555", updated=150000, duration="4.520", units="1.8"),
     ]
 
 
@@ -158,10 +169,9 @@ def read_rate_limited():
     # 429/1303 on a query, then the task (§9: retry with backoff, first delay >= 1 s).
     tid, ext = "862311975201234571", "jexamplereadrl0005"
     return [
-        (_get(tid), _err(429, "Too Many Requests", 1303, "parallel task over resource pack limit",
+        (_get(tid), _err(429, 1303, "parallel task over resource pack limit",
                          "9d0e1f2a-6666-4a7b-8c9d-777788889999")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=200000, video=_video(tid, "9.433"), units="3.8"),
-                        "c3d4e5f6-2225-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2225-4c3d-9e4f-333344445555", updated=200000, duration="9.433", units="3.8"),
     ]
 
 
@@ -171,33 +181,20 @@ def create_rate_limited():
     tid, ext = "862311975201234572", "jexamplecreaterl0006"
     create = _create(ext, image=IMAGE_URL, sound_file=AUDIO_URL)
     return [
-        (create, _err(429, "Too Many Requests", 1303, "parallel task over resource pack limit",
+        (create, _err(429, 1303, "parallel task over resource pack limit",
                       "9d0e1f2a-6667-4a7b-8c9d-777788889999")),
         (create, _ok(_created(tid, ext), "a1b2c3d4-0006-4a1b-9c2d-111122223333")),
     ]
-
-
-def unauthorized():
-    # §9: 401/1002 "Authorization is invalid" (the doc table's wording).
-    return [(_create("jexampleauth0007", image=IMAGE_URL, sound_file=AUDIO_URL),
-             _err(401, "Unauthorized", 1002, "Authorization is invalid", "0a1b2c3d-7776-4b8c-9d0e-88889999aaaa"))]
 
 
 def token_expired_renewed():
     # §2.1/§9: 401/1004 (message invented in the notes); a fresh JWT, the same query again.
     tid, ext = "862311975201234573", "jexampletoken0008"
     return [
-        (_get(tid), _err(401, "Unauthorized", 1004, "Auth failed: token expired",
+        (_get(tid), _err(401, 1004, "Auth failed: token expired",
                          "0a1b2c3d-7777-4b8c-9d0e-88889999aaaa")),
         (_get(tid), _ok(_task(tid, "processing", ext, updated=20000), "b2c3d4e5-1114-4b2c-8d3e-222233334444")),
     ]
-
-
-def balance():
-    # §9: 429/1102 with the real message "Account balance not enough" [V-real].
-    return [(_create("jexamplebalance0009", image=IMAGE_URL, sound_file=AUDIO_URL),
-             _err(429, "Too Many Requests", 1102, "Account balance not enough",
-                  "1a2b3c4d-8888-4c9d-8e0f-9999aaaabbbb"))]
 
 
 def lost_create_resolved():
@@ -207,7 +204,7 @@ def lost_create_resolved():
     tid, ext = "862311975201234574", "jexamplelost0010"
     return [
         (_create(ext, image=IMAGE_URL, sound_file=AUDIO_URL),
-         _err(504, "Gateway Timeout", 5002, "Server internal timeout, usually due to a backlog",
+         _err(504, 5002, "Server internal timeout, usually due to a backlog",
               "2a3b4c5d-9999-4d0e-8f1a-aaaabbbbcccc")),
         (_get(ext), _ok(_task(tid, "submitted", ext, updated=1000), "b2c3d4e5-1115-4b2c-8d3e-222233334444")),
     ]
@@ -222,7 +219,7 @@ def find_task_via_list():
                   video=_video("862311975201230000", "5.000"))
     done = _task(tid, "succeed", ext, updated=240000, video=_video(tid, "6.941"), units="2.8")
     return [
-        (_get(ext), _err(404, "Not Found", 1203, "The requested resource does not exist",
+        (_get(ext), _err(404, 1203, "The requested resource does not exist",
                          "3a4b5c6d-aaaa-4e1f-8a2b-bbbbccccdddd")),
         (_req("GET", f"{AVATAR}?pageNum=1&pageSize=500"),
          _ok([_task(tid, "processing", ext, updated=60000), other], "e5f6a7b8-4444-4e5f-9a6b-555566667777")),
@@ -232,21 +229,6 @@ def find_task_via_list():
     ]
 
 
-def content_policy():
-    # §9: 400/1301 at create time.
-    return [(_create("jexamplepolicy0012", image=IMAGE_URL, sound_file=AUDIO_URL,
-                     prompt="something the content-safety system refuses"),
-             _err(400, "Bad Request", 1301, "Trigger the content security policy of the platform",
-                  "4a5b6c7d-bbbb-4f2a-8b3c-ccccddddeeee"))]
-
-
-def invalid_parameter():
-    # §4 note [V-3P code comment]: a data: URI instead of raw base64 gets 1201 with this text.
-    return [(_create("jexampleparam0013", image="data:image/png;base64,<elided>", sound_file=AUDIO_URL),
-             _err(400, "Bad Request", 1201, "File is not in a valid base64 format",
-                  "5a6b7c8d-cccc-4a3b-8c4d-ddddeeeeffff"))]
-
-
 def api_key_auth():
     # §2.2: the single API key Kling's console issues, sent as-is as the bearer token (REDACTED
     # here like the JWT). The finished task reports what it billed: final_unit_deduction (§14).
@@ -254,17 +236,8 @@ def api_key_auth():
     return [
         (_create(ext, image=IMAGE_URL, sound_file=AUDIO_URL),
          _ok(_created(tid, ext), "a1b2c3d4-0014-4a1b-9c2d-111122223333")),
-        (_get(tid), _ok(_task(tid, "succeed", ext, updated=160000, video=_video(tid, "9.433"), units="3.8"),
-                        "c3d4e5f6-2227-4c3d-9e4f-333344445555")),
+        _succeeded(tid, ext, "c3d4e5f6-2227-4c3d-9e4f-333344445555", updated=160000, duration="9.433", units="3.8"),
     ]
-
-
-def fetch_failed():
-    # §14 [3P]: an input URL Kling cannot download answers 400/1201 with this text, which does
-    # not say which input it was.
-    return [(_create("jexamplefetch0015", image=IMAGE_URL, sound_file=AUDIO_URL),
-             _err(400, "Bad Request", 1201, "Something went wrong when we tried to get the contents of the file.",
-                  "6a7b8c9d-dddd-4b4c-8d5e-eeeeffff0000"))]
 
 
 def tts_voice_not_found():
@@ -273,16 +246,39 @@ def tts_voice_not_found():
     # (withdrawn since the list was read): the refusal is still typed, nothing else is sent.
     text = "Good evening. Here are tonight's headlines, read by a talking head."
     return [(_req("POST", TTS, {"text": text, "voice_id": "calm_story1", "voice_language": "en", "voice_speed": 1.0}),
-             _err(400, "Bad Request", 1201, "Voice id not found", "7a8b9c0d-eeee-4c5d-8e6f-ffff00001111"))]
+             _err(400, 1201, "Voice id not found", "7a8b9c0d-eeee-4c5d-8e6f-ffff00001111"))]
 
+
+# Creates refused outright (§9): each of these cassettes is that one exchange, and no task is
+# made. _refused(external_task_id, HTTP status, Kling code, message, request_id, the create's fields).
+REFUSED_CREATES = {
+    # §14 [3P]: an input URL Kling cannot download; the text does not say which input it was.
+    "fetch_failed": partial(_refused, "jexamplefetch0015", 400, 1201,
+                            "Something went wrong when we tried to get the contents of the file.",
+                            "6a7b8c9d-dddd-4b4c-8d5e-eeeeffff0000"),
+    # The doc table's wording.
+    "unauthorized": partial(_refused, "jexampleauth0007", 401, 1002, "Authorization is invalid",
+                            "0a1b2c3d-7776-4b8c-9d0e-88889999aaaa"),
+    # The real message [V-real].
+    "balance": partial(_refused, "jexamplebalance0009", 429, 1102, "Account balance not enough",
+                       "1a2b3c4d-8888-4c9d-8e0f-9999aaaabbbb"),
+    # Refused by the content-safety system at create time.
+    "content_policy": partial(_refused, "jexamplepolicy0012", 400, 1301,
+                              "Trigger the content security policy of the platform",
+                              "4a5b6c7d-bbbb-4f2a-8b3c-ccccddddeeee",
+                              prompt="something the content-safety system refuses"),
+    # §4 note [V-3P code comment]: a data: URI instead of raw base64.
+    "invalid_parameter": partial(_refused, "jexampleparam0013", 400, 1201, "File is not in a valid base64 format",
+                                 "5a6b7c8d-cccc-4a3b-8c4d-ddddeeeeffff", image="data:image/png;base64,<elided>"),
+}
 
 CASSETTES = {
-    "api_key_auth": api_key_auth, "fetch_failed": fetch_failed, "tts_voice_not_found": tts_voice_not_found,
+    "api_key_auth": api_key_auth, "tts_voice_not_found": tts_voice_not_found,
     "happy_std_url": happy_std_url, "happy_pro_base64": happy_pro_base64, "text_tts": text_tts,
     "task_failed": task_failed, "read_rate_limited": read_rate_limited, "create_rate_limited": create_rate_limited,
-    "unauthorized": unauthorized, "token_expired_renewed": token_expired_renewed, "balance": balance,
+    "token_expired_renewed": token_expired_renewed,
     "lost_create_resolved": lost_create_resolved, "find_task_via_list": find_task_via_list,
-    "content_policy": content_policy, "invalid_parameter": invalid_parameter,
+    **REFUSED_CREATES,
 }
 
 

@@ -11,11 +11,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 FACE = ROOT / "examples" / "face.jpg"
 SPEECH = ROOT / "examples" / "hello.mp3"
+T = TypeVar("T")
 
 
 class Fleet:
@@ -41,6 +44,10 @@ class Fleet:
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "talkinghead.cli", *args], capture_output=True, text=True,
                               env=self.env, timeout=timeout)
+
+    def enqueue(self, jobs: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+        """``batch --queue`` of a jobs file, every line for the mock."""
+        return self.run("batch", str(jobs), "--queue", "--provider", "mock", timeout=timeout)
 
     def spawn(self, *args: str) -> subprocess.Popen:
         log = (self.home / f"proc-{time.monotonic_ns()}.log").open("w")
@@ -106,6 +113,15 @@ class Fleet:
                 "requests_run_twice": sum(1 for n in per_request.values() if n > 1),
                 "lost_videos": sum(1 for j in completed if not (j.output_path and Path(j.output_path).exists())),
                 "creates": sum(creates.values())}
+
+
+def wait_for(condition: Callable[[], T], timeout: float) -> T:
+    """The first truthy answer of ``condition()``, asked every 50 ms; its last answer once
+    ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not (answer := condition()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return answer
 
 
 def stop(procs: list[subprocess.Popen], timeout: float = 30) -> None:

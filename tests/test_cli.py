@@ -37,6 +37,14 @@ def test_providers_json_lists_mock():
     assert mock["price_per_second"] == {"std": 0.01, "pro": 0.02}
 
 
+@pytest.mark.parametrize("command", ["providers", "models"])
+def test_a_listing_with_no_provider_says_so_or_prints_an_empty_array(command, tmp_path):
+    env = {"TALKINGHEAD_PLUGINS": "", "TALKINGHEAD_HOME": str(tmp_path)}
+    text, as_json = th(command, env=env), th(command, "--json", env=env)
+    assert (text.returncode, text.stdout, text.stderr) == (0, "", "no providers installed (see TALKINGHEAD_PLUGINS)\n")
+    assert (as_json.returncode, json.loads(as_json.stdout), as_json.stderr) == (0, [], "")
+
+
 def test_generate_json_writes_playable_mp4(face, speech, tmp_path):
     out = tmp_path / "demo.mp4"
     proc = th("generate", "--provider", "mock", "--image", str(face), "--audio", str(speech),

@@ -23,6 +23,15 @@ from talkinghead.plugins import get_provider_classes
 MOCK = get_provider_classes()["mock"]
 
 
+def in_threads(target, n: int) -> None:
+    """Run ``target`` in ``n`` threads at once; return when every one has ended."""
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 @pytest.fixture(autouse=True)
 def _mock_may_be_chosen(monkeypatch):
     """These tests let the router pick the mock without naming it: the explicit test setting
@@ -74,11 +83,7 @@ def test_8_threads_never_overspend(make_ledger, face, speech):
                 except BudgetExceeded as exc:
                     results.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(worker, 8)
     accepted = sum(isinstance(r, Job) for r in results)
     assert accepted == int(1.5 // COST) and len(results) == 80
     assert committed(make_ledger()) <= 1.5 + 1e-9
@@ -243,11 +248,7 @@ def test_many_threads_opening_a_new_journal_at_once(tmp_path):
             except BaseException as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=opener) for _ in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(opener, 12)
         assert errors == []
         assert len(SQLiteLedger(db).jobs()) == 12
 
@@ -277,11 +278,7 @@ def test_busy_timeout_first_and_wal_switched_once(tmp_path, monkeypatch):
         start.wait()
         SQLiteLedger(db).jobs()
 
-    threads = [threading.Thread(target=opener) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(opener, 8)
     assert len(statements) == 8
     assert all(s[0].upper().startswith("PRAGMA BUSY_TIMEOUT") for s in statements)
     switches = [x for s in statements for x in s if x.upper().replace(" ", "") == "PRAGMAJOURNAL_MODE=WAL"]

@@ -7,19 +7,27 @@ from pathlib import Path
 
 import pytest
 
-GOOD = '''
+
+def plugin_module(provider: str, cls: str, hook: str = "register_providers") -> str:
+    """The source of a plugin module registering one provider class from the hook named ``hook``."""
+    return f'''
 from talkinghead import Provider, Route
 from talkinghead.hookspecs import hookimpl
 
-class GoodProvider(Provider):
-    name = "goodone"
+class {cls}(Provider):
+    name = "{provider}"
     def routes(self):
-        return [Route(provider="goodone", model="m", price_per_second={"std": 1.0, "pro": 2.0})]
+        return [Route(provider="{provider}", model="m", price_per_second={{"std": 1.0, "pro": 2.0}})]
 
 @hookimpl
-def register_providers(register):
-    register(GoodProvider)
+def {hook}(register):
+    register({cls})
 '''
+
+
+GOOD = plugin_module("goodone", "GoodProvider")
+MISSPELLED = plugin_module("typo", "Typo", hook="register_provider")  # the hook is register_providers
+BROKEN = "raise ImportError('needs libfoo')\n"
 
 
 def install_dist(root: Path, dist: str, entries: dict[str, str], modules: dict[str, str]) -> None:
@@ -36,8 +44,7 @@ def install_dist(root: Path, dist: str, entries: dict[str, str], modules: dict[s
 @pytest.fixture
 def site(tmp_path, monkeypatch, fresh_plugins):
     install_dist(tmp_path, "th_good", {"goodone": "th_goodmod"}, {"th_goodmod": GOOD})
-    install_dist(tmp_path, "th_broken", {"broken": "th_brokenmod"},
-                 {"th_brokenmod": "raise ImportError('needs libfoo')\n"})
+    install_dist(tmp_path, "th_broken", {"broken": "th_brokenmod"}, {"th_brokenmod": BROKEN})
     monkeypatch.syspath_prepend(str(tmp_path))
     return fresh_plugins
 
@@ -81,21 +88,6 @@ def test_direct_registration(fresh_plugins, monkeypatch):
     assert list(fresh_plugins.get_provider_classes()) == ["goodone"]
 
 
-MISSPELLED = '''
-from talkinghead import Provider, Route
-from talkinghead.hookspecs import hookimpl
-
-class Typo(Provider):
-    name = "typo"
-    def routes(self):
-        return [Route(provider="typo", model="m", price_per_second={"std": 1.0, "pro": 2.0})]
-
-@hookimpl
-def register_provider(register):   # the hook is register_providers
-    register(Typo)
-'''
-
-
 def test_a_misspelled_hookimpl_is_a_clear_load_error(tmp_path, monkeypatch, fresh_plugins):
     install_dist(tmp_path, "th_typo", {"typo": "th_typomod"}, {"th_typomod": MISSPELLED})
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -118,8 +110,7 @@ def test_plugins_command_shows_load_errors(tmp_path):
     import sys
 
     install_dist(tmp_path, "th_typo", {"typo": "th_typomod"}, {"th_typomod": MISSPELLED})
-    install_dist(tmp_path, "th_broken", {"broken": "th_brokenmod"},
-                 {"th_brokenmod": "raise ImportError('needs libfoo')\n"})
+    install_dist(tmp_path, "th_broken", {"broken": "th_brokenmod"}, {"th_brokenmod": BROKEN})
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "TALKINGHEAD_PLUGINS": "typo,broken,mock"}
     proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "talkinghead.cli", "plugins", "--json"],
                           capture_output=True, text=True, env=env, timeout=60)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from talkinghead.ledger import connect
-from tests.fleet_kit import Fleet, stop
+from tests.fleet_kit import Fleet, stop, wait_for
 
 
 @pytest.fixture
@@ -20,10 +20,10 @@ def fleet(pg_cluster, tmp_path, request):
 
 def test_enqueue_is_idempotent_and_a_worker_runs_each_line_once(fleet):
     jobs = fleet.jobs_file(8)
-    first = fleet.run("batch", str(jobs), "--queue", "--provider", "mock")
+    first = fleet.enqueue(jobs)
     assert first.returncode == 0, first.stderr
     assert "queued 8  already queued 0" in first.stderr
-    again = fleet.run("batch", str(jobs), "--queue", "--provider", "mock")
+    again = fleet.enqueue(jobs)
     assert "queued 0  already queued 8" in again.stderr and fleet.queue_counts() == {"todo": 8}
 
     done = fleet.run("worker", "--concurrency", "3", "--until-idle")
@@ -37,7 +37,7 @@ def test_enqueue_is_idempotent_and_a_worker_runs_each_line_once(fleet):
     assert workers == {done.stderr.split("worker ", 1)[1].split()[0]}  # the host:pid the worker announced
 
     # Done lines are not queued again; the queue holds nothing new.
-    third = fleet.run("batch", str(jobs), "--queue", "--provider", "mock")
+    third = fleet.enqueue(jobs)
     assert "queued 0  already queued 0  done 8" in third.stderr and fleet.queue_counts() == {"succeeded": 8}
     ledger.close_connections()
 
@@ -45,7 +45,7 @@ def test_enqueue_is_idempotent_and_a_worker_runs_each_line_once(fleet):
 def test_queue_input_errors_exit_2_before_anything_is_queued(fleet, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"image": "x.jpg", "audio": "y.mp3", "colour": "red"}\n')
-    proc = fleet.run("batch", str(bad), "--queue", "--provider", "mock")
+    proc = fleet.enqueue(bad)
     assert proc.returncode == 2 and "unknown field(s) colour" in proc.stdout
     budget = fleet.run("batch", str(bad), "--queue", "--budget", "1")
     assert budget.returncode == 2 and budget.stderr.startswith("error: --budget:")
@@ -56,18 +56,18 @@ def test_queue_input_errors_exit_2_before_anything_is_queued(fleet, tmp_path):
 @pytest.mark.parametrize("fleet", [1.5], indirect=True)  # mock latency: jobs stay in flight a while
 def test_a_worker_killed_mid_job_is_resumed_elsewhere_never_created_twice(fleet):
     jobs = fleet.jobs_file(12)
-    assert fleet.run("batch", str(jobs), "--queue", "--provider", "mock").returncode == 0
+    assert fleet.enqueue(jobs).returncode == 0
     workers = [fleet.worker(concurrency=3, stalled_after=2) for _ in range(3)]
     try:
         ledger = connect(fleet.url)
-        deadline = time.monotonic() + 120
-        victim = None
-        while victim is None and time.monotonic() < deadline:  # kill a worker holding a submitted job
+
+        def holder():  # a worker holding a submitted job: the one to kill
             held = {j.id: w for j in ledger.unfinished() if j.task_id
                     for w in [ledger.workers([j.id]).get(j.id)] if w}
             pids = {int(w.rsplit(":", 1)[1]) for w in held.values()}
-            victim = next((w for w in workers if w.pid in pids), None)
-            time.sleep(0.05)
+            return next((w for w in workers if w.pid in pids), None)
+
+        victim = wait_for(holder, 120)
         assert victim is not None, "no worker ever held a job"
         in_flight = [j.id for j in ledger.unfinished() if ledger.workers([j.id]).get(j.id, "").endswith(
             f":{victim.pid}")]
@@ -100,7 +100,7 @@ def test_a_job_whose_worker_died_before_the_create_is_released_and_run_once(flee
     orphan.create_sent_at = orphan.created_at  # marked as sent: only the backend can say if it arrived
     ledger.worker = "gone-host:1"
     ledger.open(orphan)
-    assert fleet.run("batch", str(jobs), "--queue", "--provider", "mock").returncode == 0
+    assert fleet.enqueue(jobs).returncode == 0
     assert fleet.run("worker", "--until-idle").returncode == 0
     assert fleet.queue_counts() == {"succeeded": 2}
     released = ledger.get(orphan.id)
@@ -117,13 +117,11 @@ def test_a_worker_wrongly_thought_dead_never_runs_a_line_twice(fleet):
     its tasks are re-queued while it still holds them; then let it go on. The request's session
     lock keeps each line to one runner: one job and one create per line."""
     jobs = fleet.jobs_file(10)
-    assert fleet.run("batch", str(jobs), "--queue", "--provider", "mock").returncode == 0
+    assert fleet.enqueue(jobs).returncode == 0
     workers = [fleet.worker(concurrency=4, stalled_after=1) for _ in range(2)]
     try:
         ledger = connect(fleet.url)
-        deadline = time.monotonic() + 120
-        while not ledger.jobs() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(ledger.jobs, 120)
         paused = next(w for w in workers if any(f":{w.pid}" in v for v in ledger.workers(
             [j.id for j in ledger.jobs()]).values()))
         paused.send_signal(signal.SIGSTOP)

@@ -13,6 +13,8 @@ requests with hypothesis (no network, no server):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +22,7 @@ from hypothesis import strategies as st
 
 from talkinghead.errors import InputError
 from talkinghead.media import MediaFile, PreparedRequest, check_route
-from talkinghead.models import ASPECT_RATIOS, RESOLUTIONS, AvatarRequest
+from talkinghead.models import ASPECT_RATIOS, RESOLUTIONS, AvatarRequest, Route
 from talkinghead.provider import Provider
 from talkinghead_fal import fake_apps as fal_schemas
 from talkinghead_fal import routes as fal_routes
@@ -29,6 +31,7 @@ from talkinghead_inferencesh import routes as ish_routes
 
 ISH = ish_routes.apps("inferencesh", "klingai/avatar")
 FAL = fal_routes.models("fal", 300.0)
+ROUTES = [a.route for a in ISH.values()] + [m.route for m in FAL.values()]
 VOICES = ["Puck (Male)", "Kore (Female)", "v_abc", "Melissa", "warm, low", "Nobody"]
 
 
@@ -68,41 +71,59 @@ def _accepted(prepared, route) -> bool:
     return True
 
 
-@pytest.mark.parametrize("model", sorted(ISH))
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=requests())
-def test_inferencesh_routes_send_only_what_each_app_accepts(model, case):
-    request, size, seconds = case
+@dataclasses.dataclass(frozen=True)
+class Sender:
+    """One route of a platform: how it turns a request into the body it sends (``send``: the body,
+    and what the platform's schema, the fake's check, finds wrong with it: nothing, [], when it
+    accepts it), and the body's fields for an explicit voice and language."""
+
+    route: Route
+    send: Callable[[AvatarRequest, tuple[int, int], bool], tuple[dict[str, Any], list[Any]]]
+    voice: str | None
+    language: str | None
+
+
+def _inferencesh(model: str) -> Sender:
     app = ISH[model]
-    prepared = _prepared(request, size, seconds)
-    if not _accepted(prepared, app.route):
-        return
-    speaks = request.text is not None and app.route.native_text
-    body = app.build(ish_routes.Inputs(request, app.route, "https://x/face.jpg", None if speaks else "https://x/a.wav",
-                                       size))
-    body = {k: v for k, v in body.items() if v is not None}
-    assert ish_schemas.check(app.app, body) is None, body
-    _never_changed(request, app.route, body, resolution="resolution", aspect="aspect_ratio",
-                   voice={"heygen-photo": "voice_id", "p-video-avatar": "voice"}.get(model),
-                   language="voice_language" if model == "p-video-avatar" else None, speaks=speaks)
+
+    def send(request, size, speaks):
+        body = app.build(ish_routes.Inputs(request, app.route, "https://x/face.jpg",
+                                           None if speaks else "https://x/a.wav", size))
+        body = {k: v for k, v in body.items() if v is not None}
+        problem = ish_schemas.check(app.app, body)  # None when accepted
+        return body, [] if problem is None else [problem]
+
+    return Sender(app.route, send, voice={"heygen-photo": "voice_id", "p-video-avatar": "voice"}.get(model),
+                  language="voice_language" if model == "p-video-avatar" else None)
 
 
-@pytest.mark.parametrize("model", sorted(FAL))
+def _fal(model: str) -> Sender:
+    m = FAL[model]
+
+    def send(request, size, speaks):
+        body = m.build(fal_routes.Inputs(request, m.route, "https://x/face.jpg", None if speaks else "https://x/a.wav"))
+        return body, fal_schemas.check(m.endpoint(request, speaks), body)
+
+    return Sender(m.route, send, voice={"heygen-photo": "voice", "fabric-1.0": "voice_description"}.get(model),
+                  language=None)
+
+
+SENDERS = {f"inferencesh-{m}": _inferencesh(m) for m in sorted(ISH)} | {f"fal-{m}": _fal(m) for m in sorted(FAL)}
+
+
+@pytest.mark.parametrize("sender", SENDERS.values(), ids=SENDERS.keys())
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=requests())
-def test_fal_routes_send_only_what_each_endpoint_accepts(model, case):
+def test_routes_send_only_what_the_platform_accepts(sender, case):
     request, size, seconds = case
-    m = FAL[model]
     prepared = _prepared(request, size, seconds)
-    if not _accepted(prepared, m.route):
+    if not _accepted(prepared, sender.route):
         return
-    speaks = request.text is not None and m.route.native_text
-    endpoint = m.endpoint(request, speaks)
-    body = m.build(fal_routes.Inputs(request, m.route, "https://x/face.jpg", None if speaks else "https://x/a.wav"))
-    assert fal_schemas.check(endpoint, body) == [], body
-    _never_changed(request, m.route, body, resolution="resolution", aspect="aspect_ratio",
-                   voice={"heygen-photo": "voice", "fabric-1.0": "voice_description"}.get(model), language=None,
-                   speaks=speaks)
+    speaks = request.text is not None and sender.route.native_text
+    body, problems = sender.send(request, size, speaks)
+    assert problems == [], body
+    _never_changed(request, sender.route, body, resolution="resolution", aspect="aspect_ratio", voice=sender.voice,
+                   language=sender.language, speaks=speaks)
 
 
 def _never_changed(request, route, body, *, resolution, aspect, voice, language, speaks):
@@ -118,8 +139,7 @@ def _never_changed(request, route, body, *, resolution, aspect, voice, language,
         assert body[language] == request.language
 
 
-@pytest.mark.parametrize("route", [a.route for a in ISH.values()] + [m.route for m in FAL.values()],
-                         ids=lambda r: r.id)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.id)
 @settings(max_examples=60, deadline=None)
 @given(case=requests())
 def test_quote_is_billed_seconds_times_the_price(route, case):
@@ -137,7 +157,7 @@ def test_quote_is_billed_seconds_times_the_price(route, case):
 
 
 def test_every_route_declares_where_its_price_comes_from():
-    for route in [a.route for a in ISH.values()] + [m.route for m in FAL.values()]:
+    for route in ROUTES:
         assert route.price_source and route.price_date, route.id
         assert all(k in (*route.modes, *route.resolutions) for k in route.price_per_second), route.id
         for mode in route.modes:  # every tier the route offers has a price
@@ -147,7 +167,7 @@ def test_every_route_declares_where_its_price_comes_from():
 def test_kling_rules_live_in_every_kling_avatar_route():
     for route in (ISH["kling-avatar"].route, FAL["kling-avatar"].route):
         assert route.limits.image_min_side == 300 and route.limits.image_aspect_range == (0.4, 2.5)
-    from talkinghead.models import Limits, Route
+    from talkinghead.models import Limits
 
     assert "image_min_side" not in {f for f in AvatarRequest.model_fields}  # the request stays neutral
     assert Limits().image_min_side is None and Route.model_fields["limits"].default.image_min_side is None

@@ -17,7 +17,7 @@ import click
 if TYPE_CHECKING:  # annotations only: the CLI imports the library lazily (start-up time)
     from .models import AvatarRequest
 
-from .cli_support import FilePath, Number, OneLineGroup, handle_errors, make_client, progress_bar
+from .cli_support import FilePath, Number, OneLineGroup, handle_errors, json_or_none_listed, make_client, progress_bar
 
 # Copies of models.MODES, models.ASPECT_RATIOS and routing.POLICIES, so that `--help` does not
 # import pydantic; tests/test_cli.py checks they agree.
@@ -105,11 +105,8 @@ def providers(as_json: bool) -> None:
              "failed_jobs_billed": p.bills_failed_jobs,
              "chosen_unnamed": r.kind != "test",
              "cooldown_s": round(max(0.0, cooling.get(r.id, 0) - time.time()), 1)} for p, r in pairs]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if json_or_none_listed(rows, as_json, "no providers installed (see TALKINGHEAD_PLUGINS)"):
         return
-    if not rows:
-        click.echo("no providers installed (see TALKINGHEAD_PLUGINS)", err=True)
     for row in rows:
         prices = "  ".join(f"{k} ${v:.4f}/s" for k, v in row["price_per_second"].items())
         if row["price_unconfirmed"]:
@@ -142,11 +139,8 @@ def plugins(as_json: bool) -> None:
         state = "loaded" if info.loaded else "failed" if info.error else "not loaded (TALKINGHEAD_PLUGINS)"
         rows.append({"name": info.name, "distribution": info.distribution, "version": info.version,
                      "entry_point": info.entry_point, "status": state, "routes": routes, "error": info.error})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if json_or_none_listed(rows, as_json, "no plugins installed"):
         return
-    if not rows:
-        click.echo("no plugins installed", err=True)
     for row in rows:
         click.echo(f"{row['name']:<14} {row['distribution'] or '?'} {row['version'] or '?'}  "
                    f"[{row['entry_point']}]  {row['status']}")

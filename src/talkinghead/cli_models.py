@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .cli_support import handle_errors, make_client
+from .cli_support import handle_errors, json_or_none_listed, make_client
 
 
 def route_row(provider: Any, route: Any) -> dict[str, Any]:
@@ -65,11 +65,7 @@ def models(as_json: bool) -> None:
     pairs = sorted(client.routes(), key=lambda pr: (pr[1].model != "kling-avatar", pr[1].kind != "cloud",
                                                    pr[1].model, pr[1].provider))
     rows = [route_row(p, r) for p, r in pairs]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("no providers installed (see TALKINGHEAD_PLUGINS)", err=True)
+    if json_or_none_listed(rows, as_json, "no providers installed (see TALKINGHEAD_PLUGINS)"):
         return
     click.echo(f"{'model':<15} {'route':<28} {'inputs':<30} {'resolutions':<22} {'aspect':<20} price (USD)")
     for (_, r), row in zip(pairs, rows, strict=True):

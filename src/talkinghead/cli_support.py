@@ -29,6 +29,20 @@ def _fail(message: str, code: int, *, as_json: bool = False, kind: str = "Error"
     sys.exit(code)
 
 
+def json_or_none_listed(rows: list[dict[str, Any]], as_json: bool, none_note: str) -> bool:
+    """A listing's start: with ``--json`` the rows as a JSON array; with no rows ``none_note``
+    on stderr. True when that was all: otherwise the caller prints the rows as text."""
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, indent=2))
+        return True
+    if not rows:
+        click.echo(none_note, err=True)
+        return True
+    return False
+
+
 def _wants_json(args: Any) -> bool:
     return isinstance(args, (list, tuple)) and "--json" in args
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from . import schema
 from .errors import BudgetExceeded
@@ -147,8 +147,47 @@ def _mode(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
 
-class SQLiteLedger:
+class JobLookups:
+    """The journal's reads by column, written once for both backends: each names its driver's
+    parameter placeholder (sqlite3 ``?``, psycopg ``%s``) and ``_all``, which runs one query."""
+
+    PARAM: ClassVar[str]
+
+    def _all(self, sql: str, args: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _select(self, where: str = "1=1", args: tuple = (), limit: int | None = None) -> list[Job]:
+        if limit:  # the newest ``limit`` jobs, still listed oldest first
+            rows = self._all(f"SELECT data FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC"
+                             f" LIMIT {int(limit)}", args)[::-1]
+        else:
+            rows = self._all(f"SELECT data FROM jobs WHERE {where} ORDER BY created_at, id", args)
+        return [Job.model_validate_json(row[0]) for row in rows]
+
+    def _match(self, limit: int | None = None, **columns: object) -> list[Job]:
+        """The jobs whose ``columns`` hold the values given (the names come from this code)."""
+        where = " AND ".join(f"{name} = {self.PARAM}" for name in columns)
+        return self._select(where, tuple(columns.values()), limit)
+
+    def jobs(self, *, status: str | None = None, limit: int | None = None) -> list[Job]:
+        return self._match(limit, status=status) if status else self._select(limit=limit)
+
+    def find(self, provider: str, task_id: str) -> Job | None:
+        found = self._match(provider=provider, task_id=task_id)
+        return found[0] if found else None
+
+    def by_digest(self, digest: str) -> list[Job]:
+        return self._match(request_digest=digest)
+
+    def by_webhook(self, provider: str, token_hash: str) -> Job | None:
+        found = self._match(provider=provider, webhook_hash=token_hash)
+        return found[0] if found else None
+
+
+class SQLiteLedger(JobLookups):
     """The embedded ledger: one SQLite file (WAL), safe across threads and processes."""
+
+    PARAM = "?"
 
     def __init__(self, path: str | Path, limits: BudgetLimits | None = None) -> None:
         self.path = Path(path)
@@ -233,13 +272,8 @@ class SQLiteLedger:
                              (job.status.value, job.task_id, job.updated_at.isoformat(), job.settled_usd,
                               job.model_dump_json(), job.id))
 
-    def _select(self, where: str = "1=1", args: tuple = (), limit: int | None = None) -> list[Job]:
-        if limit:  # the newest ``limit`` jobs, still listed oldest first
-            sql = f"SELECT data FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {int(limit)}"
-            rows = list(self._conn().execute(sql, args))[::-1]
-        else:
-            rows = list(self._conn().execute(f"SELECT data FROM jobs WHERE {where} ORDER BY created_at, id", args))
-        return [Job.model_validate_json(row[0]) for row in rows]
+    def _all(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self._conn().execute(sql, args).fetchall()
 
     def get(self, job_id: str) -> Job | None:
         found = self._select("id = ?", (job_id,))
@@ -248,23 +282,9 @@ class SQLiteLedger:
             found = self._select("id LIKE ? ESCAPE '\\'", (pattern,)) if len(job_id) >= 6 else []
         return found[0] if len(found) == 1 else None
 
-    def jobs(self, *, status: str | None = None, limit: int | None = None) -> list[Job]:
-        return self._select("status = ?", (status,), limit) if status else self._select(limit=limit)
-
     def unfinished(self) -> list[Job]:
         terminal = tuple(s.value for s in JobStatus if s.terminal)
         return self._select(f"status NOT IN ({','.join('?' * len(terminal))})", terminal)
-
-    def find(self, provider: str, task_id: str) -> Job | None:
-        found = self._select("provider = ? AND task_id = ?", (provider, task_id))
-        return found[0] if found else None
-
-    def by_digest(self, digest: str) -> list[Job]:
-        return self._select("request_digest = ?", (digest,))
-
-    def by_webhook(self, provider: str, token_hash: str) -> Job | None:
-        found = self._select("provider = ? AND webhook_hash = ?", (provider, token_hash))
-        return found[0] if found else None
 
     def seen_delivery(self, provider: str, delivery_id: str) -> bool:
         """Record a webhook delivery; True if it was already recorded (a replay)."""

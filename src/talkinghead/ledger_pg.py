@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from . import log, schema
 from .config import without_password
 from .errors import ConfigError
-from .ledger import _TERMINAL, COMMITTED, BudgetLimits, budget_scopes, over_budget
+from .ledger import _TERMINAL, COMMITTED, BudgetLimits, JobLookups, budget_scopes, over_budget
 from .models import Job, JobStatus, utcnow
 
 try:
@@ -52,8 +52,10 @@ INSERT_JOB = (
     " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
 
 
-class PostgresLedger:
+class PostgresLedger(JobLookups):
     """The shared ledger: a pool of connections to one PostgreSQL database, per process."""
+
+    PARAM = "%s"
 
     def __init__(self, url: str, limits: BudgetLimits | None = None, *, max_connections: int = 8) -> None:
         if psycopg is None:
@@ -159,14 +161,6 @@ class PostgresLedger:
             for _, _, key, _ in budget_scopes(self.limits, probe, day, session):
                 conn.execute("UPDATE budgets SET committed_usd = committed_usd + %s WHERE scope = %s", (delta, key))
 
-    def _select(self, where: str = "TRUE", args: tuple = (), limit: int | None = None) -> list[Job]:
-        if limit:
-            rows = self._all(f"SELECT data FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC"
-                             f" LIMIT {int(limit)}", args)[::-1]
-        else:
-            rows = self._all(f"SELECT data FROM jobs WHERE {where} ORDER BY created_at, id", args)
-        return [Job.model_validate_json(row[0]) for row in rows]
-
     def get(self, job_id: str) -> Job | None:
         found = self._select("id = %s", (job_id,))
         if not found and len(job_id) >= 6:  # a unique prefix is enough, as with git
@@ -174,23 +168,9 @@ class PostgresLedger:
             found = self._select("id LIKE %s", (pattern,))
         return found[0] if len(found) == 1 else None
 
-    def jobs(self, *, status: str | None = None, limit: int | None = None) -> list[Job]:
-        return self._select("status = %s", (status,), limit) if status else self._select(limit=limit)
-
     def unfinished(self) -> list[Job]:
         terminal = tuple(s.value for s in JobStatus if s.terminal)
         return self._select("status <> ALL(%s)", (list(terminal),))
-
-    def find(self, provider: str, task_id: str) -> Job | None:
-        found = self._select("provider = %s AND task_id = %s", (provider, task_id))
-        return found[0] if found else None
-
-    def by_digest(self, digest: str) -> list[Job]:
-        return self._select("request_digest = %s", (digest,))
-
-    def by_webhook(self, provider: str, token_hash: str) -> Job | None:
-        found = self._select("provider = %s AND webhook_hash = %s", (provider, token_hash))
-        return found[0] if found else None
 
     def seen_delivery(self, provider: str, delivery_id: str) -> bool:
         """Record a webhook delivery; True if it was already recorded (a replay)."""

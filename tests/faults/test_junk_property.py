@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,13 @@ SCALE = float(os.environ.get("TALKINGHEAD_JUNK_SCALE", "1"))  # e.g. 20 to hunt,
 GUARD = "run with -v for details"
 
 
-def _settings(command: str) -> Any:
-    return settings(max_examples=int(EXAMPLES[command] * SCALE), deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+def junk_test(command: str) -> Callable[[Callable[..., None]], Any]:
+    """A hypothesis test of ``command`` drawing its junk from ``data``, for EXAMPLES[command]
+    examples (times SCALE)."""
+    limits = settings(max_examples=int(EXAMPLES[command] * SCALE), deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                             HealthCheck.data_too_large])
+    return lambda test: limits(given(data=st.data())(test))
 
 
 # -- real files and the boundaries inside them -------------------------------------------------
@@ -164,16 +167,17 @@ def world(fake: FakeInferenceSh, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @contextlib.contextmanager
-def example(fake: FakeInferenceSh, world: Path) -> Iterator[Path]:
+def example(fake: FakeInferenceSh, world: Path, data: Any) -> Iterator[tuple[Path, Any]]:
     """A fresh home (journal, config), an empty fake record and a working directory of its own
-    (junk relative paths, like an output named "false", land there) for one example."""
+    (junk relative paths, like an output named "false", land there) for one example; with
+    the example's ``draw``."""
     fake.reset(step_latency=0.0, heartbeat_interval=0.02, stream_max_seconds=2.0, retry_after=0.01)
     folder = Path(tempfile.mkdtemp(dir=world))
     old = os.environ.get("TALKINGHEAD_HOME")
     os.environ["TALKINGHEAD_HOME"] = str(folder / "home")
     try:
         with contextlib.chdir(folder):
-            yield folder
+            yield folder, data.draw
     finally:
         os.environ["TALKINGHEAD_HOME"] = old or ""
         shutil.rmtree(folder, ignore_errors=True)
@@ -237,11 +241,9 @@ def maybe(draw: Any, option: str, values: Any) -> list[str]:
 
 # -- the commands -------------------------------------------------------------------------------
 
-@_settings("generate")
-@given(data=st.data())
+@junk_test("generate")
 def test_generate_with_junk(data, fake, world):
-    draw = data.draw
-    with example(fake, world) as folder:
+    with example(fake, world, data) as (folder, draw):
         image, audio = media_pair(folder, draw)
         args = ["generate", "--provider", draw(st.sampled_from(["inferencesh", "mock", "fal"])), "--image", image]
         args += ["--text", draw(TEXT)] if draw(st.integers(0, 3)) == 0 else ["--audio", audio]
@@ -255,11 +257,9 @@ def test_generate_with_junk(data, fake, world):
             assert_nothing_sent(fake, folder / "home", args)
 
 
-@_settings("estimate")
-@given(data=st.data())
+@junk_test("estimate")
 def test_estimate_with_junk(data, fake, world):
-    draw = data.draw
-    with example(fake, world) as folder:
+    with example(fake, world, data) as (folder, draw):
         args = ["estimate", "--image", place(folder, draw, "image")]
         args += ["--text", draw(TEXT)] if draw(st.booleans()) else ["--audio", place(folder, draw, "audio")]
         args += maybe(draw, "--provider", st.sampled_from(["inferencesh", "fal", "mock", "kling", "nope"]))
@@ -274,11 +274,9 @@ LINE_VALUES = st.one_of(st.text(max_size=30), st.integers(), st.floats(), st.non
                         st.lists(st.integers(), max_size=2), st.sampled_from(SPECIAL_PATHS))
 
 
-@_settings("batch")
-@given(data=st.data())
+@junk_test("batch")
 def test_batch_with_junk(data, fake, world):
-    draw = data.draw
-    with example(fake, world) as folder:
+    with example(fake, world, data) as (folder, draw):
         lines = []
         for _ in range(draw(st.integers(1, 3))):
             if draw(st.booleans()):
@@ -307,11 +305,9 @@ def test_batch_with_junk(data, fake, world):
                 assert_nothing_sent(fake, folder / "home", args)
 
 
-@_settings("preview")
-@given(data=st.data())
+@junk_test("preview")
 def test_preview_with_junk(data, fake, world):
-    draw = data.draw
-    with example(fake, world) as folder:
+    with example(fake, world, data) as (folder, draw):
         video = folder / f"video-{draw(NAMES)}"
         video.write_bytes(draw(junk_bytes(PREFER["video"])))
         args = ["preview", str(video), "-o", str(folder / "sheet.png")]
@@ -329,11 +325,9 @@ API_VALUES = st.one_of(st.text(max_size=40), st.integers(), st.floats(), st.none
 API_NUMBERS = st.one_of(st.none(), st.floats(), st.integers(-5, 10**6), st.sampled_from(["nan", "1", [], -0.0]))
 
 
-@_settings("api")
-@given(data=st.data())
+@junk_test("api")
 def test_the_python_api_with_junk(data, fake, world):
-    draw = data.draw
-    with example(fake, world) as folder:
+    with example(fake, world, data) as (folder, draw):
         image, audio = media_pair(folder, draw)
         fields: dict[str, Any] = {"image": image}
         if draw(st.integers(0, 3)):

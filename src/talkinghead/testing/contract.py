@@ -43,7 +43,7 @@ import wave
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import pytest
 
@@ -159,21 +159,44 @@ class ProviderContract:
     def _route(self, provider: Provider) -> Route:
         return provider.route(self.model)
 
-    def _request(self, tmp_path: Path, route: Route, **fields: Any) -> Any:
+    def _request(self, tmp_path: Path, route: Route, *, image: tuple[str, bytes] | None = None,
+                 audio: tuple[str, bytes] | None = None, **fields: Any) -> Any:
+        """A prepared request of the kit's photo and speech, or of the (file name, bytes) given."""
         from ..media import prepare
 
-        name, data = self.sample_image()
-        image = tmp_path / name
-        image.write_bytes(data)
-        audio = tmp_path / "speech.wav"
-        audio.write_bytes(wav_bytes(max(3.0, route.limits.audio_min_seconds + 1)))
-        return prepare(AvatarRequest(image=image, audio=audio, **fields))
+        image = image or self.sample_image()
+        audio = audio or ("speech.wav", wav_bytes(max(3.0, route.limits.audio_min_seconds + 1)))
+        for name, data in (image, audio):
+            (tmp_path / name).write_bytes(data)
+        return prepare(AvatarRequest(image=tmp_path / image[0], audio=tmp_path / audio[0], **fields))
+
+    @staticmethod
+    def _refused_field(provider: Provider, route: Route, make: Callable[[], Any]) -> str | None:
+        """The field named by the InputError that making the request (preparing it measures its
+        media) or validating it must raise."""
+        with pytest.raises(InputError) as caught:
+            provider.validate(make(), route)
+        return caught.value.field
 
     def _job(self, route: Route, **fields: Any) -> Job:
         return Job(provider=route.provider, model=route.model, **fields)
 
-    def _unsupported(self, exc: NotImplementedError, what: str) -> None:
+    async def _submitted(self, provider: Provider, tmp_path: Path) -> Job:
+        """A job of the kit's request, submitted, with what submit answered applied to it."""
+        route = self._route(provider)
+        job = self._job(route)
+        job.apply(await provider.submit(job, self._request(tmp_path, route)))
+        return job
+
+    def _unsupported(self, exc: NotImplementedError, what: str) -> NoReturn:
         pytest.skip(f"{type(self).__name__} does not support {what}: {exc or 'hook not provided'}")
+
+    def _hook(self, hook: Callable[[Any], T], fake: Any, what: str) -> T:
+        """What a hook returns, or the test skipped if the provider cannot support ``what``."""
+        try:
+            return hook(fake)
+        except NotImplementedError as exc:
+            self._unsupported(exc, what)
 
     # -- the promises ----------------------------------------------------------------------
 
@@ -205,40 +228,22 @@ class ProviderContract:
         prepared = self._request(tmp_path, route)
         provider.validate(prepared, route)  # the kit's request itself is acceptable
         too_long = "a" * (route.limits.prompt_max_chars + 1)
-        with pytest.raises(InputError) as caught:
-            provider.validate(_with_prompt(prepared, too_long), route)
-        assert caught.value.field == "prompt"
+        assert self._refused_field(provider, route, lambda: _with_prompt(prepared, too_long)) == "prompt"
 
     def test_validate_refuses_audio_over_the_limit(self, contract_fake: Any, tmp_path: Path) -> None:
-        from ..media import prepare
-
         provider = self.make_provider(contract_fake)
         route = self._route(provider)
-        name, data = self.sample_image()
-        image = tmp_path / name
-        image.write_bytes(data)
-        seconds = route.limits.audio_max_seconds + 1
-        audio = tmp_path / "long.wav"
-        audio.write_bytes(wav_bytes(seconds, rate=2000))  # small: the length is what is over
-        with pytest.raises(InputError) as caught:
-            provider.validate(prepare(AvatarRequest(image=image, audio=audio)), route)
-        assert caught.value.field == "audio"
+        long = ("long.wav", wav_bytes(route.limits.audio_max_seconds + 1, rate=2000))  # small: only its length is over
+        assert self._refused_field(provider, route, lambda: self._request(tmp_path, route, audio=long)) == "audio"
 
     def test_validate_refuses_an_image_under_the_minimum_side(self, contract_fake: Any, tmp_path: Path) -> None:
-        from ..media import prepare
-
         provider = self.make_provider(contract_fake)
         route = self._route(provider)
         side = route.limits.image_min_side
         if not side:
             pytest.skip(f"{route.id} declares no minimum image side")
-        image = tmp_path / "small.png"
-        image.write_bytes(png_bytes(side - 1, side - 1))
-        audio = tmp_path / "speech.wav"
-        audio.write_bytes(wav_bytes(3.0))
-        with pytest.raises(InputError) as caught:
-            provider.validate(prepare(AvatarRequest(image=image, audio=audio)), route)
-        assert caught.value.field == "image"
+        small = ("small.png", png_bytes(side - 1, side - 1))
+        assert self._refused_field(provider, route, lambda: self._request(tmp_path, route, image=small)) == "image"
 
     def test_estimate_needs_no_network(self, contract_fake: Any, tmp_path: Path) -> None:
         provider = self.make_provider(contract_fake)
@@ -261,10 +266,7 @@ class ProviderContract:
         self._run(contract_fake, body)
 
     def test_a_create_whose_answer_was_lost_is_never_resent(self, contract_fake: Any, tmp_path: Path) -> None:
-        try:
-            config = self.lose_create_answer(contract_fake)
-        except NotImplementedError as exc:
-            self._unsupported(exc, "losing a create's answer")
+        config = self._hook(self.lose_create_answer, contract_fake, "losing a create's answer")
 
         async def body(provider: Provider) -> None:
             route = self._route(provider)
@@ -279,9 +281,7 @@ class ProviderContract:
 
     def test_following_a_task_ends_in_a_terminal_update(self, contract_fake: Any, tmp_path: Path) -> None:
         async def body(provider: Provider) -> None:
-            route = self._route(provider)
-            job = self._job(route)
-            job.apply(await provider.submit(job, self._request(tmp_path, route)))
+            job = await self._submitted(provider, tmp_path)
             last = None
             async with asyncio.timeout(self.follow_timeout):
                 async for update in provider.stream(job):
@@ -293,9 +293,7 @@ class ProviderContract:
 
     def test_cancel_is_idempotent(self, contract_fake: Any, tmp_path: Path) -> None:
         async def body(provider: Provider) -> None:
-            route = self._route(provider)
-            job = self._job(route)
-            job.apply(await provider.submit(job, self._request(tmp_path, route)))
+            job = await self._submitted(provider, tmp_path)
             outcomes: list[type[ProviderError] | None] = []
             for _ in range(2):  # a second cancel answers like the first: never a new error
                 try:
@@ -322,20 +320,15 @@ class ProviderContract:
 
     def test_find_task_finds_nothing_for_a_job_never_sent(self, contract_fake: Any, tmp_path: Path) -> None:
         async def body(provider: Provider) -> None:
-            route = self._route(provider)
-            sent = self._job(route)
-            sent.apply(await provider.submit(sent, self._request(tmp_path, route)))
-            found = await provider.find_task(self._job(route))
+            sent = await self._submitted(provider, tmp_path)
+            found = await provider.find_task(self._job(self._route(provider)))
             assert found is None or found.task_id != sent.task_id, "another job's task was found"
             again = await provider.find_task(sent)
             assert again is None or again.task_id == sent.task_id
         self._run(contract_fake, body)
 
     def test_credentials_never_show_in_reprs_or_errors(self, contract_fake: Any, tmp_path: Path) -> None:
-        try:
-            config = self.wrong_credentials(contract_fake)
-        except NotImplementedError as exc:
-            self._unsupported(exc, "refused credentials")
+        config = self._hook(self.wrong_credentials, contract_fake, "refused credentials")
 
         async def body(provider: Provider) -> None:
             assert _SECRET not in repr(provider)
