@@ -93,12 +93,13 @@ class Fleet:
             return conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE attempts > 1").fetchone()[0]
 
     def creates(self) -> Counter:
-        """Our job id -> how many create calls the mock backend received for it."""
-        from talkinghead_mock.state import read_calls
-
-        if not (self.state / "calls.jsonl").exists():
+        """Our job id -> how many tasks the mock backend created for it: one task file per
+        create that arrived. (Not its call log: a worker killed between the task's write and
+        the log line's would leave a create uncounted, and the audit short of one.)"""
+        tasks = self.state / "tasks"
+        if not tasks.is_dir():
             return Counter()
-        return Counter(call["job_id"] for call in read_calls(self.state, "submit"))
+        return Counter(json.loads(f.read_text())["job_id"] for f in tasks.glob("*.json"))
 
     def audit(self, ledger) -> dict[str, int]:
         """Exactness of a finished run: completed jobs, second creates (per job), requests

@@ -58,9 +58,8 @@ def test_a_worker_killed_mid_job_is_resumed_elsewhere_never_created_twice(fleet)
     jobs = fleet.jobs_file(12)
     assert fleet.enqueue(jobs).returncode == 0
     workers = [fleet.worker(concurrency=3, stalled_after=2) for _ in range(3)]
+    ledger = connect(fleet.url)
     try:
-        ledger = connect(fleet.url)
-
         def holder():  # a worker holding a submitted job: the one to kill
             held = {j.id: w for j in ledger.unfinished() if j.task_id
                     for w in [ledger.workers([j.id]).get(j.id)] if w}
@@ -81,8 +80,8 @@ def test_a_worker_killed_mid_job_is_resumed_elsewhere_never_created_twice(fleet)
         survivors = {f":{w.pid}" for w in workers if w is not victim}
         held_after = ledger.workers(in_flight)
         assert in_flight and all(held_after[j].endswith(tuple(survivors)) for j in in_flight)
-        ledger.close_connections()
     finally:
+        ledger.close_connections()  # also when an assertion failed: no pool threads left behind
         stop(workers)
 
 
