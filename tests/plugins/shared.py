@@ -184,6 +184,17 @@ def url_signature(names: str) -> re.Pattern[str]:
     return re.compile(rf"(?i)\b({names})=(?!REDACTED\b)[^&\s\"'<>\\]+")
 
 
+SIGNED_URL_NAMES = ("x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature",
+                    "x-goog-credential", "x-signature", "signature", "sig")
+
+
+def storage_secret_patterns(*more_names: str) -> dict[str, re.Pattern[str]]:
+    """What a cloud exchange with object storage may leak: bearer tokens, the values of signed-URL
+    parameters (the usual ones and ``more_names``) and private keys."""
+    return {"bearer token": BEARER_TOKEN, "URL signature": url_signature("|".join(SIGNED_URL_NAMES + more_names)),
+            "private key": PRIVATE_KEY}
+
+
 def matches(patterns: dict[str, re.Pattern[str]], text: str) -> list[str]:
     """``what: the match`` (cut short) for every pattern's match in the text."""
     return [f"{what}: {m.group(0)[:40]}" for what, p in patterns.items() for m in p.finditer(text)]
@@ -213,6 +224,28 @@ def secret_scan_tests(files: list[Path], find_secrets: Callable[[str], list[str]
 
     return {f.__name__: f for f in (test_there_are_cassettes_to_scan, test_no_secret_in_cassette_files,
                                     test_the_scanner_catches_secrets, test_the_scanner_leaves_ordinary_text_alone)}
+
+
+def upload_recording_test(find_secrets: Callable[[str], list[str]], before_record_request: Callable[[Any], Any],
+                          before_record_response: Callable[[dict[str, Any]], dict[str, Any]], *, put_url: str,
+                          media: bytes, answer: bytes, kept: bytes, param: str) -> dict[str, Any]:
+    """The test that the ``vcr_config`` hooks leave nothing secret of a live upload exchange: the
+    PUT of ``media`` to a signed URL loses the signature and the media (a size instead); an
+    ``answer`` naming a signed URL loses its signature but keeps ``kept`` and drops the cookie;
+    and the signed-URL scrubber redacts ``param``. A test module does ``globals().update(...)``."""
+
+    def test_recording_hooks_scrub_what_a_live_recording_would_hold() -> None:
+        from vcr.request import Request
+
+        put = before_record_request(Request("PUT", put_url, media, {"Content-Type": "application/octet-stream"}))
+        assert find_secrets(put.uri) == [] and put.body == f"<{len(media)} bytes>".encode()
+        recorded = before_record_response(recorded_answer(answer))
+        assert find_secrets(recorded["body"]["string"].decode()) == []
+        assert kept in recorded["body"]["string"] and "Set-Cookie" not in recorded["headers"]
+        assert scrub_signed_urls(f"a?{param}=1&b=2") == f"a?{param}=REDACTED&b=2"
+
+    return {test_recording_hooks_scrub_what_a_live_recording_would_hold.__name__:
+            test_recording_hooks_scrub_what_a_live_recording_would_hold}
 
 
 def recorded_requests(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

@@ -9,25 +9,20 @@ import pytest
 
 from tests import fake_secrets
 from tests.plugins.shared import (
-    BEARER_TOKEN,
-    PRIVATE_KEY,
     matches,
-    recorded_answer,
     recorded_requests,
     secret_scan_tests,
-    url_signature,
+    storage_secret_patterns,
+    upload_recording_test,
 )
 
-from .conftest import ROOT, before_record_request, before_record_response, scrub
+from .conftest import ROOT, before_record_request, before_record_response
 
 CASSETTES = ROOT / "cassettes"
 
 SECRET_PATTERNS = {
     "inference.sh API key": re.compile(r"\binf_[A-Za-z0-9_-]{6,}"),
-    "bearer token": BEARER_TOKEN,
-    "URL signature": url_signature("x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature"
-                                   "|x-goog-credential|x-signature|signature|sig"),
-    "private key": PRIVATE_KEY,
+    **storage_secret_patterns(),
 }
 
 
@@ -60,16 +55,8 @@ def test_recorded_authorization_headers_are_redacted(path: Path) -> None:
         assert "cookie" not in headers
 
 
-def test_recording_hooks_scrub_what_a_live_recording_would_hold() -> None:
-    """What the vcr_config hooks leave of a live exchange passes the scanner."""
-    from vcr.request import Request
-
-    put = Request("PUT", "https://storage.example.com/b/f.png?X-Amz-Credential=AKIA1234&X-Amz-Signature=deadbeef",
-                  b"\x89PNG...", {"Content-Type": "image/png"})
-    put = before_record_request(put)
-    assert find_secrets(put.uri) == [] and put.body == b"<7 bytes>"
-    response = before_record_response(recorded_answer(
-        b'[{"upload_url": "https://s.example.com/x?X-Signature=abc123&X-Expires=9"}]'))
-    assert find_secrets(response["body"]["string"].decode()) == []
-    assert b"X-Expires=9" in response["body"]["string"] and "Set-Cookie" not in response["headers"]
-    assert scrub("a?sig=1&b=2") == "a?sig=REDACTED&b=2"
+globals().update(upload_recording_test(
+    find_secrets, before_record_request, before_record_response,
+    put_url="https://storage.example.com/b/f.png?X-Amz-Credential=AKIA1234&X-Amz-Signature=deadbeef",
+    media=b"\x89PNG...", answer=b'[{"upload_url": "https://s.example.com/x?X-Signature=abc123&X-Expires=9"}]',
+    kept=b"X-Expires=9", param="sig"))
