@@ -173,6 +173,48 @@ async def poll_to_end(provider: Any, job: Any, live: bool, *, rounds: int, what:
     raise AssertionError(f"the {what} did not finish")
 
 
+async def download_result(job: Any, tmp_path: Path) -> None:
+    """Fetch the job's result as the client does (the cassette ends with that GET); the file
+    must decode as a video."""
+    from talkinghead.video import probe_video
+
+    path = await http.download(job.output_url, tmp_path / "result.mp4", provider=job.provider)
+    assert probe_video(path).frame_count > 0
+
+
+def dual_mode_cassette_tests(job_for: Callable[[], Any], *, files: Callable[[], Any], urls: Callable[[], Any],
+                             cancel: tuple[str, str], poll: dict[str, Any], ended: Callable[[Any, bool], None],
+                             refused: Callable[[Callable[..., Any], str], Any], keys: tuple[str, str],
+                             env_var: str, message: str) -> dict[str, Any]:
+    """The tests of ``cancel.yaml`` and ``unauthorized.yaml`` every cloud plugin has (replayed, or
+    re-recorded live); a test module does ``globals().update(...)``.
+
+    Cancel: submit ``files()``, cancel (which answers nothing), poll to the end (``poll``: the
+    ``rounds`` and ``what`` of ``poll_to_end``); ``ended(update, live)`` checks the last update, and
+    the cancel went to ``cancel`` (method and path, ``{}`` for the task id). Unauthorized: a
+    provider made by ``refused(make_provider, key)`` submits ``urls()`` with the first of ``keys``
+    (live) or the second (replayed): see ``assert_unauthorized``."""
+
+    @pytest.mark.live
+    @pytest.mark.default_cassette("cancel.yaml")
+    async def test_cancel_then_read_to_the_end(vcr: Any, cassette_provider: Any, live: bool) -> None:
+        job = job_for()
+        job.apply(await cassette_provider.submit(job, files()))
+        assert await cassette_provider.cancel(job) is None
+        ended(await poll_to_end(cassette_provider, job, live, **poll), live)
+        assert (cancel[0], cancel[1].format(job.task_id)) in [(r.method, r.path) for r in vcr.requests]
+        assert live or vcr.all_played
+
+    @pytest.mark.live
+    @pytest.mark.default_cassette("unauthorized.yaml")
+    async def test_401_names_the_env_var_and_never_the_key(vcr: Any, make_provider: Any, live: bool) -> None:
+        key = keys[0] if live else keys[1]
+        await assert_unauthorized(vcr, refused(make_provider, key), job_for(), urls(), live=live, key=key,
+                                  env_var=env_var, message=message)
+
+    return {f.__name__: f for f in (test_cancel_then_read_to_the_end, test_401_names_the_env_var_and_never_the_key)}
+
+
 # -- the secret scan over cassette files ------------------------------------------------------
 
 BEARER_TOKEN = re.compile(r"(?i)\bbearer\s+(?!REDACTED\b)[A-Za-z0-9._~+/=-]{6,}")

@@ -15,7 +15,7 @@ import pytest
 
 from talkinghead.errors import BillingError, RateLimitError, RequestRefused
 from talkinghead.models import JobStatus
-from tests.plugins.shared import assert_unauthorized, follow, poll_to_end
+from tests.plugins.shared import download_result, dual_mode_cassette_tests, follow
 
 from .conftest import FACE, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text, spy
 
@@ -58,23 +58,18 @@ def _check_uploads_then_submit(sent, endpoint, names):
     return submit
 
 
-async def _download(job, tmp_path):
-    """Fetch the result as the client does; the file must decode as a video."""
-    from talkinghead.http import download
-    from talkinghead.video import probe_video
-
-    path = await download(job.output_url, tmp_path / "result.mp4", provider="fal")
-    assert probe_video(path).frame_count > 0
+@pytest.fixture
+def sent(cassette_provider):
+    """Every request the cassette test's provider sends."""
+    return spy(cassette_provider)
 
 
 # -- dual-mode: replayed offline, re-recorded live with -m live --record-mode=rewrite ----------
 
 @pytest.mark.live
 @pytest.mark.default_cassette("happy_std_uploads.yaml")
-async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, tmp_path):
-    provider = cassette_provider
-    sent = spy(provider)
-    job, updates = await _submit_and_follow(provider, prepared(FACE, WAV, mode="std"))
+async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, sent, live, tmp_path):
+    job, updates = await _submit_and_follow(cassette_provider, prepared(FACE, WAV, mode="std"))
     assert updates[-1].status is JobStatus.COMPLETED
     assert [u.status for u in updates].count(JobStatus.COMPLETED) == 1
     assert job.output_url.startswith("https://") and (job.duration_s is None or job.duration_s > 0)
@@ -103,34 +98,31 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, t
     if not live:
         assert job.duration_s == 6.9 and [u.message for u in updates][:2] == ["in queue (position 2)",
                                                                               "Generating video..."]
-    await _download(job, tmp_path)  # the cassette ends with the result's GET, as an app's run does
+    await download_result(job, tmp_path)  # the cassette ends with the result's GET, as an app's run does
     assert live or vcr.all_played
 
 
 @pytest.mark.live
 @pytest.mark.default_cassette("happy_pro_uploads.yaml")
-async def test_happy_path_pro_with_prompt_and_webhook(vcr, cassette_provider, live, tmp_path):
-    provider = cassette_provider
-    sent = spy(provider)
+async def test_happy_path_pro_with_prompt_and_webhook(vcr, cassette_provider, sent, live, tmp_path):
     hook = "https://hooks.example.com/webhooks/fal/3f9c2a7d"
-    job, _ = await _submit_and_follow(provider, prepared(FACE, WAV, mode="pro", prompt="Smiles and nods while talking"),
-                                            webhook_url=hook)
+    job, _ = await _submit_and_follow(cassette_provider, prepared(FACE, WAV, mode="pro",
+                                                                  prompt="Smiles and nods while talking"),
+                                      webhook_url=hook)
     assert job.status is JobStatus.COMPLETED and job.output_url.startswith("https://")
     submit = _check_uploads_then_submit(sent, PRO, [("face.jpg", "image/jpeg", FACE), ("hello.wav", "audio/wav", WAV)])
     assert json.loads(submit.content)["prompt"] == "Smiles and nods while talking"
     assert submit.url.params["fal_webhook"] == hook
-    await _download(job, tmp_path)
+    await download_result(job, tmp_path)
     assert live or vcr.all_played
 
 
 @pytest.mark.live
 @pytest.mark.default_cassette("text_input_local_tts.yaml")
-async def test_text_input_uploads_the_locally_synthesized_speech(vcr, cassette_provider, live, tmp_path):
-    provider = cassette_provider
-    sent = spy(provider)
+async def test_text_input_uploads_the_locally_synthesized_speech(vcr, cassette_provider, sent, live, tmp_path):
     request = prepared_text(tmp_path)
     assert request.request.text and request.audio.field == "text" and request.audio.format == "wav"
-    job, _ = await _submit_and_follow(provider, request)
+    job, _ = await _submit_and_follow(cassette_provider, request)
     assert job.status is JobStatus.COMPLETED and job.output_url.startswith("https://")
     submit = _check_uploads_then_submit(sent, STD, [("face.jpg", "image/jpeg", FACE),
                                                     (SPEECH_NAME, "audio/wav", tmp_path / SPEECH_NAME)])
@@ -140,33 +132,19 @@ async def test_text_input_uploads_the_locally_synthesized_speech(vcr, cassette_p
     assert live or vcr.all_played
 
 
-@pytest.mark.live
-@pytest.mark.default_cassette("cancel.yaml")
-async def test_cancel_then_read_to_the_end(vcr, cassette_provider, live):
-    provider = cassette_provider
-    job = job_for()
-    job.apply(await provider.submit(job, prepared(FACE, WAV)))
-    assert await provider.cancel(job) is None
-    update = await _poll_to_end(provider, job, live)
+def _cancelled(update, live):
     if live:  # a request cancelled too late may still complete
         assert update.status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.COMPLETED)
     else:
         assert update.status is JobStatus.CANCELLED and update.error_kind == "cancelled"
         assert "cancelled" in update.error
-    assert ("PUT", f"/fal-ai/kling-video/requests/{job.task_id}/cancel") in [(r.method, r.path) for r in vcr.requests]
-    assert live or vcr.all_played
 
 
-@pytest.mark.live
-@pytest.mark.default_cassette("unauthorized.yaml")
-async def test_401_names_the_env_var_and_never_the_key(vcr, make_provider, live):
-    key = "00000000-0000-0000-0000-000000000000:not-a-valid-secret" if live else TEST_KEY
-    await assert_unauthorized(vcr, make_provider(api_key=key), job_for(), _url_request(), live=live, key=key,
-                              env_var="FAL_KEY", message="No user found")
-
-
-async def _poll_to_end(provider, job, live):
-    return await poll_to_end(provider, job, live, rounds=240, what="request")
+globals().update(dual_mode_cassette_tests(
+    job_for, files=lambda: prepared(FACE, WAV), urls=_url_request, ended=_cancelled,
+    cancel=("PUT", "/fal-ai/kling-video/requests/{}/cancel"), poll={"rounds": 240, "what": "request"},
+    refused=lambda make_provider, key: make_provider(api_key=key), env_var="FAL_KEY", message="No user found",
+    keys=("00000000-0000-0000-0000-000000000000:not-a-valid-secret", TEST_KEY)))
 
 
 # -- hand-authored only: failures fal cannot be made to produce on demand ---------------------

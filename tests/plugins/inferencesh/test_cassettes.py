@@ -15,20 +15,18 @@ import pytest
 from talkinghead.errors import BillingError
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import protocol
-from tests.plugins.shared import assert_unauthorized, follow, poll_to_end
+from tests.plugins.shared import (
+    download_result,
+    dual_mode_cassette_tests,
+    follow,
+    poll_to_end,
+    submit_and_follow,
+)
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared, spy
 
-
-async def _download(job, tmp_path):
-    """Fetch the result as the client does; the file must decode as a video."""
-    from talkinghead.http import download
-    from talkinghead.video import probe_video
-
-    path = await download(job.output_url, tmp_path / "result.mp4", provider="inferencesh")
-    assert probe_video(path).frame_count > 0
-
 pytestmark = pytest.mark.vcr
+URLS = ("https://x.example/face.png", "https://x.example/a.mp3")
 
 
 def _requests(vcr) -> list[tuple[str, str]]:
@@ -79,7 +77,7 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, t
     assert run == {"app": "klingai/avatar", "input": {
         "image": uris[0], "audio": uris[1],              # the uris POST /files answered with
         "mode": "std"}}  # no prompt: omitted, not null; aspect auto: not sent (the app follows the photo)
-    await _download(job, tmp_path)  # the cassette ends with the result's GET, as an app's run does
+    await download_result(job, tmp_path)  # the cassette ends with the result's GET, as an app's run does
     assert live or vcr.all_played
 
 
@@ -87,13 +85,10 @@ async def test_happy_path_std_with_local_uploads(vcr, cassette_provider, live, t
 @pytest.mark.default_cassette("happy_pro_uploads.yaml")
 async def test_happy_path_pro_with_local_uploads(vcr, cassette_provider, live, tmp_path):
     # the hand-authored cassette uses the v1 envelope and full snapshots with status strings
-    provider = cassette_provider
-    job = job_for()
-    job.apply(await provider.submit(job, prepared(FACE, WAV, mode="pro", prompt="Smiles and nods while talking")))
-    assert job.task_id
-    await follow(provider, job)
-    assert job.status is JobStatus.COMPLETED and job.output_url.startswith("https://")
-    await _download(job, tmp_path)
+    job, _ = await submit_and_follow(cassette_provider, job_for(),
+                                     prepared(FACE, WAV, mode="pro", prompt="Smiles and nods while talking"))
+    assert job.task_id and job.status is JobStatus.COMPLETED and job.output_url.startswith("https://")
+    await download_result(job, tmp_path)
     assert live or vcr.all_played
 
 
@@ -111,35 +106,20 @@ async def test_url_inputs_pass_through_with_webhook(vcr, cassette_provider, live
     run = json.loads(sent[0].content)
     assert [r.url.path for r in sent] == ["/apps/run"]  # nothing uploaded
     assert (run["input"]["image"], run["input"]["audio"], run["webhook"]) == (image, audio, job.webhook_url)
-    update = await _poll_to_end(provider, job, live)
+    update = await poll_to_end(provider, job, live, rounds=120, what="task")
     assert update.status is JobStatus.COMPLETED and update.output_url.startswith("https://")
     assert live or vcr.all_played
 
 
-@pytest.mark.live
-@pytest.mark.default_cassette("cancel.yaml")
-async def test_cancel_then_read_cancelled(vcr, cassette_provider, live):
-    provider = cassette_provider
-    job = job_for()
-    job.apply(await provider.submit(job, prepared(FACE, WAV)))
-    assert await provider.cancel(job) is None
-    update = await _poll_to_end(provider, job, live)
+def _cancelled(update, live):
     assert update.status is JobStatus.CANCELLED
-    assert ("POST", f"/tasks/{job.task_id}/cancel") in _requests(vcr)
-    assert live or vcr.all_played
 
 
-@pytest.mark.live
-@pytest.mark.default_cassette("unauthorized.yaml")
-async def test_401_names_the_env_var_and_never_the_key(vcr, make_provider, live):
-    key = "not-a-valid-key-0000" if live else TEST_KEY
-    await assert_unauthorized(vcr, make_provider("https://api.inference.sh", api_key=key), job_for(),
-                              prepared("https://x.example/face.png", "https://x.example/a.mp3"), live=live, key=key,
-                              env_var="INFERENCE_API_KEY", message="Invalid or missing API key")
-
-
-async def _poll_to_end(provider, job, live):
-    return await poll_to_end(provider, job, live, rounds=120, what="task")
+globals().update(dual_mode_cassette_tests(
+    job_for, files=lambda: prepared(FACE, WAV), urls=lambda: prepared(*URLS), ended=_cancelled,
+    cancel=("POST", "/tasks/{}/cancel"), poll={"rounds": 120, "what": "task"}, keys=("not-a-valid-key-0000", TEST_KEY),
+    refused=lambda make_provider, key: make_provider("https://api.inference.sh", api_key=key),
+    env_var="INFERENCE_API_KEY", message="Invalid or missing API key"))
 
 
 # -- hand-authored only: failures the live service cannot be made to produce -----------------
@@ -182,28 +162,25 @@ async def test_failed_task_carries_the_error(vcr, make_provider):
     assert vcr.all_played
 
 
-@pytest.mark.default_cassette("task_rejected.yaml")
-async def test_rejected_at_create_is_a_billing_error(vcr, make_provider):
+@pytest.mark.parametrize("says, status_code", [
+    # a task the create answered (200) with status 13: no HTTP error to report
+    pytest.param("insufficient balance", None, marks=pytest.mark.default_cassette("task_rejected.yaml"),
+                 id="rejected-at-create"),
+    pytest.param("Insufficient balance", 402, marks=pytest.mark.default_cassette("insufficient_balance.yaml"),
+                 id="402-v1-error"),
+])
+async def test_no_balance_is_a_billing_error(vcr, make_provider, says, status_code):
     provider = make_provider("https://api.inference.sh")
-    with pytest.raises(BillingError, match="insufficient balance") as exc:
-        await provider.submit(job_for(), prepared("https://x.example/face.png", "https://x.example/a.mp3"))
-    assert exc.value.provider == "inferencesh"
-    assert vcr.all_played
-
-
-@pytest.mark.default_cassette("insufficient_balance.yaml")
-async def test_402_v1_error_is_a_billing_error(vcr, make_provider):
-    provider = make_provider("https://api.inference.sh")
-    with pytest.raises(BillingError, match="Insufficient balance") as exc:
-        await provider.submit(job_for(), prepared("https://x.example/face.png", "https://x.example/a.mp3"))
-    assert exc.value.status_code == 402
+    with pytest.raises(BillingError, match=says) as exc:
+        await provider.submit(job_for(), prepared(*URLS))
+    assert exc.value.provider == "inferencesh" and exc.value.status_code == status_code
     assert vcr.all_played
 
 
 @pytest.mark.default_cassette("rate_limited_then_success.yaml")
 async def test_create_refused_with_429_is_retried(vcr, make_provider):
     provider = make_provider("https://api.inference.sh")
-    update = await provider.submit(job_for(), prepared("https://x.example/face.png", "https://x.example/a.mp3"))
+    update = await provider.submit(job_for(), prepared(*URLS))
     assert update.task_id and update.status is JobStatus.QUEUED
     assert _requests(vcr) == [("POST", "/apps/run"), ("POST", "/apps/run")]
     assert vcr.all_played
