@@ -324,9 +324,36 @@ def run_cli(args: tuple[str, ...], *, tmp_path: Path, drop_env: tuple[str, ...],
     return result
 
 
-def generate_args(provider: str, out: Path, *extra: str) -> list[str]:
-    """``talkinghead -vv generate`` of the example face to ``out``, reporting in JSON."""
-    return ["-vv", "generate", "--provider", provider, "--image", str(FACE), "--output", str(out), "--json", *extra]
+def generate_args(provider: str, out: Path, *extra: str, audio: Path | None = MP3) -> list[str]:
+    """``talkinghead -vv generate`` of the example face (speaking ``audio``, unless None) to
+    ``out``, reporting in JSON."""
+    speech = ["--audio", str(audio)] if audio else []
+    return ["-vv", "generate", "--provider", provider, "--image", str(FACE), *speech, "--output", str(out), "--json",
+            *extra]
+
+
+def cli_exit_4_tests(provider: str, *, failure: dict[str, Any], says: str, env_var: str,
+                     created: Callable[[Any], list[Any]]) -> dict[str, Any]:
+    """The CLI's tests of a backend's refusals (with the plugin's ``cli`` and ``fake`` fixtures):
+    a job the fake fails (``failure``: its switches) exits 4 with the backend's words (``says``),
+    no traceback and no output file; a key the fake refuses exits 4 naming ``env_var``, before
+    anything is created (``created(fake)``). A test module does ``globals().update(...)``."""
+
+    def test_failed_job_exits_4_with_the_backends_error(cli: Any, fake: Any, tmp_path: Path) -> None:
+        fake.configure(**failure)
+        result = cli(*generate_args(provider, tmp_path / "out.mp4"))
+        assert result.returncode == 4
+        assert says in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "out.mp4").exists()
+
+    def test_wrong_key_exits_4_naming_the_env_var(cli: Any, fake: Any, tmp_path: Path) -> None:
+        fake.configure(api_key="the-right-key-000000")
+        result = cli(*generate_args(provider, tmp_path / "out.mp4"))
+        assert result.returncode == 4 and env_var in result.stderr
+        assert created(fake) == []
+
+    return {f.__name__: f for f in (test_failed_job_exits_4_with_the_backends_error,
+                                    test_wrong_key_exits_4_naming_the_env_var)}
 
 
 def completed_report(result: subprocess.CompletedProcess[str], provider: str) -> dict[str, Any]:

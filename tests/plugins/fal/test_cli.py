@@ -6,6 +6,7 @@ included: TALKINGHEAD_HOME is inside the test's directory)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.plugins.shared import completed_report, generate_args, run_cli
+from tests.plugins.shared import cli_exit_4_tests, completed_report, generate_args, run_cli
 
 from .conftest import FACE, MP3
 
@@ -37,8 +38,7 @@ def cli(fake, tmp_path):
     return run
 
 
-def _generate(out: Path, *extra: str) -> list[str]:
-    return generate_args("fal", out, "--audio", str(MP3), *extra)
+_generate = functools.partial(generate_args, "fal")  # with the example MP3
 
 
 def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
@@ -62,19 +62,9 @@ def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
     assert [r.endpoint for r in fake.requests if r.endpoint != "hook"][-1] == "output"  # then downloaded
 
 
-def test_failed_request_exits_4_with_fals_error(cli, fake, tmp_path):
-    fake.configure(completed_error=("Runner disconnected", "runner_disconnected", 503))
-    result = cli(*_generate(tmp_path / "out.mp4"))
-    assert result.returncode == 4
-    assert "Runner disconnected" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "out.mp4").exists()
-
-
-def test_wrong_key_exits_4_naming_the_env_var(cli, fake, tmp_path):
-    fake.configure(api_key="the-right-key-000000")
-    result = cli(*_generate(tmp_path / "out.mp4"))
-    assert result.returncode == 4 and "FAL_KEY" in result.stderr
-    assert fake.submits == []
+globals().update(cli_exit_4_tests(
+    "fal", failure={"completed_error": ("Runner disconnected", "runner_disconnected", 503)},
+    says="Runner disconnected", env_var="FAL_KEY", created=lambda fake: fake.submits))
 
 
 def test_providers_lists_the_routes(cli):

@@ -5,6 +5,7 @@ a canary that must never show up in the output, the logs or any file written."""
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.shared import completed_report, generate_args, run_cli
+from tests.plugins.shared import cli_exit_4_tests, completed_report, generate_args, run_cli
 
 from .conftest import FACE, MP3
 
@@ -34,8 +35,7 @@ def cli(fake, tmp_path):
     return run
 
 
-def _generate(out: Path, *extra: str) -> list[str]:
-    return generate_args("inferencesh", out, "--audio", str(MP3), *extra)
+_generate = functools.partial(generate_args, "inferencesh")  # with the example MP3
 
 
 def test_generate_end_to_end(cli, fake, tmp_path, video_bytes):
@@ -65,19 +65,9 @@ def test_generate_passes_the_webhook_through(cli, fake, tmp_path):
     assert fake.creates[0].json["webhook"] == hook
 
 
-def test_failed_task_exits_4_with_the_provider_error(cli, fake, tmp_path):
-    fake.configure(task_error="Task failed: no face detected in the image")
-    result = cli(*_generate(tmp_path / "out.mp4"))
-    assert result.returncode == 4
-    assert "no face detected" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "out.mp4").exists()
-
-
-def test_wrong_key_exits_4_naming_the_env_var(cli, fake, tmp_path):
-    fake.configure(api_key="the-right-key-000000")
-    result = cli(*_generate(tmp_path / "out.mp4"))
-    assert result.returncode == 4 and "INFERENCE_API_KEY" in result.stderr
-    assert fake.creates == []
+globals().update(cli_exit_4_tests(
+    "inferencesh", failure={"task_error": "Task failed: no face detected in the image"},
+    says="no face detected", env_var="INFERENCE_API_KEY", created=lambda fake: fake.creates))
 
 
 def test_create_timeout_is_not_resent(cli, fake, tmp_path):

@@ -7,6 +7,7 @@ the logs or any file written (the journal included: TALKINGHEAD_HOME is a temp d
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import subprocess
@@ -39,14 +40,13 @@ def cli(fake, tmp_path):
     return run
 
 
-def _generate(out: Path, *extra: str) -> list[str]:
-    return generate_args("kling", out, *extra)
+_generate = functools.partial(generate_args, "kling")  # with the example MP3 unless audio=None
 
 
 def test_generate_end_to_end_with_local_files(cli, fake, tmp_path, video_bytes):
     fake.configure(step_latency=0.05)
     out = tmp_path / "out.mp4"
-    result = cli(*_generate(out, "--audio", str(MP3), "--mode", "pro", "--prompt", "Smiles and nods"))
+    result = cli(*_generate(out, "--mode", "pro", "--prompt", "Smiles and nods"))
     report = completed_report(result, "kling")
     # settled from what Kling billed: final_unit_deduction (6.9 s x 0.8 units/s in pro, "5.5")
     # at the standard pack's 0.14 USD per unit, not from the quote
@@ -67,7 +67,7 @@ def test_generate_end_to_end_with_local_files(cli, fake, tmp_path, video_bytes):
 def test_generate_from_text_uses_kling_tts(cli, fake, tmp_path):
     text = "Good evening. Here is the news, read by a talking head."
     result = cli(*_generate(tmp_path / "out.mp4", "--text", text, "--voice", "uk_man2#en",
-                            "--webhook", fake.url + "/hooks/cli"))
+                            "--webhook", fake.url + "/hooks/cli", audio=None))
     assert result.returncode == 0, result.stderr
     (tts,) = fake.requests_to("tts")
     assert (tts.json["text"], tts.json["voice_id"], tts.json["voice_language"]) == (text, "uk_man2", "en")
@@ -76,7 +76,7 @@ def test_generate_from_text_uses_kling_tts(cli, fake, tmp_path):
 
 
 def test_wrong_secret_exits_4_naming_both_env_vars(cli, fake, tmp_path):
-    result = cli(*_generate(tmp_path / "out.mp4", "--audio", str(MP3)),
+    result = cli(*_generate(tmp_path / "out.mp4"),
                  sk="sk_wrong_" + secrets.token_hex(20))
     assert result.returncode == 4 and "Traceback" not in result.stderr
     assert "KLING_ACCESS_KEY" in result.stderr and "KLING_SECRET_KEY" in result.stderr
@@ -100,7 +100,7 @@ def test_providers_lists_the_route_with_its_price(cli):
 def test_jobs_show_and_list_give_quote_reservation_and_what_kling_billed(cli, fake, tmp_path):
     fake.configure(step_latency=0.02)
     out = tmp_path / "out.mp4"
-    assert cli(*_generate(out, "--audio", str(MP3), "--mode", "pro")).returncode == 0
+    assert cli(*_generate(out, "--mode", "pro")).returncode == 0
     listed = cli("jobs", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
