@@ -10,18 +10,30 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from talkinghead import AsyncClient, AvatarRequest, http
-from talkinghead.errors import AuthenticationError
+from talkinghead.errors import (
+    AuthenticationError,
+    NetworkBlocked,
+    ProviderError,
+    ProviderTimeout,
+    RateLimitError,
+    ServerError,
+    SubmitOutcomeUnknown,
+)
 from talkinghead.ledger import SQLiteLedger
+from talkinghead.models import JobStatus
 from talkinghead.testing.loopback import serve_fake, tiny_mp4
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -378,6 +390,137 @@ def assert_sent_only(sent: dict[str, Any], expected: dict[str, Any]) -> None:
     assert set(sent) == set(expected), sent
     assert {k: v for k, v in sent.items() if expected[k] is not None} == {
         k: v for k, v in expected.items() if v is not None}
+
+
+# -- against the fake server -----------------------------------------------------------------
+
+def fake_server_tests(job_for: Callable[..., Any], prepared: Callable[..., Any], urls: tuple[str, str], *,
+                      create: str, unknown_task: tuple[str, str], real_url: str,
+                      uploads_off_machine: dict[str, Any] | None = None, unconfigured: tuple[type, str] | None = None,
+                      retries: tuple[str, Callable[[Any], Any]] | None = None) -> dict[str, Any]:
+    """The tests every cloud plugin runs against its fake (``fake``, ``provider`` and
+    ``make_provider`` fixtures), submitting ``prepared(*urls)`` to the fake's ``create`` endpoint;
+    a test module does ``globals().update(...)``.
+
+    Always: an unreachable host is retried, then reported as a timeout; ``aclose`` is idempotent
+    and the provider makes new clients after it; a task the backend does not know is a
+    ``ProviderError`` (``unknown_task``: its id and the words to match); with the network guard on,
+    the provider cannot reach its backend (``real_url``), nor, given ``uploads_off_machine`` (the
+    fake's switches that send uploads to a signed URL elsewhere), upload. Given ``unconfigured``
+    (the provider class and its key's variable): a provider without a key sends nothing, not even
+    the local files of ``prepared()``. Given ``retries`` (the endpoint that reads a task, and what
+    gives the tasks the fake made): which failed creates and reads are retried, and that a create
+    whose request may have arrived is never sent again."""
+
+    def creates(fake: Any) -> int:
+        return len(fake.requests_to(create))
+
+    async def test_connect_error_is_retried_then_reported(make_provider: Callable[..., Any]) -> None:
+        with socket.socket() as s:  # a port nobody listens on: connect errors, provably never sent
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        provider = make_provider(f"http://127.0.0.1:{port}")
+        with pytest.raises(ProviderTimeout, match="cannot reach"):
+            await provider.submit(job_for(), prepared(*urls))
+
+    async def test_aclose_is_idempotent_and_clients_come_back(fake: Any, provider: Any) -> None:
+        await provider.aclose()
+        await provider.aclose()
+        await provider.submit(job_for(), prepared(*urls))
+        assert creates(fake) == 1
+
+    async def test_unknown_task_is_a_provider_error(fake: Any, provider: Any) -> None:
+        with pytest.raises(ProviderError, match=unknown_task[1]):
+            await provider.poll(job_for(unknown_task[0]))
+
+    async def test_the_network_guard_covers_every_client(fake: Any, make_provider: Callable[..., Any],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(http.guard, "enabled", True)
+        job = job_for(unknown_task[0])
+        with pytest.raises(NetworkBlocked, match=re.escape(urlsplit(real_url).netloc)) as exc:
+            await make_provider(real_url).poll(job)
+        assert exc.value.provider == job.provider
+        if uploads_off_machine is not None:
+            fake.configure(upload_base="https://storage.example.com", **uploads_off_machine)
+            with pytest.raises(NetworkBlocked, match="storage.example.com"):
+                await make_provider(fake.url).submit(job_for(), prepared())
+            assert fake.requests_to("upload") == []
+
+    tests: list[Callable[..., Any]] = [
+        test_connect_error_is_retried_then_reported, test_aclose_is_idempotent_and_clients_come_back,
+        test_unknown_task_is_a_provider_error, test_the_network_guard_covers_every_client]
+    if unconfigured:
+        provider_type, env_var = unconfigured
+
+        async def test_missing_key_fails_before_any_request(fake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+            monkeypatch.delenv(env_var, raising=False)
+            provider = provider_type({"base_url": fake.url})
+            assert not provider.configured()
+            with pytest.raises(AuthenticationError, match=env_var):
+                await provider.submit(job_for(), prepared())
+            assert fake.requests == []
+
+        tests.append(test_missing_key_fails_before_any_request)
+    if retries:
+        tests += _retry_tests(job_for, lambda: prepared(*urls), create, creates, *retries)
+    return {f.__name__: f for f in tests}
+
+
+def _retry_tests(job_for: Callable[..., Any], request: Callable[[], Any], create: str, creates: Callable[[Any], int],
+                 read: str, made: Callable[[Any], Any]) -> list[Callable[..., Any]]:
+    """See ``fake_server_tests``."""
+
+    async def test_create_read_timeout_is_never_resent(fake: Any, make_provider: Callable[..., Any]) -> None:
+        fake.configure(**{f"{create}_delay": 0.6})
+        provider = make_provider(fake.url, timeout=0.15)
+        with pytest.raises(SubmitOutcomeUnknown, match="not resent"):
+            await provider.submit(job_for(), request())
+        await asyncio.sleep(0.7)  # the server makes the (billed) task anyway
+        assert creates(fake) == 1 and len(made(fake)) == 1
+
+    async def test_create_429_then_success_waits_for_retry_after(fake: Any, provider: Any) -> None:
+        fake.configure(failures={create: [429, 200]}, retry_after=0.3)
+        start = time.monotonic()
+        update = await provider.submit(job_for(), request())
+        assert time.monotonic() - start >= 0.3  # Retry-After honoured
+        assert update.task_id and creates(fake) == 2 and len(made(fake)) == 1
+
+    async def test_create_503_is_retried(fake: Any, provider: Any) -> None:
+        fake.configure(failures={create: [503, 503, 200]}, retry_after=0)
+        await provider.submit(job_for(), request())
+        assert creates(fake) == 3
+
+    async def test_create_500_is_not_retried(fake: Any, provider: Any) -> None:
+        fake.configure(failures={create: [500, 200]})
+        with pytest.raises(ServerError, match="500"):
+            await provider.submit(job_for(), request())
+        assert creates(fake) == 1
+
+    @pytest.mark.parametrize("code", [502, 504])
+    async def test_create_gateway_error_is_outcome_unknown(fake: Any, provider: Any, code: int) -> None:
+        fake.configure(failures={create: [code, 200]})
+        with pytest.raises(SubmitOutcomeUnknown):
+            await provider.submit(job_for(), request())
+        assert creates(fake) == 1
+
+    async def test_create_429_until_attempts_run_out(fake: Any, provider: Any) -> None:
+        fake.configure(failures={create: [429] * 10}, retry_after=0)
+        with pytest.raises(RateLimitError, match="rate limited") as exc:
+            await provider.submit(job_for(), request())
+        assert exc.value.retryable and creates(fake) == 4  # retry_attempts
+
+    async def test_read_errors_end_after_bounded_retries(fake: Any, provider: Any) -> None:
+        job = job_for()
+        job.apply(await provider.submit(job, request()))
+        fake.configure(failures={read: [500] * 4})
+        with pytest.raises(ServerError):
+            await provider.poll(job)
+        assert len(fake.requests_to(read)) == 4
+        assert (await provider.poll(job)).status is JobStatus.COMPLETED  # and the next read succeeds
+
+    return [test_create_read_timeout_is_never_resent, test_create_429_then_success_waits_for_retry_after,
+            test_create_503_is_retried, test_create_500_is_not_retried, test_create_gateway_error_is_outcome_unknown,
+            test_create_429_until_attempts_run_out, test_read_errors_end_after_bounded_retries]
 
 
 # -- following a job --------------------------------------------------------------------------

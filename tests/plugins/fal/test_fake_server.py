@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import socket
-import time
 
 import httpx
 import pytest
@@ -15,10 +12,7 @@ from talkinghead import http
 from talkinghead.errors import (
     AuthenticationError,
     BillingError,
-    NetworkBlocked,
     ProviderError,
-    ProviderTimeout,
-    RateLimitError,
     RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
@@ -26,7 +20,7 @@ from talkinghead.errors import (
 from talkinghead.models import JobStatus
 from talkinghead_fal import FalProvider
 from tests import fake_secrets
-from tests.plugins.shared import submit_and_follow
+from tests.plugins.shared import fake_server_tests, submit_and_follow
 
 from .conftest import FACE, MP3, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text
 
@@ -36,6 +30,12 @@ URLS = ("https://x.example/f.png", "https://x.example/a.mp3")
 async def run_to_end(provider, request=None, **job_fields):
     request = request or prepared()
     return await submit_and_follow(provider, job_for(mode=request.request.mode, **job_fields), request)
+
+
+globals().update(fake_server_tests(
+    job_for, prepared, URLS, create="submit", unknown_task=("no-such-request", "404"), real_url="https://queue.fal.run",
+    uploads_off_machine={"cdn_tokens": False},  # a signed storage URL rather than fal's CDN
+    unconfigured=(FalProvider, "FAL_KEY"), retries=("result", lambda fake: fake.queue)))
 
 
 def _paths(fake, rid):
@@ -145,48 +145,6 @@ def test_default_hosts_are_fals(monkeypatch):
 
 # -- the submit: money safety ----------------------------------------------------------------
 
-async def test_submit_read_timeout_is_never_resent(fake, make_provider):
-    fake.configure(submit_delay=0.5)
-    provider = make_provider(fake.url, timeout=0.15)
-    with pytest.raises(SubmitOutcomeUnknown, match="not resent"):
-        await provider.submit(job_for(), prepared(*URLS))
-    await asyncio.sleep(0.5)  # the server queues the (billed) request anyway
-    assert len(fake.submits) == 1 and len(fake.queue) == 1
-
-
-async def test_submit_429_then_success_waits_for_retry_after(fake, provider):
-    fake.configure(failures={"submit": [429, 200]}, retry_after=0.3)
-    start = time.monotonic()
-    update = await provider.submit(job_for(), prepared(*URLS))
-    assert time.monotonic() - start >= 0.3
-    assert update.task_id and len(fake.submits) == 2 and len(fake.queue) == 1
-
-
-async def test_submit_503_is_retried_and_500_is_not(fake, provider):
-    fake.configure(failures={"submit": [503, 503, 200]}, retry_after=0)
-    await provider.submit(job_for(), prepared(*URLS))
-    assert len(fake.submits) == 3
-    fake.reset(failures={"submit": [500, 200]})
-    with pytest.raises(ServerError, match="500"):
-        await provider.submit(job_for(), prepared(*URLS))
-    assert len(fake.submits) == 1
-
-
-@pytest.mark.parametrize("code", [502, 504])
-async def test_submit_gateway_error_is_outcome_unknown(fake, provider, code):
-    fake.configure(failures={"submit": [code, 200]})
-    with pytest.raises(SubmitOutcomeUnknown):
-        await provider.submit(job_for(), prepared(*URLS))
-    assert len(fake.submits) == 1
-
-
-async def test_submit_429_until_attempts_run_out(fake, provider):
-    fake.configure(failures={"submit": [429] * 10}, retry_after=0)
-    with pytest.raises(RateLimitError) as exc:
-        await provider.submit(job_for(), prepared(*URLS))
-    assert exc.value.retryable and len(fake.submits) == 4
-
-
 async def test_submit_answer_without_request_id_is_outcome_unknown(fake, provider, monkeypatch):
     real = http.send
 
@@ -199,26 +157,6 @@ async def test_submit_answer_without_request_id_is_outcome_unknown(fake, provide
     monkeypatch.setattr(http, "send", no_id)
     with pytest.raises(SubmitOutcomeUnknown, match="no request_id"):
         await provider.submit(job_for(), prepared(*URLS))
-
-
-async def test_connect_error_is_retried_then_reported(make_provider):
-    with socket.socket() as s:  # a port nobody listens on: provably never sent
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    provider = make_provider(f"http://127.0.0.1:{port}")
-    with pytest.raises(ProviderTimeout, match="cannot reach"):
-        await provider.submit(job_for(), prepared(*URLS))
-
-
-async def test_the_network_guard_covers_api_and_upload_clients(fake, make_provider, monkeypatch):
-    monkeypatch.setattr(http.guard, "enabled", True)
-    with pytest.raises(NetworkBlocked, match="queue.fal.run") as exc:
-        await make_provider().poll(job_for("r1"))
-    assert exc.value.provider == "fal"
-    fake.configure(upload_base="https://storage.example.com", cdn_tokens=False)  # a signed URL off the machine
-    with pytest.raises(NetworkBlocked, match="storage.example.com"):
-        await make_provider(fake.url).submit(job_for(), prepared(FACE, WAV))
-    assert fake.requests_to("upload") == []
 
 
 # -- refusals --------------------------------------------------------------------------------
@@ -246,14 +184,6 @@ async def test_wrong_key_is_an_authentication_error_without_the_key(fake, make_p
     assert "FAL_KEY" in str(exc.value) and exc.value.status_code == 401
     assert wrong not in str(exc.value) + repr(exc.value) + repr(provider)
     assert [r.endpoint for r in fake.requests] == ["token"]  # stopped at the first call
-
-
-async def test_missing_key_fails_before_any_request(fake):
-    provider = FalProvider({"base_url": fake.url})
-    assert not provider.configured()
-    with pytest.raises(AuthenticationError, match="FAL_KEY"):
-        await provider.submit(job_for(), prepared(FACE, WAV))
-    assert fake.requests == []
 
 
 async def test_echoed_key_is_redacted_from_error_messages(fake, make_provider, monkeypatch):
@@ -301,16 +231,6 @@ async def test_result_422_is_a_failure_with_fals_message(fake, provider):
     assert job.status is JobStatus.FAILED and job.error == "audio_url: Audio too long" and job.error_kind == "input"
 
 
-async def test_bare_5xx_on_the_result_is_transient_and_raised(fake, provider):
-    job = job_for()
-    job.apply(await provider.submit(job, prepared(*URLS)))
-    fake.configure(failures={"result": [500] * 4})
-    with pytest.raises(ServerError):
-        await provider.poll(job)
-    assert len(fake.requests_to("result")) == 4
-    assert (await provider.poll(job)).status is JobStatus.COMPLETED  # and the next read succeeds
-
-
 async def test_status_read_errors_are_retried(fake, provider):
     job = job_for()
     job.apply(await provider.submit(job, prepared(*URLS)))
@@ -323,11 +243,6 @@ async def test_output_without_duration(fake, provider):
     fake.configure(output_duration=None)
     job, _ = await run_to_end(provider, prepared(*URLS))
     assert job.output_url and job.duration_s is None
-
-
-async def test_unknown_request_is_a_provider_error(fake, provider):
-    with pytest.raises(ProviderError, match="404"):
-        await provider.poll(job_for("no-such-request"))
 
 
 async def test_job_without_a_request_id(provider):
@@ -367,13 +282,6 @@ async def test_the_core_client_runs_a_job_and_settles_by_the_billed_seconds(fake
                                   output=tmp_path / "out.mp4", timeout=10)
     assert result.path.read_bytes() == video_bytes and result.duration_s == 7.0
     assert result.cost_usd == pytest.approx(7.0 * 0.115)
-
-
-async def test_aclose_is_idempotent_and_clients_come_back(fake, provider):
-    await provider.aclose()
-    await provider.aclose()
-    await provider.submit(job_for(), prepared(*URLS))
-    assert len(fake.submits) == 1
 
 
 def test_fake_switches_are_checked(fake):

@@ -10,26 +10,24 @@ import time
 import pytest
 
 from talkinghead import http
-from talkinghead.errors import (
-    AuthenticationError,
-    BillingError,
-    InputError,
-    NetworkBlocked,
-    ProviderError,
-    ProviderTimeout,
-    RequestRefused,
-    ServerError,
-    SubmitOutcomeUnknown,
-)
+from talkinghead.errors import AuthenticationError, BillingError, InputError, RequestRefused, ServerError
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import InferenceShProvider
-from tests.plugins.shared import submit_and_follow
+from tests.plugins.shared import fake_server_tests, submit_and_follow
 
 from .conftest import FACE, MP3, TEST_KEY, WAV, job_for, prepared
+
+URLS = ("https://x.example/f.png", "https://x.example/a.mp3")
 
 
 async def run_to_end(provider, request=None, **job_fields):
     return await submit_and_follow(provider, job_for(**job_fields), request or prepared())
+
+
+globals().update(fake_server_tests(
+    job_for, prepared, URLS, create="create", unknown_task=("01jnosuchtask", "404"), real_url="https://api.inference.sh",
+    uploads_off_machine={}, unconfigured=(InferenceShProvider, "INFERENCE_API_KEY"),
+    retries=("get", lambda fake: fake.tasks)))
 
 
 # -- the happy path ------------------------------------------------------------------------
@@ -109,7 +107,7 @@ async def test_pinned_app_and_base_url_from_the_environment(fake, make_provider,
     provider = InferenceShProvider({"app": "klingai/avatar@abc1", "retry_backoff": 0.01})
     try:
         assert provider.configured() and provider.base_url == fake.url
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
+        await provider.submit(job_for(), prepared(*URLS))
     finally:
         await provider.aclose()
     assert fake.creates[0].json["app"] == "klingai/avatar@abc1"
@@ -139,78 +137,10 @@ async def test_full_snapshots_without_output_are_completed_by_a_get(fake, provid
 
 # -- the create call: money safety -----------------------------------------------------------
 
-async def test_create_read_timeout_is_never_resent(fake, make_provider):
-    fake.configure(create_delay=0.6)
-    provider = make_provider(fake.url, timeout=0.15)
-    job = job_for()
-    with pytest.raises(SubmitOutcomeUnknown, match="not resent"):
-        await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    await asyncio.sleep(0.7)  # the server finishes the (billed) create anyway
-    assert len(fake.creates) == 1 and len(fake.tasks) == 1
-
-
-async def test_create_429_then_success_is_retried_after_retry_after(fake, provider):
-    fake.configure(failures={"create": [429, 200]}, retry_after=0.3)
-    start = time.monotonic()
-    update = await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    assert time.monotonic() - start >= 0.3  # Retry-After honoured
-    assert update.task_id and len(fake.creates) == 2 and len(fake.tasks) == 1
-
-
-async def test_create_503_is_retried(fake, provider):
-    fake.configure(failures={"create": [503, 503, 200]}, retry_after=0)
-    await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    assert len(fake.creates) == 3
-
-
-async def test_create_500_is_not_retried(fake, provider):
-    fake.configure(failures={"create": [500, 200]})
-    with pytest.raises(ServerError, match="500"):
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    assert len(fake.creates) == 1
-
-
-@pytest.mark.parametrize("code", [502, 504])
-async def test_create_gateway_error_is_outcome_unknown(fake, provider, code):
-    fake.configure(failures={"create": [code, 200]})
-    with pytest.raises(SubmitOutcomeUnknown):
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    assert len(fake.creates) == 1
-
-
-async def test_create_refused_429_until_attempts_run_out(fake, provider):
-    fake.configure(failures={"create": [429] * 10}, retry_after=0)
-    with pytest.raises(ProviderError, match="rate limited") as exc:
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    assert exc.value.retryable and len(fake.creates) == 4  # retry_attempts
-
-
-async def test_create_connect_error_is_retried_then_reported(make_provider):
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on: connect errors, provably never sent
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    provider = make_provider(f"http://127.0.0.1:{port}")
-    with pytest.raises(ProviderTimeout, match="cannot reach"):
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-
-
-async def test_the_network_guard_covers_api_and_upload_clients(fake, make_provider, monkeypatch):
-    monkeypatch.setattr(http.guard, "enabled", True)
-    with pytest.raises(NetworkBlocked, match="inferencesh|api.inference.sh") as exc:
-        await make_provider("https://api.inference.sh").poll(job_for("t1"))
-    assert exc.value.provider == "inferencesh"
-    fake.configure(upload_base="https://storage.example.com")  # presigned URL off the machine
-    with pytest.raises(NetworkBlocked, match="storage.example.com"):
-        await make_provider(fake.url).submit(job_for(), prepared(FACE, WAV))
-    assert fake.requests_to("upload") == []
-
-
 async def test_rejected_status_13_is_a_billing_error(fake, provider):
     fake.configure(reject=True)
     with pytest.raises(BillingError, match="balance"):
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
+        await provider.submit(job_for(), prepared(*URLS))
     assert len(fake.creates) == 1
 
 
@@ -218,13 +148,13 @@ async def test_rejected_status_13_is_a_billing_error(fake, provider):
 async def test_402_is_a_billing_error(fake, provider, envelope):
     fake.configure(failures={"create": [402]}, envelope=envelope)
     with pytest.raises(BillingError, match="Insufficient balance"):
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
+        await provider.submit(job_for(), prepared(*URLS))
 
 
 async def test_422_is_refused_with_the_provider_message(fake, provider):
     fake.configure(failures={"create": [422]})
     with pytest.raises(RequestRefused, match="input.image: field required"):
-        await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
+        await provider.submit(job_for(), prepared(*URLS))
 
 
 @pytest.mark.parametrize("envelope", ["v1", "v2"])
@@ -237,15 +167,6 @@ async def test_wrong_key_is_an_authentication_error_without_the_key(fake, make_p
     assert "INFERENCE_API_KEY" in str(exc.value) and "Invalid or missing API key" in str(exc.value)
     assert wrong not in str(exc.value) and wrong not in repr(exc.value) and wrong not in repr(provider)
     assert [r.endpoint for r in fake.requests] == ["files"]  # stopped at the first call
-
-
-async def test_missing_key_fails_before_any_request(fake, monkeypatch):
-    monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
-    provider = InferenceShProvider({"base_url": fake.url})
-    assert not provider.configured()
-    with pytest.raises(AuthenticationError, match="INFERENCE_API_KEY"):
-        await provider.submit(job_for(), prepared(FACE, WAV))
-    assert fake.requests == []
 
 
 async def test_echoed_key_is_redacted_from_error_messages(fake, make_provider, monkeypatch):
@@ -278,24 +199,10 @@ async def test_upload_failures(fake, provider):
 
 async def test_500_on_read_is_retried(fake, provider):
     job = job_for()
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
+    job.apply(await provider.submit(job, prepared(*URLS)))
     fake.configure(failures={"get": [500, 502, 200]})
     update = await provider.poll(job)
     assert update.status is JobStatus.COMPLETED and len(fake.requests_to("get")) == 3
-
-
-async def test_read_errors_end_after_bounded_retries(fake, provider):
-    job = job_for()
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
-    fake.configure(failures={"get": [500] * 10})
-    with pytest.raises(ServerError):
-        await provider.poll(job)
-    assert len(fake.requests_to("get")) == 4
-
-
-async def test_unknown_task_is_a_provider_error(fake, provider):
-    with pytest.raises(ProviderError, match="404"):
-        await provider.poll(job_for("01jnosuchtask"))
 
 
 # -- the stream --------------------------------------------------------------------------
@@ -344,7 +251,7 @@ async def test_stream_that_keeps_dropping_gives_up_with_server_error(fake, make_
     fake.configure(statuses=(1, 7), step_latency=60, stream_drops=1000, stream_drop_after=0)
     provider = make_provider(fake.url, stream_reconnects=2)
     job = job_for()
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
+    job.apply(await provider.submit(job, prepared(*URLS)))
     with pytest.raises(ServerError, match="without news 3 times"):
         async for update in provider.stream(job):
             job.apply(update)
@@ -354,7 +261,7 @@ async def test_stream_that_keeps_dropping_gives_up_with_server_error(fake, make_
 
 async def test_stream_http_errors(fake, provider):
     job = job_for()
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
+    job.apply(await provider.submit(job, prepared(*URLS)))
     fake.configure(failures={"stream": [503, 200]})
     assert [u async for u in provider.stream(job)][-1].status is JobStatus.COMPLETED
 
@@ -374,7 +281,7 @@ async def test_malformed_stream_lines_are_ignored(fake, provider):
 async def test_closing_the_stream_early_releases_it(fake, provider):
     fake.configure(step_latency=0.05)
     job = job_for()
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
+    job.apply(await provider.submit(job, prepared(*URLS)))
     updates = provider.stream(job)
     first = await anext(updates)
     await updates.aclose()
@@ -386,7 +293,7 @@ async def test_closing_the_stream_early_releases_it(fake, provider):
 async def test_cancel_running_task_then_finished_task(fake, provider):
     fake.configure(step_latency=0.2, statuses=(1, 2, 7, 7, 7, 7, 9, 10))
     job = job_for()
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
+    job.apply(await provider.submit(job, prepared(*URLS)))
     await provider.cancel(job)
     (cancel,) = fake.requests_to("cancel")
     assert cancel.path == f"/tasks/{job.task_id}/cancel" and cancel.body == b""
@@ -399,7 +306,7 @@ async def test_webhook_delivery_parses_into_an_update(fake, provider):
     fake.configure(step_latency=0.01)
     hook = fake.url + "/hooks/job-123?token=opaque"
     job = job_for(webhook_url=hook)
-    job.apply(await provider.submit(job, prepared("https://x.example/f.png", "https://x.example/a.mp3")))
+    job.apply(await provider.submit(job, prepared(*URLS)))
     for _ in range(200):
         if fake.requests_to("hook"):
             break
@@ -448,11 +355,3 @@ def test_defaults_and_bad_settings(monkeypatch):
     assert provider.setting("stream_idle_timeout") == 30.0 and provider.setting("reconnect_delay") == 1.0
     with pytest.raises(InputError, match="providers.inferencesh.timeout"):
         InferenceShProvider({"timeout": "soon"}).setting("timeout")
-
-
-async def test_aclose_is_idempotent_and_clients_come_back(fake, provider):
-    await provider.poll(job_for(next(iter(fake.tasks)))) if fake.tasks else None
-    await provider.aclose()
-    await provider.aclose()
-    await provider.submit(job_for(), prepared("https://x.example/f.png", "https://x.example/a.mp3"))
-    assert len(fake.creates) == 1

@@ -15,16 +15,13 @@ from talkinghead.errors import (
     BillingError,
     ContentPolicyError,
     InputError,
-    NetworkBlocked,
-    ProviderError,
-    ProviderTimeout,
     RateLimitError,
     RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
 from talkinghead.models import JobStatus
-from tests.plugins.shared import submit_and_follow
+from tests.plugins.shared import fake_server_tests, submit_and_follow
 
 from .conftest import AUDIO_URL, FACE, IMAGE_URL, MP3, TEST_AK, WAV, job_for, prepared
 
@@ -33,6 +30,10 @@ URLS = (IMAGE_URL, AUDIO_URL)
 
 async def run_to_end(provider, request=None, **job_fields):
     return await submit_and_follow(provider, job_for(**job_fields), request or prepared(*URLS))
+
+
+globals().update(fake_server_tests(job_for, prepared, URLS, create="create", real_url="https://api-singapore.klingai.com",
+                                   unknown_task=("862311975299999999", "not found")))
 
 
 # -- the happy paths -------------------------------------------------------------------------
@@ -269,17 +270,6 @@ async def test_balance_and_parameter_errors_are_not_resent(fake, provider):
     assert len(fake.creates) == 3 and len(fake.tasks) == 1
 
 
-async def test_connect_error_on_create_is_retried_then_reported(make_provider):
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on: provably never sent
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    provider = make_provider(f"http://127.0.0.1:{port}")
-    with pytest.raises(ProviderTimeout, match="cannot reach"):
-        await provider.submit(job_for(), prepared(*URLS))
-
-
 # -- reads -----------------------------------------------------------------------------------
 
 async def test_reads_retry_rate_limits_and_server_errors(fake, provider):
@@ -293,27 +283,8 @@ async def test_reads_retry_rate_limits_and_server_errors(fake, provider):
         await provider.poll(job)
 
 
-async def test_unknown_task_is_a_provider_error(fake, provider):
-    with pytest.raises(ProviderError, match="not found"):
-        await provider.poll(job_for("862311975299999999"))
-
-
 async def test_failed_task_ends_the_stream_with_kling_reason(fake, provider):
     fake.configure(task_error="Failure to pass the risk control system", step_latency=0.02)
     job, updates = await run_to_end(provider)
     assert updates[-1].status is JobStatus.FAILED and job.error_kind == "content_policy"
     assert job.error == "Failure to pass the risk control system" and job.output_url is None
-
-
-async def test_the_network_guard_covers_the_api_client(make_provider, monkeypatch):
-    monkeypatch.setattr(http.guard, "enabled", True)
-    with pytest.raises(NetworkBlocked, match="api-singapore.klingai.com") as exc:
-        await make_provider().poll(job_for("1"))
-    assert exc.value.provider == "kling"
-
-
-async def test_aclose_is_idempotent_and_the_client_comes_back(fake, provider):
-    await provider.aclose()
-    await provider.aclose()
-    await provider.submit(job_for(), prepared(*URLS))
-    assert len(fake.creates) == 1
