@@ -29,6 +29,7 @@ from talkinghead.errors import (
     ProviderError,
     ProviderTimeout,
     RateLimitError,
+    RequestRefused,
     ServerError,
     SubmitOutcomeUnknown,
 )
@@ -383,6 +384,52 @@ def model_request(**fields: Any) -> AvatarRequest:
     if "text" not in fields:
         fields["audio"] = str(MP3)
     return AvatarRequest(image=str(FACE), **fields)
+
+
+def model_cassette_tests(models: dict[str, tuple[str, dict[str, Any], float | None, str]],
+                         submit: Callable[..., Any], *, refused: str) -> dict[str, Any]:
+    """The tests of each model's hand-authored cassettes (``<name>_happy``, ``_validation_error``
+    and ``_task_failed``, replayed with the ``cassette_provider`` fixture). ``models`` maps a name to
+    the model, the request's fields, the seconds the backend reports and the failed task's error;
+    ``submit(provider, vcr, model, fields)`` submits (checking the body sent is the cassette's) and
+    returns the job; ``refused`` is matched in the validation error. A test module does
+    ``globals().update(...)``."""
+
+    def cases(kind: str) -> list[Any]:
+        return [pytest.param(name, *spec, marks=pytest.mark.default_cassette(f"{name}_{kind}.yaml"), id=name)
+                for name, spec in models.items()]
+
+    async def submit_and_read(provider: Any, vcr: Any, model: str, fields: dict[str, Any]) -> Any:
+        job = await submit(provider, vcr, model, fields)
+        job.apply(await provider.poll(job))
+        return job
+
+    @pytest.mark.vcr
+    @pytest.mark.parametrize("name, model, fields, seconds, failure", cases("happy"))
+    async def test_happy(vcr: Any, cassette_provider: Any, name: str, model: str, fields: dict[str, Any],
+                         seconds: float | None, failure: str) -> None:
+        job = await submit_and_read(cassette_provider, vcr, model, fields)
+        assert job.status is JobStatus.COMPLETED and job.output_url.endswith(f"/{name}.mp4")
+        assert job.duration_s == seconds  # what the backend reports (some meter a fixed length)
+        assert vcr.all_played
+
+    @pytest.mark.vcr
+    @pytest.mark.parametrize("name, model, fields, seconds, failure", cases("validation_error"))
+    async def test_validation_error(vcr: Any, cassette_provider: Any, name: str, model: str, fields: dict[str, Any],
+                                    seconds: float | None, failure: str) -> None:
+        with pytest.raises(RequestRefused, match=refused):  # it was sent: exit 4, not 2
+            await submit(cassette_provider, vcr, model, fields)
+        assert vcr.all_played
+
+    @pytest.mark.vcr
+    @pytest.mark.parametrize("name, model, fields, seconds, failure", cases("task_failed"))
+    async def test_task_failed(vcr: Any, cassette_provider: Any, name: str, model: str, fields: dict[str, Any],
+                               seconds: float | None, failure: str) -> None:
+        job = await submit_and_read(cassette_provider, vcr, model, fields)
+        assert job.status is JobStatus.FAILED and job.error == failure and job.output_url is None
+        assert vcr.all_played
+
+    return {f.__name__: f for f in (test_happy, test_validation_error, test_task_failed)}
 
 
 def assert_sent_only(sent: dict[str, Any], expected: dict[str, Any]) -> None:
