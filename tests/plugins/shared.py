@@ -33,7 +33,7 @@ from talkinghead.errors import (
     ServerError,
     SubmitOutcomeUnknown,
 )
-from talkinghead.ledger import SQLiteLedger
+from talkinghead.ledger import SQLiteLedger, settled_cost
 from talkinghead.models import JobStatus
 from talkinghead.testing.loopback import serve_fake, tiny_mp4
 
@@ -585,6 +585,19 @@ async def submit_and_follow(provider: Any, job: Any, request: Any) -> tuple[Any,
     """Submit, then follow to the end: the job and its updates."""
     job.apply(await provider.submit(job, request))
     return job, await follow(provider, job)
+
+
+async def submit_and_read(provider: Any, job: Any, request: Any) -> Any:
+    """Submit, then read the task once: the job, with both applied."""
+    job.apply(await provider.submit(job, request))
+    job.apply(await provider.poll(job))
+    return job
+
+
+def assert_billed(job: Any, status: JobStatus, seconds: float, price_per_second: float) -> None:
+    """The job ended ``status``, billed for ``seconds`` and settled at that many seconds' price."""
+    assert job.status is status and job.billed_seconds == seconds
+    assert settled_cost(job) == pytest.approx(seconds * price_per_second)
 
 
 async def assert_unauthorized(vcr: Any, provider: Any, job: Any, request: Any, *, live: bool, key: str,

@@ -13,11 +13,12 @@ import pytest
 
 from talkinghead.client import AsyncClient
 from talkinghead.errors import InputError, JobFailed, WebhookIgnored
-from talkinghead.ledger import SQLiteLedger, settled_cost
+from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import AvatarRequest, JobStatus, Quote
 from talkinghead.webhooks import create_app
 from talkinghead_fal import FalProvider, protocol, webhooks
 from talkinghead_fal.fake_model import COMPLETED, IN_QUEUE
+from tests.plugins.shared import assert_billed, submit_and_read
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared
 
@@ -56,10 +57,7 @@ async def test_a_reported_output_length_wins_over_the_quote(fake, provider):
     job = job_for(mode="std")
     job.quote = Quote(provider="fal", model="kling-avatar", mode="std", seconds=9.0, price_per_second=0.0562,
                       cost_usd=0.5058)
-    job.apply(await provider.submit(job, prepared(*URLS)))
-    job.apply(await provider.poll(job))
-    assert job.status is JobStatus.FAILED and job.billed_seconds == 3.5
-    assert settled_cost(job) == pytest.approx(3.5 * 0.0562)
+    assert_billed(await submit_and_read(provider, job, prepared(*URLS)), JobStatus.FAILED, 3.5, 0.0562)
 
 
 @pytest.mark.vcr
@@ -69,10 +67,8 @@ async def test_cassette_422_after_184_s_of_inference_is_billed(vcr, make_provide
     job = job_for(mode="std")
     job.quote = Quote(provider="fal", model="kling-avatar", mode="std", seconds=30.0, price_per_second=0.0562,
                       cost_usd=1.686)
-    job.apply(await provider.submit(job, prepared(*URLS)))
-    job.apply(await provider.poll(job))
-    assert job.status is JobStatus.FAILED and "between 2 and 60 seconds" in job.error
-    assert job.billed_seconds == 30.0 and settled_cost(job) == pytest.approx(1.686)
+    assert_billed(await submit_and_read(provider, job, prepared(*URLS)), JobStatus.FAILED, 30.0, 0.0562)
+    assert "between 2 and 60 seconds" in job.error
     assert vcr.all_played
 
 
@@ -202,9 +198,7 @@ async def test_a_failed_cdn_upload_falls_back_to_initiate(fake, provider):
 async def test_cassette_refused_cdn_token_falls_back_to_gcs(vcr, make_provider):
     provider = make_provider()
     job = job_for(mode="std")
-    job.apply(await provider.submit(job, prepared(FACE, WAV)))
-    job.apply(await provider.poll(job))
-    assert job.status is JobStatus.COMPLETED
+    assert (await submit_and_read(provider, job, prepared(FACE, WAV))).status is JobStatus.COMPLETED
     paths = [(r.method, r.host, r.path) for r in vcr.requests[:6]]
     assert paths[0] == ("POST", "rest.fal.ai", "/storage/auth/token")
     assert paths[1] == ("POST", "rest.fal.ai", "/storage/upload/initiate") and paths[2][0] == "PUT"

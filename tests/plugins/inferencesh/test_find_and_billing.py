@@ -10,8 +10,9 @@ import pytest
 
 from talkinghead.client import AsyncClient
 from talkinghead.errors import SubmitOutcomeUnknown
-from talkinghead.ledger import SQLiteLedger, settled_cost
+from talkinghead.ledger import SQLiteLedger
 from talkinghead.models import AvatarRequest, JobStatus, Quote
+from tests.plugins.shared import assert_billed, submit_and_read
 
 from .conftest import job_for
 
@@ -78,10 +79,7 @@ async def test_billed_seconds_come_from_output_meta(fake, provider):
     job = job_for(mode="pro")
     job.quote = Quote(provider="inferencesh", model="kling-avatar", mode="pro", seconds=300.0,
                       price_per_second=0.112, cost_usd=33.6, upper_bound=True)
-    job.apply(await provider.submit(job, _prepared(IMAGE, mode="pro")))
-    job.apply(await provider.poll(job))
-    assert job.status is JobStatus.COMPLETED and job.billed_seconds == 7.3
-    assert settled_cost(job) == pytest.approx(7.3 * 0.112)
+    assert_billed(await submit_and_read(provider, job, _prepared(IMAGE, mode="pro")), JobStatus.COMPLETED, 7.3, 0.112)
 
 
 @pytest.mark.vcr
