@@ -8,17 +8,7 @@ import json
 
 import pytest
 
-from talkinghead import media
-from talkinghead.errors import (
-    AuthenticationError,
-    BillingError,
-    ContentPolicyError,
-    InputError,
-    ProviderError,
-    RateLimitError,
-    RequestRefused,
-    ServerError,
-)
+from talkinghead import errors, media
 from talkinghead.models import JobStatus
 from talkinghead_kling import protocol
 from tests import fake_secrets
@@ -32,19 +22,21 @@ def _err(code, message="m", rid="r-1"):
 
 # -- errors ----------------------------------------------------------------------------------
 
+# Kling's error table (§9), by what each code becomes: the class, whether trying again may work,
+# and the codes with the HTTP status each comes with.
+ERROR_TABLE = [
+    (errors.AuthenticationError, False, [(401, 1000), (401, 1001), (401, 1002), (401, 1003), (401, 1004), (429, 1304)]),
+    (errors.BillingError, True, [(429, 1100), (429, 1101), (429, 1102), (403, 1103)]),
+    (errors.RequestRefused, False, [(400, 1200), (400, 1201), (404, 1202), (404, 1203)]),
+    (errors.ContentPolicyError, False, [(400, 1300), (400, 1301)]),
+    (errors.RateLimitError, True, [(429, 1302), (429, 1303)]),
+    (errors.ServerError, True, [(500, 5000), (503, 5001), (504, 5002)]),
+]
+
+
 @pytest.mark.parametrize(("status", "code", "kind", "retryable"), [
-    (401, 1000, AuthenticationError, False), (401, 1001, AuthenticationError, False),
-    (401, 1002, AuthenticationError, False), (401, 1003, AuthenticationError, False),
-    (401, 1004, AuthenticationError, False),
-    (429, 1100, BillingError, True), (429, 1101, BillingError, True), (429, 1102, BillingError, True),
-    (403, 1103, BillingError, True),
-    (400, 1200, RequestRefused, False), (400, 1201, RequestRefused, False), (404, 1202, RequestRefused, False),
-    (404, 1203, RequestRefused, False),
-    (400, 1300, ContentPolicyError, False), (400, 1301, ContentPolicyError, False),
-    (429, 1302, RateLimitError, True), (429, 1303, RateLimitError, True),
-    (429, 1304, AuthenticationError, False),
-    (500, 5000, ServerError, True), (503, 5001, ServerError, True), (504, 5002, ServerError, True),
-])
+    pytest.param(status, code, kind, retryable, id=f"{code}-{kind.__name__}")
+    for kind, retryable, codes in ERROR_TABLE for status, code in codes])
 def test_the_error_table(status, code, kind, retryable):
     error = protocol.error_for(status, _err(code, "what Kling said"))
     assert type(error) is kind
@@ -60,15 +52,15 @@ def test_auth_errors_name_both_env_vars():
 
 
 def test_a_code_under_http_200_is_still_an_error():
-    assert isinstance(protocol.error_for(200, _err(1102, "Account balance not enough")), BillingError)
+    assert isinstance(protocol.error_for(200, _err(1102, "Account balance not enough")), errors.BillingError)
     assert not protocol.is_success(200, _err(1102))
     assert protocol.is_success(200, {"code": 0, "data": {}}) and not protocol.is_success(500, {"code": 0})
     assert protocol.code_of({"code": "1303"}) == 1303 and protocol.code_of({"code": True}) is None
 
 
-@pytest.mark.parametrize(("status", "kind"), [(401, AuthenticationError), (403, AuthenticationError),
-                                               (429, RateLimitError), (400, RequestRefused), (502, ServerError),
-                                               (404, ProviderError), (200, ServerError)])
+@pytest.mark.parametrize(("status", "kind"), [
+    (401, errors.AuthenticationError), (403, errors.AuthenticationError), (429, errors.RateLimitError),
+    (400, errors.RequestRefused), (502, errors.ServerError), (404, errors.ProviderError), (200, errors.ServerError)])
 def test_without_a_kling_code_the_http_status_decides(status, kind):
     error = protocol.error_for(status, None, text="<html>gateway</html>")
     assert type(error) is kind and "gateway" in str(error)
@@ -164,7 +156,7 @@ def test_callback_bodies():
                                   b'{"task_id": "1"}', json.dumps(_err(1002)).encode(),
                                   b'{"code": 1002, "message": "x", "data": null}'])
 def test_callback_garbage_is_an_input_error(body):
-    with pytest.raises(InputError, match="webhook"):
+    with pytest.raises(errors.InputError, match="webhook"):
         protocol.parse_callback(body)
 
 
@@ -208,7 +200,7 @@ def test_voices(voice, expected):
 
 @pytest.mark.parametrize("voice", ["x#fr", "#en", "a#b#"])
 def test_bad_voices(voice):
-    with pytest.raises(InputError, match="voice"):
+    with pytest.raises(errors.InputError, match="voice"):
         protocol.parse_voice(voice)
 
 
