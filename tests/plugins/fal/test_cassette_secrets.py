@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests import fake_secrets
-from tests.plugins.shared import (
-    matches,
-    recorded_requests,
-    secret_scan_tests,
-    storage_secret_patterns,
-    upload_recording_test,
-)
+from tests.plugins.shared import matches, recorded_requests, storage_secret_patterns
+from tests.plugins.suites import secret_scan_tests, upload_recording_test
 
 from .conftest import CASSETTE_DIR, ROOT, before_record_request, before_record_response
 

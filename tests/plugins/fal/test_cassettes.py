@@ -15,7 +15,8 @@ import pytest
 
 from talkinghead.errors import BillingError, RateLimitError, RequestRefused
 from talkinghead.models import JobStatus
-from tests.plugins.shared import download_result, dual_mode_cassette_tests, follow
+from tests.plugins.shared import download_result, follow
+from tests.plugins.suites import dual_mode_cassette_tests
 
 from .conftest import FACE, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text, spy
 

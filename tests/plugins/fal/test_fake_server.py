@@ -20,7 +20,8 @@ from talkinghead.errors import (
 from talkinghead.models import JobStatus
 from talkinghead_fal import FalProvider
 from tests import fake_secrets
-from tests.plugins.shared import fake_server_tests, submit_and_follow
+from tests.plugins.shared import submit_and_follow
+from tests.plugins.suites import fake_server_tests
 
 from .conftest import FACE, MP3, SPEECH_NAME, TEST_KEY, WAV, job_for, prepared, prepared_text
 

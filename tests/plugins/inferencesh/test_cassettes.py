@@ -15,13 +15,8 @@ import pytest
 from talkinghead.errors import BillingError
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import protocol
-from tests.plugins.shared import (
-    download_result,
-    dual_mode_cassette_tests,
-    follow,
-    poll_to_end,
-    submit_and_follow,
-)
+from tests.plugins.shared import download_result, follow, poll_to_end, submit_and_follow
+from tests.plugins.suites import dual_mode_cassette_tests
 
 from .conftest import FACE, TEST_KEY, WAV, job_for, prepared, spy
 

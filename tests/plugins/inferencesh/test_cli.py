@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.shared import cli_exit_4_tests, completed_report, generate_args, run_cli
+from tests.plugins.shared import completed_report, generate_args, run_cli
+from tests.plugins.suites import cli_exit_4_tests
 
 from .conftest import FACE, MP3
 

@@ -13,7 +13,8 @@ from talkinghead import http
 from talkinghead.errors import AuthenticationError, BillingError, InputError, RequestRefused, ServerError
 from talkinghead.models import JobStatus
 from talkinghead_inferencesh import InferenceShProvider
-from tests.plugins.shared import fake_server_tests, submit_and_follow
+from tests.plugins.shared import submit_and_follow
+from tests.plugins.suites import fake_server_tests
 
 from .conftest import FACE, MP3, TEST_KEY, WAV, job_for, prepared
 

@@ -9,7 +9,7 @@ import json
 
 from talkinghead.media import prepare
 from talkinghead.models import AvatarRequest, Job
-from tests.plugins.shared import model_cassette_tests
+from tests.plugins.suites import model_cassette_tests
 
 from .conftest import spy
 

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from talkinghead_kling.auth import make_token
-from tests.plugins.shared import BEARER_TOKEN, matches, recorded_answer, recorded_requests, secret_scan_tests
+from tests.plugins.shared import BEARER_TOKEN, matches, recorded_answer, recorded_requests
+from tests.plugins.suites import secret_scan_tests
 
 from .conftest import CASSETTE_DIR, LIVE_ENV, ROOT, TEST_AK, TEST_SK, before_record_request, before_record_response
 

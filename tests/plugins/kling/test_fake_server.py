@@ -21,7 +21,8 @@ from talkinghead.errors import (
     SubmitOutcomeUnknown,
 )
 from talkinghead.models import JobStatus
-from tests.plugins.shared import fake_server_tests, submit_and_follow
+from tests.plugins.shared import submit_and_follow
+from tests.plugins.suites import fake_server_tests
 
 from .conftest import AUDIO_URL, FACE, IMAGE_URL, MP3, TEST_AK, WAV, job_for, prepared
 
