@@ -251,7 +251,7 @@ ROUTE = st.tuples(st.sampled_from(["cloud", "local", "test"]), st.integers(0, 50
 def test_routing_invariants(face, speech, routes, cap, allow_test, monkeypatch):
     """Whatever the routes: a test double is chosen only when allowed; every candidate is
     configured and within the maximum (equal allowed); nothing usable is left out; the
-    order is cloud, local, test and cheapest first within a kind; quote_all lists every route."""
+    order is cloud, local, test and cheapest first within a kind; every_quote lists every route."""
     from talkinghead import BudgetExceeded, media, routing
 
     monkeypatch.delenv("LOCKED_KEY", raising=False)
@@ -271,7 +271,7 @@ def test_routing_invariants(face, speech, routes, cap, allow_test, monkeypatch):
     assert {c.route.id for c in found} == usable
     keys = [(routing.KIND_ORDER[c.route.kind], c.quote.cost_usd) for c in found]
     assert keys == sorted(keys)
-    everything = routing.candidates(pairs, prepared, allow_test=False, quote_all=True)
+    everything = routing.every_quote(*routing.rank(pairs, prepared, allow_test=False))
     assert {c.route.id for c in everything} == {r.id for _, r in pairs}
     for c in everything:
         assert (c.needs is None) == (c.provider.configured() and c.route.kind != "test")

@@ -126,32 +126,34 @@ class AsyncClient:
 
     # -- before any money ----------------------------------------------------------------
 
-    async def prepare(self, request: AvatarRequest, *, synthesize: bool = True) -> media.PreparedRequest:
+    async def prepare(self, request: AvatarRequest, *, synthesize: bool = True,
+                      decode: bool = True) -> media.PreparedRequest:
         """Probe and check the media (off the event loop: it reads and decodes files). A text
         request gets speech from the local TTS engine when one is installed, so routes that
-        take audio only can run it and the quote is exact."""
-        prepared = await asyncio.to_thread(media.prepare, request)
+        take audio only can run it and the quote is exact. ``decode=False`` reads headers
+        only, for a quote (``media.prepare``)."""
+        prepared = await asyncio.to_thread(media.prepare, request, decode=decode)
         if request.text is not None and synthesize:
             engine = tts.default_engine(config=self.settings.tts)
             if engine is not None:
                 prepared = await asyncio.to_thread(self._speak, engine, prepared)
         return prepared
 
-    async def _prepare_for(self, request: AvatarRequest, pairs: list[tuple[Provider, Route]]
-                           ) -> media.PreparedRequest:
+    async def _prepare_for(self, request: AvatarRequest, pairs: list[tuple[Provider, Route]],
+                           decode: bool = True) -> media.PreparedRequest:
         """``prepare``, synthesizing speech only when a route needs it. When some routes speak
         the text themselves, a voice the local engine does not know (a HeyGen id, say) leaves
         the audio-only routes out instead of failing the request."""
         needs_speech = any(not r.native_text for _, r in pairs)
         if not (needs_speech and request.text is not None and any(r.native_text for _, r in pairs)):
-            return await self.prepare(request, synthesize=needs_speech)
+            return await self.prepare(request, synthesize=needs_speech, decode=decode)
         try:
-            return await self.prepare(request, synthesize=True)
+            return await self.prepare(request, synthesize=True, decode=decode)
         except InputError as exc:
             if exc.field != "voice":
                 raise
             self._log.info("tts.skipped", reason=str(exc))
-            return await self.prepare(request, synthesize=False)
+            return await self.prepare(request, synthesize=False, decode=decode)
 
     def _speak(self, engine: tts.TTSEngine, prepared: media.PreparedRequest) -> media.PreparedRequest:
         request = prepared.request
@@ -162,53 +164,63 @@ class AsyncClient:
             speech = engine.synthesize(request.text or "", target, voice=request.voice)
             # A short line still makes a valid clip: pad with silence up to the shared minimum.
             speech = tts.pad_to(speech, media.SHARED.audio_min_seconds)
-            audio = media.inspect_audio(speech.path, field="text")  # the same rules as uploaded audio
+            # The same rules as uploaded audio.
+            audio = media.inspect_audio(speech.path, field="text", decode=prepared.decoded)
         except BaseException:
             target.unlink(missing_ok=True)  # no speech left behind for a request refused
             raise
         return dataclasses.replace(prepared, audio=audio, speech=speech)
 
-    async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | Sequence[str] | None,
-                          max_cost_usd: float | None, check_face: bool = False, **constraints: Any
-                          ) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
+    async def _ranked(self, request: AvatarRequest, provider: str | None, model: str | Sequence[str] | None,
+                      max_cost_usd: float | None, decode: bool, check_face: bool = False, **constraints: Any
+                      ) -> tuple[media.PreparedRequest, list[routing.Candidate], list[routing.Excluded]]:
+        """Prepare ``request`` (``decode``: in full, or headers only for a quote) and rank the
+        routes matching ``provider`` and ``model`` (``routing.rank``)."""
         pairs, model = self._pairs(provider, model)
-        prepared = await self._prepare_for(request, pairs)
+        prepared = await self._prepare_for(request, pairs, decode)
         if check_face:
             await asyncio.to_thread(_check_face, prepared.image)
-        found = routing.candidates(
+        found, excluded = routing.rank(
             pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
             can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
             policy=self.routing.policy, priority=self.routing.priority,
             medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None,
             allow_test=self.allow_test_routes, **constraints)
-        return prepared, found
+        return prepared, found, excluded
+
+    async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
+                          max_cost_usd: float | None, check_face: bool = False, **constraints: Any
+                          ) -> tuple[media.PreparedRequest, list[routing.Candidate]]:
+        """The usable routes for a submit (media decoded in full), best first; when there is
+        none, the error ``routing.usable`` raises."""
+        prepared, found, excluded = await self._ranked(request, provider, model, max_cost_usd, True,
+                                                       check_face, **constraints)
+        return prepared, routing.usable(found, excluded)
 
     async def estimate(self, request: AvatarRequest, *, provider: str | None = None,
                        model: str | None = None, **constraints: Any) -> list[Quote]:
-        """Quotes from every route that can take the request, in routing order. No network."""
-        _, found = await self._candidates(request, provider, model, None, **constraints)
-        return [c.quote for c in found]
+        """Quotes from every route that can take the request, in routing order. No network;
+        the media's headers are read, not decoded (a submit decodes them)."""
+        _, found, excluded = await self._ranked(request, provider, model, None, False, **constraints)
+        return [c.quote for c in routing.usable(found, excluded)]
 
     async def estimate_all(self, request: AvatarRequest, *, provider: str | None = None,
                            model: str | Sequence[str] | None = None, max_cost_usd: float | None = None
                            ) -> tuple[list[routing.Candidate], list[routing.Excluded]]:
         """Every matching route: the usable ones in routing order, then the others with why
-        each is left out (and its quote where it could be made). No network."""
-        pairs, model = self._pairs(provider, model)
-        prepared = await self._prepare_for(request, pairs)
-        return routing.rank(pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
-                            can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
-                            policy=self.routing.policy, priority=self.routing.priority,
-                            medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None,
-                            allow_test=self.allow_test_routes)
+        each is left out (and its quote where it could be made). No network; the media's
+        headers are read, not decoded (a submit decodes them, and may refuse what this
+        quoted)."""
+        _, found, excluded = await self._ranked(request, provider, model, max_cost_usd, False)
+        return found, excluded
 
     async def quotes(self, request: AvatarRequest, *, provider: str | None = None,
                      model: str | None = None) -> list[routing.Candidate]:
-        """A quote from every route that accepts the request, configured or not, cheapest
-        first; ``needs`` says what an unusable one lacks (``"needs FAL_KEY"``). No network, and
-        nothing here can be submitted without what it needs."""
-        _, found = await self._candidates(request, provider, model, None, quote_all=True)
-        return sorted(found, key=lambda c: (c.quote.cost_usd, c.needs is not None, c.route.id))
+        """``estimate_all`` seen as one list: a quote from every route that accepts the
+        request, configured or not, cheapest first; ``needs`` says what an unusable one lacks
+        (``"needs FAL_KEY"``). No network, and nothing here can be submitted without what it
+        needs."""
+        return routing.every_quote(*await self.estimate_all(request, provider=provider, model=model))
 
     # -- submit and follow ---------------------------------------------------------------
 

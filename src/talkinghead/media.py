@@ -6,8 +6,10 @@ a file). Every violation raises ``InputError`` naming the field, the value found
 
 ``inspect_image`` / ``inspect_audio`` probe one input and apply the shared rules; ``prepare``
 does both for a request; ``check_route`` applies one route's narrower limits afterwards.
-Image headers are parsed by hand (no pixel decoding); audio is measured with PyAV, imported
-only here so that ``import talkinghead`` stays light.
+Image headers are parsed by hand; a submit then decodes every pixel and sample with PyAV.
+An estimate (``decode=False``) stops at the headers: sizes, the image's structure and the
+audio's duration from its frame or container headers (``audio_headers``; PyAV only for a
+file they cannot measure exactly), so quoting loads neither PyAV nor a face detector.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
-from . import checks, probe
+from . import audio_headers, checks, probe
 from .errors import InputError
 from .mediafile import MediaFile, _show
 from .models import ASPECT_VALUES, MB, AvatarRequest, Limits, Route
@@ -69,6 +71,10 @@ class PreparedRequest:
     image: MediaFile
     audio: MediaFile | None
     speech: Speech | None = None  # set when the audio was synthesized from request.text
+    # False when probed for a quote only (headers read, nothing decoded): a provider's
+    # validate then skips what needs the content itself (the local renderer's face check).
+    # A submit always prepares again with decode=True, before anything is reserved.
+    decoded: bool = True
 
     @property
     def seconds(self) -> float | None:
@@ -77,17 +83,20 @@ class PreparedRequest:
 
 # -- public entry points ------------------------------------------------------------------
 
-def inspect_image(value: str | Path, field: str = "image") -> MediaFile:
-    """Probe an image (format, size, width and height) and apply the shared rules."""
-    return _remembered("image", value, field, _inspect_image)
+def inspect_image(value: str | Path, field: str = "image", *, decode: bool = True) -> MediaFile:
+    """Probe an image (format, size, width and height) and apply the shared rules; with
+    ``decode``, also decode every pixel."""
+    return _remembered("image", value, field, _inspect_image, decode)
 
 
-def inspect_audio(value: str | Path, field: str = "audio") -> MediaFile:
-    """Probe audio (format, size, measured duration) and apply the shared rules."""
-    return _remembered("audio", value, field, _inspect_audio)
+def inspect_audio(value: str | Path, field: str = "audio", *, decode: bool = True) -> MediaFile:
+    """Probe audio (format, size, duration) and apply the shared rules; with ``decode``, the
+    duration is counted from every decoded sample (and corrupt audio refused), without it
+    read from the headers where they say it exactly."""
+    return _remembered("audio", value, field, _inspect_audio, decode)
 
 
-def _inspect_image(value: str | Path, field: str) -> MediaFile:
+def _inspect_image(value: str | Path, field: str, decode: bool = True) -> MediaFile:
     media, declared = _resolve(value, field)
     if media.kind == "url":
         return media
@@ -106,31 +115,39 @@ def _inspect_image(value: str | Path, field: str) -> MediaFile:
         raise InputError(field, f"{dims[0]}x{dims[1]} px ({media.origin}) is more than the "
                          f"{MAX_PIXELS // 1_000_000} megapixel maximum", value=dims,
                          limit=MAX_PIXELS)
-    probe.decode_image(media)  # every pixel: a backend would fail on it only after the upload
+    if media.format == "jpeg":
+        probe.check_jpeg_end(media)  # cheap, so an estimate refuses a cut-off JPEG too
+    if decode:
+        probe.decode_image(media)  # every pixel: a backend would fail on it only after the upload
     return media
 
 
-def _inspect_audio(value: str | Path, field: str) -> MediaFile:
+def _inspect_audio(value: str | Path, field: str, decode: bool = True) -> MediaFile:
     media, declared = _resolve(value, field)
     if media.kind == "url":
         return media
     media = _sniffed(media, declared, AUDIO_FORMATS, "mp3, wav, m4a or aac")
     _check_size(media, SHARED.audio_max_bytes)  # before decoding: never chew on a huge file
-    media = replace(media, duration_s=probe.measure(media))
+    seconds = None
+    if not decode:
+        with media.open() as f:
+            seconds = audio_headers.seconds(f.read(), media.format or "")
+    media = replace(media, duration_s=seconds if seconds is not None else probe.measure(media))
     _check_audio(media, SHARED)
     return media
 
 
-def prepare(request: AvatarRequest) -> PreparedRequest:
-    """Probe the request's media and apply the shared rules (no network)."""
+def prepare(request: AvatarRequest, *, decode: bool = True) -> PreparedRequest:
+    """Probe the request's media and apply the shared rules (no network). ``decode=False``
+    is for a quote: headers only (see the module's docstring); never submit what it returns."""
     if request.voice is not None and request.audio is not None:
         raise InputError("voice", f"{_show(request.voice)} applies to text only, and audio was "
                          "given; drop the voice or give text instead of audio",
                          value=request.voice)
     _check_text(request, SHARED)  # cheap checks first
-    image = inspect_image(request.image, "image")
-    audio = inspect_audio(request.audio, "audio") if request.audio is not None else None
-    return PreparedRequest(request=request, image=image, audio=audio)
+    image = inspect_image(request.image, "image", decode=decode)
+    audio = inspect_audio(request.audio, "audio", decode=decode) if request.audio is not None else None
+    return PreparedRequest(request=request, image=image, audio=audio, decoded=decode)
 
 
 def check_route(prepared: PreparedRequest, route: Route) -> None:
@@ -384,19 +401,22 @@ def _probe_key(kind: str, value: str | Path, field: str) -> tuple[tuple, os.stat
 
 
 def _remembered(kind: str, value: str | Path, field: str,
-                probe: Callable[[str | Path, str], MediaFile]) -> MediaFile:
-    found = _probe_key(kind, value, field)
+                probe: Callable[[str | Path, str, bool], MediaFile], decode: bool) -> MediaFile:
+    # A decoded probe answers a headers-only one too; a headers-only one is kept apart.
+    kinds = (kind,) if decode else (kind, f"{kind} headers")
+    found = _probe_key(kinds[-1], value, field)
     if found is None:
-        return probe(value, field)
+        return probe(value, field, decode)
     key, before = found
     with _probes_lock:
-        media = _PROBES.get(key)
-        if media is not None:
-            _PROBES.move_to_end(key)
-            return media
-    media = probe(value, field)
+        for candidate in kinds:
+            media = _PROBES.get((candidate, *key[1:]))
+            if media is not None:
+                _PROBES.move_to_end((candidate, *key[1:]))
+                return media
+    media = probe(value, field, decode)
     settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) >= _SETTLED_NS
-    after = _probe_key(kind, value, field)
+    after = _probe_key(kinds[-1], value, field)
     if settled and after is not None and after[0] == key:
         with _probes_lock:
             _PROBES[key] = media

@@ -144,6 +144,17 @@ def jpeg_size(f: IO[bytes]) -> tuple[int, int] | None:
         stray = 0
 
 
+def check_jpeg_end(media: MediaFile) -> None:
+    """FFmpeg pads a JPEG cut near its end and decodes it; the end-of-image marker must follow
+    the last scan (scan data cannot hold FFD9 or FFDA: an FF there is stuffed as FF00). Reads
+    the bytes but decodes nothing, so an estimate makes this check too."""
+    with media.open() as f:
+        data = f.read()
+    if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise InputError(media.field, f"truncated JPEG ({media.origin}): no end-of-image marker "
+                         "after its last scan", value=LABELS["jpeg"])
+
+
 # -- images, decoded with PyAV ---------------------------------------------------------------
 
 def decode_image(media: MediaFile) -> None:
@@ -155,11 +166,6 @@ def decode_image(media: MediaFile) -> None:
     with media.open() as f:
         data = f.read()
     label = LABELS[media.format or ""]
-    # FFmpeg pads a JPEG cut near its end and decodes it; the end-of-image marker must follow
-    # the last scan (scan data cannot hold FFD9 or FFDA: an FF there is stuffed as FF00).
-    if media.format == "jpeg" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
-        raise InputError(media.field, f"truncated JPEG ({media.origin}): no end-of-image marker "
-                         "after its last scan", value=label)
     try:
         ctx = av.CodecContext.create("mjpeg" if media.format == "jpeg" else "png", "r")
         ctx.options = {"err_detect": "explode"}
@@ -212,22 +218,30 @@ def measure(media: MediaFile) -> float:
 
 def decoded_seconds(container: av.container.InputContainer, stream: av.AudioStream, media: MediaFile,
                     ffmpeg_error: type[Exception]) -> float:
-    seconds, packets, bad = 0.0, 0, 0
+    # Samples are counted per rate and divided once, so the figure is exactly what the
+    # headers give (``audio_headers``), not a float sum that drifts in the last digits.
+    samples: dict[int, int] = {}
+    packets, bad = 0, 0
     codec = stream.codec_context
+
+    def count(frames: list[av.AudioFrame]) -> None:
+        for fr in frames:
+            if fr.sample_rate:
+                samples[fr.sample_rate] = samples.get(fr.sample_rate, 0) + fr.samples
+
     for packet in container.demux(stream):
         if packet.size == 0:  # the demuxer's end-of-stream marker
             continue
         packets += 1
         try:
-            frames = codec.decode(packet)
+            count(codec.decode(packet))
         except ffmpeg_error:
             bad += 1
-            continue
-        seconds += sum(fr.samples / fr.sample_rate for fr in frames if fr.sample_rate)
     try:
-        seconds += sum(fr.samples / fr.sample_rate for fr in codec.decode(None) if fr.sample_rate)
+        count(codec.decode(None))
     except ffmpeg_error:
         bad += 1
+    seconds = sum(n / rate for rate, n in samples.items())
     if seconds == 0:
         raise InputError(media.field, f"{media.origin} holds no decodable audio",
                          value=LABELS[media.format or ""])

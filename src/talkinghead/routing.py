@@ -10,9 +10,9 @@ before the local renderer (``Route.kind``, default ``"cloud"``). A test double (
 route was left out is kept, with its reason kind, so a "no route" error can say and the right
 error (budget, input, no route) is raised.
 
-With ``quote_all`` (what ``talkinghead estimate`` shows), routes that cannot run now only for
-want of credentials or because they are test doubles are quoted too, each candidate saying in
-``needs`` what it lacks.
+``every_quote`` (what ``talkinghead estimate`` and ``Client.quotes`` show) views a ranking as
+one list: routes that cannot run now only for want of credentials or because they are test
+doubles are quoted too, each saying in ``needs`` what it lacks.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Candidate:
     provider: Provider
     route: Route
     quote: Quote
-    needs: str | None = None  # with quote_all: why it cannot run now ("needs FAL_KEY"); None = usable
+    needs: str | None = None  # in every_quote: why it cannot run now ("needs FAL_KEY"); None = usable
 
 
 ALLOW_TEST_ENV = "TALKINGHEAD_ALLOW_TEST_ROUTES"
@@ -74,22 +74,16 @@ def parse_models(value: str | Sequence[str] | None) -> list[str] | None:
     return None if "any" in items else list(dict.fromkeys(items))
 
 
-def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
-               provider: str | None = None, model: str | Sequence[str] | None = None,
-               max_cost_usd: float | None = None,
-               can_synthesize: bool = False, include: Sequence[str] | None = None,
-               exclude: Sequence[str] = (), cooldowns: Mapping[str, float] | None = None,
-               policy: Policy = "cheapest", priority: Sequence[str] = (),
-               medians: Mapping[str, float] | None = None, allow_test: bool = False,
-               quote_all: bool = False) -> list[Candidate]:
-    """Routes able to run ``prepared``, best first. With one provider named, its own
-    ``InputError`` is raised as is (the user asked for it); otherwise a ``NoRouteError`` (or
-    ``BudgetExceeded`` when price was the only obstacle, or the first ``InputError`` when every
-    route refused the input) lists why each route was left out."""
-    found, excluded = rank(pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
-                           can_synthesize=can_synthesize, include=include, exclude=exclude,
-                           cooldowns=cooldowns, policy=policy, priority=priority, medians=medians,
-                           allow_test=allow_test, quote_all=quote_all)
+def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, **kw: Any) -> list[Candidate]:
+    """Routes able to run ``prepared``, best first (``rank``'s arguments). With one provider
+    named, its own ``InputError`` is raised as is (the user asked for it); otherwise a
+    ``NoRouteError`` (or ``BudgetExceeded`` when price was the only obstacle, or the first
+    ``InputError`` when every route refused the input) lists why each route was left out."""
+    return usable(*rank(pairs, prepared, **kw))
+
+
+def usable(found: list[Candidate], excluded: list[Excluded]) -> list[Candidate]:
+    """``found``, or when it is empty the error ``excluded`` calls for (see ``candidates``)."""
     if not found:
         detail = "; ".join(f"{e.route.id}: {e.why}" for e in excluded)
         # A test double left out is no obstacle worth naming the error after.
@@ -100,6 +94,17 @@ def candidates(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedReques
             raise next(e.error for e in excluded if e.error is not None)
         raise NoRouteError(f"no usable route: {detail}")
     return found
+
+
+def every_quote(found: list[Candidate], excluded: list[Excluded]) -> list[Candidate]:
+    """A ranking as one list, cheapest first: the usable routes, and those held back only by
+    missing credentials or by being a test double, each saying in ``needs`` what it lacks.
+    When there are none, the error ``usable`` raises for the rest."""
+    waiting = [Candidate(e.provider, e.route, e.quote, e.needs) for e in excluded
+               if e.needs is not None and e.provider is not None and e.quote is not None]
+    if not found and not waiting:
+        usable(found, excluded)
+    return sorted(found + waiting, key=lambda c: (c.quote.cost_usd, c.needs is not None, c.route.id))
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class Excluded:
     kind: str = "input"
     error: InputError | None = None
     needs: str | None = None  # what would make it usable: credentials, or naming a test double
+    provider: Provider | None = None  # set where ``needs`` is: the route is quoted with it
 
     @property
     def over_budget(self) -> bool:
@@ -125,11 +131,11 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
          include: Sequence[str] | None = None, exclude: Sequence[str] = (),
          cooldowns: Mapping[str, float] | None = None, policy: Policy = "cheapest",
          priority: Sequence[str] = (), medians: Mapping[str, float] | None = None,
-         allow_test: bool = False, quote_all: bool = False) -> tuple[list[Candidate], list[Excluded]]:
+         allow_test: bool = False) -> tuple[list[Candidate], list[Excluded]]:
     """Every matching route, split into usable candidates (best first) and the excluded ones
-    with their reason. With one provider named, its ``InputError`` is raised as is. With
-    ``quote_all``, a route held back only by missing credentials or by being a test double is a
-    candidate whose ``needs`` says what it lacks."""
+    with their reason. With one provider named, its ``InputError`` is raised as is. A route
+    held back only by missing credentials or by being a test double says in ``needs`` what it
+    lacks (``every_quote`` lists those with the usable ones)."""
     models = parse_models(model)
     found: list[Candidate] = []
     excluded: list[Excluded] = []
@@ -143,7 +149,6 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
     named = provider is not None or include is not None
     now = time.time()
     for prov, route in pairs:
-        needs = None
         if prepared.request.text is not None and not route.native_text and not can_synthesize:
             excluded.append(Excluded(route, "takes audio only and no text-to-speech engine is installed",
                                      kind="tts"))
@@ -158,16 +163,14 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
         quote = prov.estimate(prepared, route)  # no network: unconfigured routes are quoted too
         if route.kind == "test" and not named and not allow_test:
             needs = f"a test double: only by name (--provider {prov.name})"
-            if not quote_all:
-                excluded.append(Excluded(route, f"{needs} or with {ALLOW_TEST_ENV}=1", quote, kind="test",
-                                         needs=needs))
-                continue
-        elif not prov.configured():
+            excluded.append(Excluded(route, f"{needs} or with {ALLOW_TEST_ENV}=1", quote, kind="test",
+                                     needs=needs, provider=prov))
+            continue
+        if not prov.configured():
             needs = f"needs {prov.credentials_hint()}"
-            if not quote_all:
-                excluded.append(Excluded(route, f"credentials not configured ({needs})", quote,
-                                         kind="credentials", needs=needs))
-                continue
+            excluded.append(Excluded(route, f"credentials not configured ({needs})", quote,
+                                     kind="credentials", needs=needs, provider=prov))
+            continue
         until = (cooldowns or {}).get(route.id, 0.0)
         if provider is None and until > now:
             excluded.append(Excluded(route, f"cooling down for {until - now:.0f} s after repeated failures", quote,
@@ -177,7 +180,7 @@ def rank(pairs: Iterable[tuple[Provider, Route]], prepared: PreparedRequest, *,
             excluded.append(Excluded(route, f"the quote ${quote.cost_usd:.4f} is over the ${max_cost_usd:.4f} "
                                      "maximum", quote, kind="price"))
             continue
-        found.append(Candidate(prov, route, quote, needs))
+        found.append(Candidate(prov, route, quote))
     found.sort(key=_order(policy, priority, medians or {}))
     return found, excluded
 

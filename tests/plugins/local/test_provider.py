@@ -86,8 +86,11 @@ async def test_a_photo_without_one_face_is_refused_before_queueing(provider, cli
     twins = tmp_path / "twins.png"
     cv2.imwrite(str(twins), np.hstack([cv2.imread(str(FACE))] * 2))
     async with AsyncClient(providers=[provider]) as client:
+        # A quote reads the photo's header only (no OpenCV); the face is looked for at submit.
+        [quote] = await client.estimate(AvatarRequest(image=noise, audio=clips["short"]), provider="local")
+        assert quote.provider == "local"
         with pytest.raises(InputError, match="image: no face found"):
-            await client.estimate(AvatarRequest(image=noise, audio=clips["short"]), provider="local")
+            await client.submit(AvatarRequest(image=noise, audio=clips["short"]), provider="local")
         with pytest.raises(InputError, match="image: 2 faces found; exactly one is needed"):
             await client.submit(AvatarRequest(image=twins, audio=clips["short"]), provider="local")
     assert provider.tasks == {}

@@ -122,13 +122,16 @@ class LocalProvider(Provider):
 
     def validate(self, prepared: PreparedRequest, route: Route) -> None:
         """The shared route checks, local inputs only, and exactly one face of at least
-        80 px, so a bad photo is refused before anything is queued."""
+        80 px, so a bad photo is refused before anything is queued. A quote (media read from
+        their headers only: ``prepared.decoded`` false) skips the face, which needs numpy and
+        OpenCV; the submit's validation looks for it."""
         super().validate(prepared, route)
         for media in (prepared.image, prepared.audio):
             if media is not None and media.kind == "url":
                 raise InputError(media.field, f"the local renderer cannot fetch URLs ({media.url}); "
                                  f"download the {media.field} and give its path", value=media.url)
-        self.face(prepared.image)
+        if prepared.decoded:
+            self.face(prepared.image)
 
     def face(self, image: MediaFile) -> Face:
         """The face in ``image``, detected once per file content (validate, then render)."""
