@@ -6,7 +6,6 @@ usable route, 4 provider or job failure (a backend refusal included), 130 interr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -158,6 +157,8 @@ def estimate(image: str, audio: str | None, text: str | None, provider: str | No
              as_json: bool, max_cost: float | None, **fields: Any) -> None:
     """Quote a request on every matching route, usable ones first (cheapest first under the
     cheapest policy), then the others with why each is left out. No network."""
+    import asyncio
+
     from .cli_models import print_estimate
 
     request = _request(image, audio, text, **fields)
@@ -182,6 +183,7 @@ def generate(image: str, audio: str | None, text: str | None, provider: str | No
              as_json: bool, output: Path, webhook: str | None, max_cost: float | None, budget_usd: float | None,
              policy: str | None, check_face: bool, timeout: float, **fields: Any) -> None:
     """Make a talking-head MP4: validate, quote, submit, follow, download."""
+    import asyncio
     request = _request(image, audio, text, **fields)
     client = make_client(budget_usd=budget_usd, policy=policy)
     result = asyncio.run(_generate(client, request, provider, model, output, webhook, max_cost, timeout,

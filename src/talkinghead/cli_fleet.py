@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from .cli_support import handle_errors, make_client
@@ -19,6 +17,8 @@ from .cli_support import handle_errors, make_client
 def worker(concurrency: int, stalled_after: float, until_idle: bool) -> None:
     """Run queued batch lines (talkinghead batch --queue) on this host, from the shared
     database in TALKINGHEAD_DATABASE_URL. Start one per host, or several; stop with Ctrl-C."""
+    import asyncio
+
     from .workqueue import run_worker, worker_name
 
     client = make_client()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +83,8 @@ def resume(timeout: float) -> None:
     calls for (docs/faults.md): create one that was never sent, look up one whose answer was
     lost, follow one running, download one completed but not on disk. Nothing that may have
     been created is created again. Exits 4 while any job needs a person."""
+    import asyncio
+
     from .client import Step, next_step
 
     client = make_client()
@@ -141,6 +142,7 @@ def _warn_over_quote(job: Job) -> None:
 @handle_errors
 def cancel(job_id: str) -> None:
     """Cancel a running job at its provider and release its reservation."""
+    import asyncio
     client = make_client()
     job = _get(client, job_id)
     asyncio.run(client.cancel(job))
@@ -263,6 +265,8 @@ def budget(as_json: bool) -> None:
 def batch(jobs_file: Path, concurrency: int, budget_usd: float | None, provider: str | None,
           output_dir: Path | None, results: Path | None, to_queue: bool) -> None:
     """Run one request per JSONL line; a second run skips what is done and resumes the rest."""
+    import asyncio
+
     from .batch import read_lines, run_batch, summarize
 
     output_dir = output_dir or jobs_file.with_suffix(".out")
@@ -301,6 +305,8 @@ def batch(jobs_file: Path, concurrency: int, budget_usd: float | None, provider:
 
 
 def _enqueue(jobs_file: Path, output_dir: Path, provider: str | None) -> None:
+    import asyncio
+
     from .workqueue import enqueue
 
     client = make_client()

@@ -7,7 +7,6 @@ job's life (reserve, create, follow, settle, fetch, resume) to ``lifecycle.Lifec
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -15,7 +14,7 @@ import os
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import checks, log, media, plugins, route_table, routing, tts
 from .config import Settings
@@ -24,8 +23,12 @@ from .ledger import BudgetLimits, Ledger, open_ledger
 from .lifecycle import Lifecycle, Step, UpdateCallback, next_step, notify, over_quote, token_hash  # noqa: F401 - re-exported
 from .models import AvatarRequest, Job, JobStatus, JobUpdate, Quote, Route, VideoResult, new_job_id
 from .provider import Provider
-from .syncloop import LoopRunner
 
+if TYPE_CHECKING:
+    from .syncloop import LoopRunner
+
+# asyncio and the sync client's loop runner are imported where they are used, so the CLI's
+# listing and quoting commands (which run no event loop) never load them (start-up).
 DEFAULT_TIMEOUT = 30 * 60.0  # Kling Avatar takes minutes for long clips
 T = TypeVar("T")
 
@@ -132,6 +135,7 @@ class AsyncClient:
         request gets speech from the local TTS engine when one is installed, so routes that
         take audio only can run it and the quote is exact. ``decode=False`` reads headers
         only, for a quote (``media.prepare``)."""
+        import asyncio
         prepared = await asyncio.to_thread(media.prepare, request, decode=decode)
         if request.text is not None and synthesize:
             engine = tts.default_engine(config=self.settings.tts)
@@ -176,6 +180,7 @@ class AsyncClient:
                       ) -> tuple[media.PreparedRequest, list[routing.Candidate], list[routing.Excluded]]:
         """Prepare ``request`` (``decode``: in full, or headers only for a quote) and rank the
         routes matching ``provider`` and ``model`` (``routing.rank``)."""
+        import asyncio
         pairs, model = self._pairs(provider, model)
         prepared = await self._prepare_for(request, pairs, decode)
         if check_face:
@@ -394,7 +399,9 @@ class Client:
     call crosses no thread; threads sharing one client take turns driving it."""
 
     def __init__(self, providers: Iterable[Provider] | None = None, **kwargs: Any) -> None:
-        self._runner = LoopRunner()
+        from .syncloop import LoopRunner
+
+        self._runner: LoopRunner = LoopRunner()
         self._async: AsyncClient = self._call(_make_async(providers, kwargs))
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -20,7 +20,6 @@ create for a job whose create may already have been sent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import hashlib
@@ -176,6 +175,7 @@ class Lifecycle:
         """Updates for ``job`` until it ends; ``job`` is updated in place and journaled. A
         read that fails for a reason that may pass (no connection, 5xx, 429) is retried with
         backoff until ``timeout``: a paid job is never abandoned because of a short outage."""
+        import asyncio
         if job.status.terminal:
             return
         if not job.task_id:
@@ -283,6 +283,7 @@ class Lifecycle:
         """Get the video of a completed job to ``dest`` (default: where it was asked for, else
         the output dir). It is downloaded into ``results`` first, so paid bytes are on disk
         before anything can go wrong with the destination."""
+        import asyncio
         if job.status is not JobStatus.COMPLETED or not job.output_url:
             raise JobFailed(f"job {job.id} has no result to download (status {job.status.value})",
                             job_id=job.id, provider=job.provider)

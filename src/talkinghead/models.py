@@ -70,7 +70,7 @@ class AvatarRequest(BaseModel):
     when named. Bad values raise ``InputError``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     image: str | Path
     audio: str | Path | None = None
@@ -144,7 +144,7 @@ def input_error_from(exc: ValidationError) -> InputError:
 class Limits(BaseModel):
     """What a route accepts. Shared defaults are the core's outer bounds; a route narrows them."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     image_formats: tuple[str, ...] = ("jpeg", "png")
     image_max_bytes: int = 10 * MB
@@ -170,7 +170,7 @@ class Route(BaseModel):
     Validation and routing read only these declarations; nothing in the core knows a model.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     provider: str
     model: str
@@ -231,7 +231,7 @@ class Route(BaseModel):
 class Quote(BaseModel):
     """A route's cost estimate for one request: seconds x price for the mode."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     provider: str
     model: str
@@ -276,6 +276,8 @@ class JobStatus(str, enum.Enum):
 class JobUpdate(BaseModel):
     """One observation of a job: from a poll, a stream line or a webhook."""
 
+    model_config = ConfigDict(defer_build=True)
+
     status: JobStatus
     task_id: str | None = None
     progress: float | None = Field(default=None, ge=0, le=100)
@@ -301,6 +303,8 @@ BILLED = ("billed_units", "billed_seconds", "billed_usd")
 
 class Job(BaseModel):
     """One submitted request: local id, route, provider task id, status, costs."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str = Field(default_factory=new_job_id)
     provider: str
@@ -378,6 +382,8 @@ class Job(BaseModel):
 
 class VideoResult(BaseModel):
     """A finished video: where it is and what it cost."""
+
+    model_config = ConfigDict(defer_build=True)
 
     job_id: str
     provider: str

@@ -8,7 +8,6 @@ loop, retries policy, downloads, the journal and logging.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -189,6 +188,7 @@ class Provider:
     async def stream(self, job: Job) -> AsyncGenerator[JobUpdate, None]:
         """Updates until a terminal one. Default: ``poll`` with backoff; override where the
         backend streams natively (an async generator: the core closes it when done)."""
+        import asyncio
         delay, factor, ceiling = self.poll_interval
         while True:
             update = await self.poll(job)

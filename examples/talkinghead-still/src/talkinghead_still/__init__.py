@@ -4,7 +4,6 @@ It runs on this machine and costs nothing, so it needs no HTTP; docs/writing-a-p
 through it line by line. A real backend's ``submit`` would upload and create a task instead.
 """
 
-import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ class StillProvider(Provider):
                                  value=media.url)
 
     async def submit(self, job, prepared):
+        import asyncio
         out = self._workdir() / f"{job.id}.mp4"
         await asyncio.to_thread(self._render, prepared, out)  # encoding blocks: off the event loop
         # A file:// URL is a fine result: the core copies it to the user's output path.

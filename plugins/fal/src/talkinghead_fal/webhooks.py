@@ -18,7 +18,6 @@ for the fake server and for tests of an app's own webhook handling.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -29,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import WebhookRejected
 
-if TYPE_CHECKING:  # cryptography loads on first use: registering the plugin stays light
+if TYPE_CHECKING:  # cryptography and asyncio load on first use: registering the plugin stays light
+    import asyncio
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 HEADER_REQUEST_ID = "X-Fal-Webhook-Request-Id"
@@ -173,6 +174,7 @@ class JWKSCache:
         return not refresh or not self.can_refresh()
 
     def _get_lock(self) -> asyncio.Lock:
+        import asyncio
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:  # a provider may outlive a loop
             self._lock, self._lock_loop = asyncio.Lock(), loop

@@ -14,7 +14,6 @@ One HTTP protocol, translated (the notes: ``docs/protocols/inference-sh.md``):
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
@@ -268,6 +267,7 @@ class InferenceShProvider(Provider):
     async def get_task(self, task_id: str) -> dict[str, Any]:
         # A read is safe to repeat: an answer that is not a task object (malformed or cut-short
         # JSON under HTTP 200) is retried like a 5xx, rather than abandoning a paid job's follow.
+        import asyncio
         attempts = max(1, int(self.setting("retry_attempts")))
         for attempt in range(attempts):
             task = await self._call("GET", f"/tasks/{task_id}")
@@ -308,6 +308,7 @@ class InferenceShProvider(Provider):
             self._open_streams -= 1
 
     async def _follow(self, job: Job) -> AsyncGenerator[JobUpdate, None]:
+        import asyncio
         task_id = _task_id(job)
         snapshot: dict[str, Any] = {"id": task_id}
         failures = 0
@@ -346,6 +347,7 @@ class InferenceShProvider(Provider):
     async def _stream_once(self, task_id: str, snapshot: dict[str, Any],
                            outcome: _Connection) -> AsyncGenerator[JobUpdate, None]:
         """One connection to the stream; sets ``outcome`` when it ends without a terminal."""
+        import asyncio
         idle = self.setting("stream_idle_timeout")
         timeout = httpx.Timeout(self.setting("stream_read_timeout"), connect=10.0)
         loop = asyncio.get_running_loop()

@@ -16,7 +16,6 @@ One HTTP protocol, translated (the notes: ``docs/protocols/kling-official.md``):
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 from collections.abc import Mapping
@@ -218,6 +217,7 @@ class KlingProvider(Provider):
         """Send with Kling's retry rules (``protocol.is_retryable``); returns the last answer
         and its JSON. A create that may have arrived unanswered raises ``SubmitOutcomeUnknown``
         (from ``talkinghead.http.send``); one that provably never left is retried."""
+        import asyncio
         attempts = max(1, int(self.setting("retry_attempts")))
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -255,6 +255,7 @@ class KlingProvider(Provider):
     # -- submit --------------------------------------------------------------------------
 
     async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
+        import asyncio
         request = prepared.request
         image = await asyncio.to_thread(protocol.media_value, prepared.image)
         audio: dict[str, str] = {}

@@ -22,7 +22,6 @@ URL cannot be fetched here, and it is refused when the request is validated.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import shutil
@@ -156,6 +155,7 @@ class LocalProvider(Provider):
     # -- the protocol --------------------------------------------------------------------
 
     async def submit(self, job: Job, prepared: PreparedRequest) -> JobUpdate:
+        import asyncio
         if prepared.audio is None:
             raise InputError("text", "the local renderer needs audio, and no text-to-speech "
                              "engine made speech for this text (pip install talkinghead-local "
@@ -174,6 +174,7 @@ class LocalProvider(Provider):
         return JobUpdate(status=JobStatus.QUEUED, task_id=task_id, progress=0.0, message="queued")
 
     async def poll(self, job: Job) -> JobUpdate:
+        import asyncio
         task = self.tasks.get(job.task_id or "")
         if task is None:
             out = self.output_dir / f"{job.task_id}.mp4"
@@ -198,6 +199,7 @@ class LocalProvider(Provider):
 
     async def aclose(self) -> None:
         """Stop unfinished renders and wait for the worker to be idle."""
+        import asyncio
         for task in self.tasks.values():
             if not task.status.terminal:
                 task.stop.set()
@@ -225,6 +227,7 @@ class LocalProvider(Provider):
     def _run(self, task: LocalTask, face: Face) -> None:
         """The render, in a worker thread; its outcome is left on ``task`` for ``poll`` and,
         given a webhook URL, POSTed there as a cloud backend would."""
+        import asyncio
         try:
             self._render(task, face)
         finally:

@@ -36,7 +36,6 @@ both render its video, each to a temp name renamed into place, so the result is 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -56,7 +55,9 @@ from talkinghead.provider import Provider
 from .failures import FailSpec, injected_error
 from .state import MockTask, TaskStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # asyncio is imported in the coroutines: registering the mock stays light
+    import asyncio
+
     from talkinghead.media import PreparedRequest
 
 MODEL = "mock-avatar"
@@ -216,6 +217,7 @@ class MockProvider(Provider):
             return await self._advance(task)
 
     async def _advance(self, task: MockTask) -> JobUpdate:
+        import asyncio
         if task.update.status.terminal:
             return task.update
         if task.cancelled:
@@ -349,6 +351,7 @@ class MockProvider(Provider):
             progress=round(100.0 * task.step / task.steps, 2)))
 
     async def _complete(self, task: MockTask) -> JobUpdate:
+        import asyncio
         safe_job = re.sub(r"[^A-Za-z0-9_-]", "_", task.job_id)[:64]
         out = self.output_dir / f"{task.task_id}-{safe_job}.mp4"
         try:
@@ -373,6 +376,7 @@ class MockProvider(Provider):
         return call
 
     def _finish(self, task: MockTask, update: JobUpdate) -> JobUpdate:
+        import asyncio
         ended = update.status.terminal and not (task.update and task.update.status.terminal)
         task.update = update  # what later polls (and webhook_body) report
         self.store.save(task)  # to the state dir, if there is one
@@ -394,6 +398,7 @@ class MockProvider(Provider):
         """Let callbacks already on their way arrive before the event loop goes, then remove
         the temp folder of results this provider made for itself (a ``output_dir`` set in
         config is the user's and stays)."""
+        import asyncio
         if self._deliveries:
             await asyncio.gather(*self._deliveries, return_exceptions=True)
         if self._own_output_dir is not None:

@@ -26,7 +26,6 @@ process, not a power cut.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -43,11 +42,19 @@ from talkinghead.models import AvatarRequest, JobUpdate
 from .failures import FailSpec
 
 if TYPE_CHECKING:
+    import asyncio
+
     from talkinghead.media import MediaFile, PreparedRequest
 
 STATE_VERSION = 1                                   # of the task files in state_dir/tasks
 _TASK_FILE = re.compile(r"mock-(\d+)\.json")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")       # task ids we will look up on disk
+
+
+def _new_lock() -> asyncio.Lock:
+    import asyncio  # here, not at the top: registering the mock never loads asyncio (start-up)
+
+    return asyncio.Lock()
 
 
 @dataclass
@@ -70,7 +77,7 @@ class MockTask:
     webhook_url: str | None = None      # where to POST the completion callback
     etag: str | None = None             # of the state last written or read (state_dir only)
     stored_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
+    lock: asyncio.Lock = field(default_factory=lambda: _new_lock(), repr=False, compare=False)
 
 
 class TaskStore:
