@@ -157,13 +157,10 @@ def estimate(image: str, audio: str | None, text: str | None, provider: str | No
              as_json: bool, max_cost: float | None, **fields: Any) -> None:
     """Quote a request on every matching route, usable ones first (cheapest first under the
     cheapest policy), then the others with why each is left out. No network."""
-    import asyncio
-
     from .cli_models import print_estimate
 
     request = _request(image, audio, text, **fields)
-    found, excluded = asyncio.run(make_client().estimate_all(request, provider=provider, model=model,
-                                                             max_cost_usd=max_cost))
+    found, excluded = make_client().estimate_all_now(request, provider=provider, model=model, max_cost_usd=max_cost)
     print_estimate(request, found, excluded, as_json)
 
 

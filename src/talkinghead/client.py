@@ -136,28 +136,33 @@ class AsyncClient:
         take audio only can run it and the quote is exact. ``decode=False`` reads headers
         only, for a quote (``media.prepare``)."""
         import asyncio
-        prepared = await asyncio.to_thread(media.prepare, request, decode=decode)
+
+        return await asyncio.to_thread(self._prepare_now, request, synthesize, decode)
+
+    def _prepare_now(self, request: AvatarRequest, synthesize: bool, decode: bool) -> media.PreparedRequest:
+        """``prepare``, blocking."""
+        prepared = media.prepare(request, decode=decode)
         if request.text is not None and synthesize:
             engine = tts.default_engine(config=self.settings.tts)
             if engine is not None:
-                prepared = await asyncio.to_thread(self._speak, engine, prepared)
+                prepared = self._speak(engine, prepared)
         return prepared
 
-    async def _prepare_for(self, request: AvatarRequest, pairs: list[tuple[Provider, Route]],
-                           decode: bool = True) -> media.PreparedRequest:
-        """``prepare``, synthesizing speech only when a route needs it. When some routes speak
-        the text themselves, a voice the local engine does not know (a HeyGen id, say) leaves
-        the audio-only routes out instead of failing the request."""
+    def _prepare_for(self, request: AvatarRequest, pairs: list[tuple[Provider, Route]],
+                     decode: bool = True) -> media.PreparedRequest:
+        """``prepare`` (blocking), synthesizing speech only when a route needs it. When some
+        routes speak the text themselves, a voice the local engine does not know (a HeyGen id,
+        say) leaves the audio-only routes out instead of failing the request."""
         needs_speech = any(not r.native_text for _, r in pairs)
         if not (needs_speech and request.text is not None and any(r.native_text for _, r in pairs)):
-            return await self.prepare(request, synthesize=needs_speech, decode=decode)
+            return self._prepare_now(request, needs_speech, decode)
         try:
-            return await self.prepare(request, synthesize=True, decode=decode)
+            return self._prepare_now(request, True, decode)
         except InputError as exc:
             if exc.field != "voice":
                 raise
             self._log.info("tts.skipped", reason=str(exc))
-            return await self.prepare(request, synthesize=False, decode=decode)
+            return self._prepare_now(request, False, decode)
 
     def _speak(self, engine: tts.TTSEngine, prepared: media.PreparedRequest) -> media.PreparedRequest:
         request = prepared.request
@@ -179,19 +184,25 @@ class AsyncClient:
                       max_cost_usd: float | None, decode: bool, check_face: bool = False, **constraints: Any
                       ) -> tuple[media.PreparedRequest, list[routing.Candidate], list[routing.Excluded]]:
         """Prepare ``request`` (``decode``: in full, or headers only for a quote) and rank the
-        routes matching ``provider`` and ``model`` (``routing.rank``)."""
+        routes matching ``provider`` and ``model`` (``routing.rank``). The media are probed
+        off the event loop: that reads and decodes files."""
         import asyncio
+
         pairs, model = self._pairs(provider, model)
-        prepared = await self._prepare_for(request, pairs, decode)
+        prepared = await asyncio.to_thread(self._prepare_for, request, pairs, decode)
         if check_face:
             await asyncio.to_thread(_check_face, prepared.image)
-        found, excluded = routing.rank(
+        return prepared, *self._rank(pairs, prepared, provider, model, max_cost_usd, **constraints)
+
+    def _rank(self, pairs: list[tuple[Provider, Route]], prepared: media.PreparedRequest, provider: str | None,
+              model: str | Sequence[str] | None, max_cost_usd: float | None, **constraints: Any
+              ) -> tuple[list[routing.Candidate], list[routing.Excluded]]:
+        return routing.rank(
             pairs, prepared, provider=provider, model=model, max_cost_usd=max_cost_usd,
             can_synthesize=prepared.speech is not None, cooldowns=self.ledger.cooldowns(),
             policy=self.routing.policy, priority=self.routing.priority,
             medians=self.ledger.median_seconds() if self.routing.policy == "fastest" else None,
             allow_test=self.allow_test_routes, **constraints)
-        return prepared, found, excluded
 
     async def _candidates(self, request: AvatarRequest, provider: str | None, model: str | None,
                           max_cost_usd: float | None, check_face: bool = False, **constraints: Any
@@ -218,6 +229,15 @@ class AsyncClient:
         quoted)."""
         _, found, excluded = await self._ranked(request, provider, model, max_cost_usd, False)
         return found, excluded
+
+    def estimate_all_now(self, request: AvatarRequest, *, provider: str | None = None,
+                         model: str | Sequence[str] | None = None, max_cost_usd: float | None = None
+                         ) -> tuple[list[routing.Candidate], list[routing.Excluded]]:
+        """``estimate_all`` without an event loop, blocking while it reads the media's headers
+        (a quote makes no network call): what ``talkinghead estimate`` runs, so it never loads
+        asyncio. Not for use inside a running event loop."""
+        pairs, model = self._pairs(provider, model)
+        return self._rank(pairs, self._prepare_for(request, pairs, False), provider, model, max_cost_usd)
 
     async def quotes(self, request: AvatarRequest, *, provider: str | None = None,
                      model: str | None = None) -> list[routing.Candidate]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -354,6 +353,8 @@ class SQLiteLedger(JobLookups):
 
     def median_seconds(self) -> dict[str, float]:
         """Median submit-to-completion time of completed jobs, per route (for ``fastest``)."""
+        import statistics  # here: only the fastest policy asks, and start-up stays lighter
+
         rows = self._conn().execute(
             "SELECT provider || '/' || model, (julianday(updated_at) - julianday(created_at)) * 86400"
             " FROM jobs WHERE status = 'completed'").fetchall()
