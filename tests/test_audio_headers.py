@@ -112,3 +112,25 @@ def test_the_examples_measure_alike_from_headers_and_decoded():
         head = media.inspect_audio(path, decode=False)
         full = media.inspect_audio(path)
         assert head.duration_s == full.duration_s == decoded(path, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav", "m4a", "aac"])
+async def test_an_estimate_quotes_what_the_submit_reserves(tmp_path, monkeypatch, fmt):
+    """The estimate reads headers, the submit decodes: the same quote for a valid file, with
+    the route's rounding (the mock bills exact seconds x price, rounded to 3 decimals)."""
+    from talkinghead import AsyncClient, AvatarRequest, plugins
+
+    monkeypatch.setenv("TALKINGHEAD_HOME", str(tmp_path / "home"))
+    path = tmp_path / f"speech.{fmt}"
+    if fmt == "wav":
+        mf.wav(path, 2.3457, 22050)
+    else:
+        encode(path, fmt, 2.3457, 22050)
+    request = AvatarRequest(image=Path(__file__).resolve().parents[1] / "examples" / "face.jpg", audio=path)
+    client = AsyncClient(providers=[plugins.get_provider_classes()["mock"]({"latency": 0})])
+    try:
+        [quote] = await client.estimate(request, provider="mock")
+        job = await client.submit(request, provider="mock")
+        assert job.quote == quote and quote.seconds == round(decoded(path, fmt), 3)
+    finally:
+        await client.aclose()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HEAVY = ("httpx", "numpy", "cv2", "jwt", "cryptography", "structlog", "av")
 
 SCRIPT = f"""
@@ -63,3 +68,30 @@ async def test_plain_http_never_builds_the_tls_context_and_https_gets_the_shared
         assert tls._ssl is http.ssl_context()  # the aiohttp transport's TLS context
     finally:
         await transport.aclose()
+
+
+COMMAND_SCRIPT = f"""
+import json, sys, types
+from talkinghead.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+loaded = [m for m in {HEAVY + ("asyncio", "ssl")!r} if isinstance(sys.modules.get(m), types.ModuleType)
+          and type(sys.modules[m]) is types.ModuleType]
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.parametrize("args", [["providers"], ["estimate", "--image", str(EXAMPLES / "face.jpg"), "--audio",
+                                                  str(EXAMPLES / "hello.mp3")]], ids=["providers", "estimate"])
+def test_listing_and_quoting_load_no_heavy_module_nor_an_event_loop(args, tmp_path):
+    """``providers`` and ``estimate`` (headers only: no PyAV, no face detector) in a fresh
+    process load neither the heavy libraries nor asyncio (start-up, docs/performance.md)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALKINGHEAD_")}
+    env["TALKINGHEAD_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", COMMAND_SCRIPT, *args], capture_output=True, text=True,
+                         check=True, env=env)
+    lines = out.stdout.strip().splitlines()
+    assert any("local/" in line for line in lines[:-1]), out.stdout  # the command did its work
+    assert json.loads(lines[-1]) == []
