@@ -6,7 +6,10 @@ by side.
 Runs are interleaved (one of each command per round) so load on a shared machine hits all
 of them alike. Bytecode is compiled before measuring (one untimed run of each, with
 ``PYTHONDONTWRITEBYTECODE`` unset), as an installed package would be; ``python -c pass`` is
-measured too, to show the interpreter's own share.
+measured too, to show the interpreter's own share. Then each of ``providers`` and
+``estimate`` is run once more to list what it imported of the heavy modules (none expected:
+numpy, OpenCV, PyAV, httpx, asyncio, ...) and the load average is printed, since wall times
+on a shared machine depend on it.
 
     python bench/startup.py [--runs 21]
 """
@@ -42,6 +45,24 @@ def commands() -> dict[str, list[str]]:
     }
 
 COMMANDS = ("talkinghead providers", "talkinghead estimate")
+HEAVY = ("numpy", "cv2", "av", "httpx", "jwt", "cryptography", "structlog", "rich", "asyncio", "ssl")
+LOADED_SCRIPT = f"""
+import json, sys, types
+from talkinghead.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print(json.dumps([m for m in {HEAVY!r} if type(sys.modules.get(m)) is types.ModuleType]))
+"""
+
+
+def heavy_loaded(name: str) -> list[str]:
+    """The heavy modules one run of a command imported (lazy placeholders do not count)."""
+    args = commands()[name][1:]
+    out = subprocess.run([c.PYTHON, "-c", LOADED_SCRIPT, *args], capture_output=True, text=True, check=True)
+    found: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
 
 
 def _env() -> dict[str, str]:
@@ -79,12 +100,13 @@ def measure(runs: int = 21) -> dict:
             cpu[name].append(cpu_ms)
             rss[name].append(rss_mib)
     med = {name: c.median(v) for name, v in times.items()}
+    loaded = {name: heavy_loaded(name) for name in COMMANDS}
     ratios = [a / b for a, b in zip(times["import talkinghead"], times["import inferencesh"], strict=True)]
     return {"runs": runs, "median_ms": med, "min_ms": {k: min(v) for k, v in times.items()},
             "max_ms": {k: max(v) for k, v in times.items()},
             "cpu_ms": {k: c.median(v) for k, v in cpu.items()}, "rss_mib": {k: max(v) for k, v in rss.items()},
             "ratio": med["import talkinghead"] / med["import inferencesh"],
-            "ratio_range": [min(ratios), max(ratios)]}
+            "ratio_range": [min(ratios), max(ratios)], "heavy_loaded": loaded, "load_average": os.getloadavg()}
 
 
 def report(d: dict) -> str:
@@ -107,9 +129,13 @@ def report(d: dict) -> str:
         rows.append(["  its CPU time (user + system), median", f"{d['cpu_ms'][name]:.0f}", "", "", ""])
         rows.append(["  its peak RSS, MiB (largest run)", f"{d['rss_mib'][name]:.1f}", "",
                      f"<= {COMMAND_TARGET_MIB:g} MiB", c.verdict(d["rss_mib"][name], COMMAND_TARGET_MIB, " MiB")])
+    loads = "; ".join(f"{name}: {', '.join(mods) or 'none'}" for name, mods in d["heavy_loaded"].items())
+    load = " ".join(f"{x:.1f}" for x in d["load_average"])
     return "\n".join([f"startup: wall ms per fresh process, median (and best) of {d['runs']} interleaved runs "
                       f"(order rotated); import ratio per run {d['ratio_range'][0]:.2f}-{d['ratio_range'][1]:.2f}x",
-                      c.table(["command", "median ms", "best ms", "target", "verdict"], rows)])
+                      c.table(["command", "median ms", "best ms", "target", "verdict"], rows),
+                      f"heavy modules imported ({', '.join(HEAVY)}): {loads}",
+                      f"load average at the end (1, 5, 15 min): {load}"])
 
 
 def main() -> None:
