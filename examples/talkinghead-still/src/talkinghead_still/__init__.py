@@ -32,7 +32,8 @@ class StillProvider(Provider):
                                  value=media.url)
 
     async def submit(self, job, prepared):
-        import asyncio
+        import asyncio  # here, not at the top: `talkinghead providers` then never loads it
+
         out = self._workdir() / f"{job.id}.mp4"
         await asyncio.to_thread(self._render, prepared, out)  # encoding blocks: off the event loop
         # A file:// URL is a fine result: the core copies it to the user's output path.
