@@ -11,7 +11,11 @@ measured too, to show the interpreter's own share. Then each of ``providers`` an
 numpy, OpenCV, PyAV, httpx, asyncio, ...) and the load average is printed, since wall times
 on a shared machine depend on it.
 
-    python bench/startup.py [--runs 21]
+With ``--instructions``, ``python -c pass``, ``providers`` and ``estimate`` are also run once
+each under valgrind (callgrind) and the instructions each executes are printed: a count that
+does not depend on the machine's load, for comparing two versions on a busy machine.
+
+    python bench/startup.py [--runs 21] [--instructions]
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -83,6 +89,16 @@ def time_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]
     return wall, (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_maxrss / 1024
 
 
+def instructions(name: str) -> float:
+    """Millions of instructions one run of a command executes (valgrind's callgrind)."""
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *commands()[name]],
+                         capture_output=True, text=True, env=_env(), check=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"valgrind gave no instruction count for {name}")
+    return int(found.group(1)) / 1e6
+
+
 def measure(runs: int = 21) -> dict:
     env = _env()
     cmds = commands()
@@ -142,10 +158,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=21)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--instructions", action="store_true", help="also count instructions under valgrind")
     args = p.parse_args()
     print(f"machine: {c.machine()}")
     data = measure(args.runs)
     print(report(data))
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+        data["instructions_m"] = {name: instructions(name) for name in ("python -c pass", *COMMANDS)}
+        print("instructions executed, one run each under valgrind (millions): "
+              + "; ".join(f"{name} {n:.0f}" for name, n in data["instructions_m"].items()))
     if args.json:
         print(json.dumps(data))
 

@@ -8,7 +8,6 @@ reason instead of being silently ignored.
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from dataclasses import dataclass
@@ -90,6 +89,8 @@ def _check_hooks(module: object) -> None:
         if getattr(fn, marker, None) is not None:
             name = (getattr(fn, marker) or {}).get("specname") or attr
             if name not in HOOKS:
+                import difflib  # only for this message: start-up stays lighter
+
                 close = difflib.get_close_matches(name, HOOKS, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise pluggy.PluginValidationError(

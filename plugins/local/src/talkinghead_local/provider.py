@@ -31,7 +31,6 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,8 @@ from talkinghead.models import Job, JobStatus, JobUpdate, Route, frame_ratio
 from talkinghead.provider import Provider
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from talkinghead.media import MediaFile, PreparedRequest
 
     from .face import Face
@@ -168,6 +169,8 @@ class LocalProvider(Provider):
                          out=self.output_dir / f"{task_id}.mp4", webhook_url=job.webhook_url)
         self.tasks[task_id] = task
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # on the first render (start-up)
+
             self._pool = ThreadPoolExecutor(max_workers=self.workers,
                                             thread_name_prefix="talkinghead-local")
         task.future = self._pool.submit(self._run, task, face)
