@@ -15,7 +15,12 @@ With ``--instructions``, ``python -c pass``, ``providers`` and ``estimate`` are 
 each under valgrind (callgrind) and the instructions each executes are printed: a count that
 does not depend on the machine's load, for comparing two versions on a busy machine.
 
-    python bench/startup.py [--runs 21] [--instructions]
+With ``--against DIR`` (another version's source tree, e.g. ``git archive main | tar -x -C
+DIR``), ``providers`` and ``estimate`` are also run with DIR's ``src``, ``plugins/*/src`` and
+``examples/*/src`` first on ``PYTHONPATH`` (same interpreter, same installed dependencies),
+interleaved with the others: a before/after comparison within one run.
+
+    python bench/startup.py [--runs 21] [--instructions] [--against DIR]
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ COMMAND_TARGET_MS = 150.0   # talkinghead providers / estimate, whole process
 COMMAND_TARGET_MIB = 40.0
 
 
-def commands() -> dict[str, list[str]]:
-    return {
+AGAINST = " (--against)"
+
+
+def commands(against: Path | None = None) -> dict[str, list[str]]:
+    cmds = {
         "python -c pass": [c.PYTHON, "-c", "pass"],
         "import talkinghead": [c.PYTHON, "-c", "import talkinghead"],
         "import inferencesh": [c.PYTHON, "-c", "import inferencesh"],
@@ -49,6 +57,9 @@ def commands() -> dict[str, list[str]]:
         "talkinghead providers": [c.talkinghead_bin(), "providers"],
         "talkinghead estimate": [c.talkinghead_bin(), "estimate", "--image", str(c.FACE), "--audio", str(c.MP3)],
     }
+    if against is not None:
+        cmds.update({name + AGAINST: cmds[name] for name in COMMANDS})
+    return cmds
 
 COMMANDS = ("talkinghead providers", "talkinghead estimate")
 HEAVY = ("numpy", "cv2", "av", "httpx", "jwt", "cryptography", "structlog", "rich", "asyncio", "ssl")
@@ -71,9 +82,13 @@ def heavy_loaded(name: str) -> list[str]:
     return found
 
 
-def _env() -> dict[str, str]:
+def _env(name: str = "", against: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # let the warm-up runs write .pyc files
+    if name.endswith(AGAINST) and against is not None:
+        tree = against.resolve()
+        paths = [tree / "src", *sorted(tree.glob("plugins/*/src")), *sorted(tree.glob("examples/*/src"))]
+        env["PYTHONPATH"] = os.pathsep.join(str(x) for x in paths)
     return env
 
 
@@ -89,29 +104,30 @@ def time_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]
     return wall, (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_maxrss / 1024
 
 
-def instructions(name: str) -> float:
+def instructions(name: str, against: Path | None = None) -> float:
     """Millions of instructions one run of a command executes (valgrind's callgrind)."""
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *commands()[name]],
-                         capture_output=True, text=True, env=_env(), check=True)
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                          *commands(against)[name]], capture_output=True, text=True, env=_env(name, against),
+                         check=True)
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None:
         raise RuntimeError(f"valgrind gave no instruction count for {name}")
     return int(found.group(1)) / 1e6
 
 
-def measure(runs: int = 21) -> dict:
-    env = _env()
-    cmds = commands()
-    for cmd in cmds.values():  # warm-up: bytecode written, files in the page cache
-        time_once(cmd, env)
-        time_once(cmd, env)
+def measure(runs: int = 21, against: Path | None = None) -> dict:
+    cmds = commands(against)
+    envs = {name: _env(name, against) for name in cmds}
+    for name, cmd in cmds.items():  # warm-up: bytecode written, files in the page cache
+        time_once(cmd, envs[name])
+        time_once(cmd, envs[name])
     times: dict[str, list[float]] = {name: [] for name in cmds}
     cpu: dict[str, list[float]] = {name: [] for name in cmds}
     rss: dict[str, list[float]] = {name: [] for name in cmds}
     for r in range(runs):
         names = list(cmds)
         for name in names[r % len(names):] + names[:r % len(names)]:  # order rotated
-            wall, cpu_ms, rss_mib = time_once(cmds[name], env)
+            wall, cpu_ms, rss_mib = time_once(cmds[name], envs[name])
             times[name].append(wall)
             cpu[name].append(cpu_ms)
             rss[name].append(rss_mib)
@@ -145,6 +161,10 @@ def report(d: dict) -> str:
         rows.append(["  its CPU time (user + system), median", f"{d['cpu_ms'][name]:.0f}", "", "", ""])
         rows.append(["  its peak RSS, MiB (largest run)", f"{d['rss_mib'][name]:.1f}", "",
                      f"<= {COMMAND_TARGET_MIB:g} MiB", c.verdict(d["rss_mib"][name], COMMAND_TARGET_MIB, " MiB")])
+        other = name + AGAINST
+        if other in med:
+            rows.append(["  the same, --against's code: wall / CPU / RSS", f"{med[other]:.0f}", f"{low[other]:.0f}",
+                         f"CPU {d['cpu_ms'][other]:.0f}", f"{d['rss_mib'][other]:.1f} MiB"])
     loads = "; ".join(f"{name}: {', '.join(mods) or 'none'}" for name, mods in d["heavy_loaded"].items())
     load = " ".join(f"{x:.1f}" for x in d["load_average"])
     return "\n".join([f"startup: wall ms per fresh process, median (and best) of {d['runs']} interleaved runs "
@@ -159,14 +179,16 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=21)
     p.add_argument("--json", action="store_true")
     p.add_argument("--instructions", action="store_true", help="also count instructions under valgrind")
+    p.add_argument("--against", type=Path, metavar="DIR", help="another version's source tree to compare with")
     args = p.parse_args()
     print(f"machine: {c.machine()}")
-    data = measure(args.runs)
+    data = measure(args.runs, args.against)
     print(report(data))
     if args.instructions:
         if shutil.which("valgrind") is None:
             raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-        data["instructions_m"] = {name: instructions(name) for name in ("python -c pass", *COMMANDS)}
+        names = ["python -c pass", *COMMANDS] + ([n + AGAINST for n in COMMANDS] if args.against else [])
+        data["instructions_m"] = {name: instructions(name, args.against) for name in names}
         print("instructions executed, one run each under valgrind (millions): "
               + "; ".join(f"{name} {n:.0f}" for name, n in data["instructions_m"].items()))
     if args.json:
