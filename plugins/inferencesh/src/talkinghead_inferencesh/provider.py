@@ -14,6 +14,8 @@ One HTTP protocol, translated (the notes: ``docs/protocols/inference-sh.md``):
 
 from __future__ import annotations
 
+# asyncio is imported inside the coroutines: registering the class (`talkinghead providers`,
+# `estimate`) never loads it.
 import os
 from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta

@@ -16,6 +16,8 @@ One HTTP protocol, translated (the notes: ``docs/protocols/kling-official.md``):
 
 from __future__ import annotations
 
+# asyncio is imported inside the coroutines: registering the class (`talkinghead providers`,
+# `estimate`) never loads it.
 import os
 import random
 from collections.abc import Mapping

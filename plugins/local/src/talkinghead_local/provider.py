@@ -22,6 +22,8 @@ URL cannot be fetched here, and it is refused when the request is validated.
 
 from __future__ import annotations
 
+# asyncio is imported inside the coroutines: registering the class (`talkinghead providers`,
+# `estimate`) never loads it.
 import hashlib
 import secrets
 import shutil
