@@ -180,7 +180,7 @@ class KlingProvider(Provider):
     def _authenticator(self) -> KlingAuth | KlingKeyAuth:
         """The single API key when set (sent as-is), else a JWT from the pair."""
         if self._auth is None:
-            from .auth import KlingAuth, KlingKeyAuth  # PyJWT loads on first use, not at registration
+            from .auth import KlingAuth, KlingKeyAuth  # httpx loads on first use, not at registration
 
             key = self.secret(ENV_API_KEY)
             if key:
