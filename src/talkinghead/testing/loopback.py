@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Self
 
 
 @contextlib.contextmanager
@@ -93,16 +94,80 @@ class Recorded:
         return auth[7:] if auth.startswith("Bearer ") else None
 
 
+@dataclass(kw_only=True)
+class SteppedTask:
+    """A fake's job whose status follows the wall clock, so that every read (a GET, a stream,
+    a webhook) agrees: one step along ``statuses`` per ``step_latency`` seconds from
+    ``created`` (at its end at once when 0). Once cancelled (``cancelled_at``) it is
+    ``CANCELLING`` for a step, then ``CANCELLED``: a subclass names the backend's two."""
+
+    CANCELLING: ClassVar[Any] = None
+    CANCELLED: ClassVar[Any] = None
+
+    statuses: tuple[Any, ...]  # the path; the last one is where it ends
+    step_latency: float
+    created: float = field(default_factory=time.monotonic)
+    cancelled_at: float | None = None
+
+    def status(self, now: float | None = None) -> Any:
+        now = time.monotonic() if now is None else now
+        if self.cancelled_at is not None:
+            return self.CANCELLED if now - self.cancelled_at >= self.step_latency else self.CANCELLING
+        if self.step_latency <= 0:
+            return self.statuses[-1]
+        return self.statuses[min(int((now - self.created) / self.step_latency), len(self.statuses) - 1)]
+
+    @property
+    def ends_at(self) -> float:
+        """When the last status is reached, had nobody cancelled it."""
+        return self.created + self.step_latency * (len(self.statuses) - 1)
+
+
+class EarlyAnswer(Exception):
+    """Raised by a fake's handler (or what it calls) to answer with ``response`` at once: a
+    lookup that finds nothing answers the backend's 404 this way."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(getattr(response, "status_code", None))
+        self.response = response
+
+
+Handler = Callable[[Any, Any, Recorded], Awaitable[Any]]
+
+
+def entered(endpoint: str, *, auth: bool = True) -> Callable[[Handler], Callable[[Any, Any], Awaitable[Any]]]:
+    """Turns a fake's handler ``(self, request, rec)`` into its Starlette endpoint: the request
+    is recorded as ``endpoint``, refused by the fake's ``_auth`` (when ``auth``) or by a
+    failure queued for ``endpoint`` before the handler runs, and an ``EarlyAnswer`` raised
+    inside is answered."""
+    def decorate(handler: Handler) -> Callable[[Any, Any], Awaitable[Any]]:
+        @functools.wraps(handler)
+        async def endpoint_of(fake: FakeBackend, request: Any) -> Any:
+            rec = await fake._record(request, endpoint)
+            early = (fake._auth(rec) if auth else None) or fake._injected(request, endpoint)
+            if early is not None:
+                return early
+            try:
+                return await handler(fake, request, rec)
+            except EarlyAnswer as answer:
+                return answer.response
+        return endpoint_of
+    return decorate
+
+
 class FakeBackend:
     """Plumbing shared by the fakes of backends (Starlette apps a plugin ships for its tests
-    and benchmarks): switches checked by name, a record of every request, background tasks,
-    the result video, and callbacks POSTed to loopback addresses only. A subclass sets
-    ``switches_type`` (a dataclass) and ``endpoints``, builds its app in ``_build_app`` and
-    extends ``reset`` with its own state."""
+    and benchmarks): switches checked by name, a record of every request, failures injected
+    per endpoint, background tasks, the result video, and callbacks POSTed to loopback
+    addresses only. A subclass sets ``switches_type`` (a dataclass) and ``endpoints``, lists
+    its own routes in ``_routes``, to handlers decorated with ``entered``, answers a queued
+    failure in ``_failure``, checks credentials in ``_auth``, says in ``_has_output`` which
+    jobs have a video, and extends ``reset`` with its own state."""
 
     name = "fake"
     switches_type: type
     endpoints: tuple[str, ...] = ()
+    output_path = "/outputs/{job}.mp4"  # where the result video is served
     # set by the subclass's __init__
     switches: Any  # an instance of switches_type
     webhook_deliveries: list[dict[str, Any]]
@@ -118,7 +183,21 @@ class FakeBackend:
         self.app = self._build_app()
 
     def _build_app(self) -> Any:
+        """The Starlette app: the routes every fake of this kind serves, then the backend's own
+        (``_routes``; a catch-all among them cannot swallow the shared ones)."""
+        from starlette.applications import Starlette
+
+        return Starlette(routes=[*self._shared_routes(), *self._routes()])
+
+    def _routes(self) -> list[Any]:
+        """The backend's own routes (Starlette ``Route`` objects)."""
         raise NotImplementedError
+
+    def _shared_routes(self) -> list[Any]:
+        from starlette.routing import Route
+
+        return [Route(self.output_path, self.output, methods=["GET"]),
+                Route("/hooks/{name:path}", self.hook, methods=["POST"])]
 
     @classmethod
     def serving(cls, fake: Self | None = None, *, port: int = 0,
@@ -152,6 +231,39 @@ class FakeBackend:
                 value = tuple(value)
             setattr(self.switches, name, value)
         return self
+
+    def _auth(self, rec: Recorded) -> Any:
+        """The answer refusing ``rec``'s credentials, or None to let it through."""
+        return None
+
+    def _injected(self, request: Any, endpoint: str) -> Any:
+        """The answer to the next failure the ``failures`` switch queued for ``endpoint``, if any."""
+        queue = self.switches.failures.get(endpoint)
+        return self._failure(request, queue.pop(0)) if queue else None
+
+    def _failure(self, request: Any, entry: Any) -> Any:
+        """The answer to one queued failure (None: behave, e.g. for a 200)."""
+        raise NotImplementedError
+
+    def _has_output(self, job_id: str) -> bool:
+        """Whether the job ``job_id`` has a result video to serve."""
+        raise NotImplementedError
+
+    @entered("output", auth=False)
+    async def output(self, request: Any, rec: Recorded) -> Any:
+        """The result video, at the URL a finished job's answer gives (route ``{job}`` in it)."""
+        from starlette.responses import Response
+
+        if not self._has_output(request.path_params["job"]):
+            return Response("not found", status_code=404)
+        return Response(self.video, media_type="video/mp4")
+
+    @entered("hook", auth=False)
+    async def hook(self, request: Any, rec: Recorded) -> Any:
+        """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
+        from starlette.responses import Response
+
+        return Response(status_code=204)
 
     def _retry_after(self, status: int) -> dict[str, str]:
         """The Retry-After header the ``retry_after`` switch asks for, on a 429 or 503."""
@@ -205,6 +317,59 @@ class FakeBackend:
         hidden = ("api_key", "access_key", "secret_key")
         shown = {k: v for k, v in asdict(self.switches).items() if k not in hidden}
         return f"<{type(self).__name__} {self.url or '(not serving)'} {shown}>"
+
+
+class FakeStorage(FakeBackend):
+    """A fake backend with object storage: signed upload URLs on itself (``PUT
+    /upload/{fid}``, the ``upload`` endpoint) and the files served back (``GET``, the
+    ``download`` endpoint). A subclass creates the records in ``files`` (with ``data`` None,
+    ``content_type`` and, where declared, ``size``) and routes the two handlers."""
+
+    file_name_key = "filename"  # the key of a file's name in its record
+
+    def _shared_routes(self) -> list[Any]:
+        from starlette.routing import Route
+
+        return [*super()._shared_routes(), Route("/upload/{fid}", self.upload, methods=["PUT"]),
+                Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"])]
+
+    def reset(self, **switches: Any) -> Self:
+        self.files: dict[str, dict[str, Any]] = {}  # file id -> its record and, once PUT, its data
+        return super().reset(**switches)
+
+    def uploaded(self) -> dict[str, bytes]:
+        """File name -> bytes of every completed upload."""
+        return {f[self.file_name_key]: f["data"] for f in self.files.values() if f.get("data") is not None}
+
+    @entered("upload", auth=False)
+    async def upload(self, request: Any, rec: Recorded) -> Any:
+        """The PUT to a signed upload URL, checked as object storage checks it when the
+        ``strict_upload`` switch is on: no Authorization besides the signature, the declared
+        size and content type."""
+        from starlette.responses import Response
+
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None:
+            return Response("no such upload", status_code=404)
+        if self.switches.strict_upload:
+            if rec.header("authorization"):
+                return Response("<Error>only one auth mechanism allowed</Error>", status_code=400)
+            if entry.get("size") is not None and len(rec.body) != entry["size"]:
+                return Response(f"<Error>size {len(rec.body)} != declared {entry['size']}</Error>", status_code=400)
+            if entry["content_type"] and rec.header("content-type") != entry["content_type"]:
+                return Response("<Error>content type differs from the signed one</Error>", status_code=403)
+        entry["data"] = rec.body
+        return Response(status_code=200)
+
+    @entered("download", auth=False)
+    async def serve_file(self, request: Any, rec: Recorded) -> Any:
+        """An uploaded file, served back at its URL."""
+        from starlette.responses import Response
+
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None or entry["data"] is None:
+            return Response("not found", status_code=404)
+        return Response(entry["data"], media_type=entry["content_type"] or "application/octet-stream")
 
 
 @contextlib.contextmanager
