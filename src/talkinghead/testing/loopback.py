@@ -1,6 +1,7 @@
 """Loopback servers for tests, benchmarks and plugin fakes: real uvicorn, real sockets,
-127.0.0.1 only. ``serve_asgi`` runs any ASGI app in a thread; ``FakeBackend`` and
-``serve_fake`` are what the cloud plugins' fake backends share.
+127.0.0.1 only. ``serve_asgi`` runs any ASGI app in a thread; the rest is what the cloud
+plugins' fake backends share: ``FakeBackend`` (with ``FakeStorage`` for signed-URL uploads),
+the ``entered`` decorator of their handlers, ``SteppedTask`` for their jobs, ``serve_fake``.
 """
 
 from __future__ import annotations
@@ -135,11 +136,13 @@ class EarlyAnswer(Exception):
 Handler = Callable[[Any, Any, Recorded], Awaitable[Any]]
 
 
-def entered(endpoint: str, *, auth: bool = True) -> Callable[[Handler], Callable[[Any, Any], Awaitable[Any]]]:
-    """Turns a fake's handler ``(self, request, rec)`` into its Starlette endpoint: the request
-    is recorded as ``endpoint``, refused by the fake's ``_auth`` (when ``auth``) or by a
-    failure queued for ``endpoint`` before the handler runs, and an ``EarlyAnswer`` raised
-    inside is answered."""
+def entered(endpoint: str, route: str | None = None, *,
+            auth: bool = True) -> Callable[[Handler], Callable[[Any, Any], Awaitable[Any]]]:
+    """Turns a fake's handler ``(self, request, rec)`` into its Starlette endpoint, served at
+    ``route`` (``"METHOD /path"``; None: the fake routes it itself): the request is recorded
+    as ``endpoint``, refused by the fake's ``_auth`` (when ``auth``) or by a failure queued
+    for ``endpoint`` before the handler runs, and an ``EarlyAnswer`` raised inside is
+    answered."""
     def decorate(handler: Handler) -> Callable[[Any, Any], Awaitable[Any]]:
         @functools.wraps(handler)
         async def endpoint_of(fake: FakeBackend, request: Any) -> Any:
@@ -151,6 +154,7 @@ def entered(endpoint: str, *, auth: bool = True) -> Callable[[Handler], Callable
                 return await handler(fake, request, rec)
             except EarlyAnswer as answer:
                 return answer.response
+        endpoint_of.route = route  # type: ignore[attr-defined]  # read by FakeBackend._routes
         return endpoint_of
     return decorate
 
@@ -159,8 +163,8 @@ class FakeBackend:
     """Plumbing shared by the fakes of backends (Starlette apps a plugin ships for its tests
     and benchmarks): switches checked by name, a record of every request, failures injected
     per endpoint, background tasks, the result video, and callbacks POSTed to loopback
-    addresses only. A subclass sets ``switches_type`` (a dataclass) and ``endpoints``, lists
-    its own routes in ``_routes``, to handlers decorated with ``entered``, answers a queued
+    addresses only. A subclass sets ``switches_type`` (a dataclass) and ``endpoints``, serves
+    its API with handlers decorated with ``entered`` (each naming its route), answers a queued
     failure in ``_failure``, checks credentials in ``_auth``, says in ``_has_output`` which
     jobs have a video, and extends ``reset`` with its own state."""
 
@@ -183,21 +187,25 @@ class FakeBackend:
         self.app = self._build_app()
 
     def _build_app(self) -> Any:
-        """The Starlette app: the routes every fake of this kind serves, then the backend's own
-        (``_routes``; a catch-all among them cannot swallow the shared ones)."""
         from starlette.applications import Starlette
 
-        return Starlette(routes=[*self._shared_routes(), *self._routes()])
+        return Starlette(routes=self._routes())
 
     def _routes(self) -> list[Any]:
-        """The backend's own routes (Starlette ``Route`` objects)."""
-        raise NotImplementedError
-
-    def _shared_routes(self) -> list[Any]:
+        """The routes of the handlers that name one (``entered``), then the output video's
+        (at ``output_path``). Paths that start with a parameter come after the others, a
+        catch-all last, so that neither swallows a path another route serves."""
         from starlette.routing import Route
 
-        return [Route(self.output_path, self.output, methods=["GET"]),
-                Route("/hooks/{name:path}", self.hook, methods=["POST"])]
+        routes: dict[str, tuple[str, str]] = {}  # handler name -> (method, path), in class order
+        for klass in reversed(type(self).__mro__):
+            for name, attr in vars(klass).items():
+                if getattr(attr, "route", None):
+                    method, path = attr.route.split(" ", 1)
+                    routes[name] = (method, path)
+        ordered = sorted(routes.items(), key=lambda item: (item[1][1].startswith("/{"), ":path}" in item[1][1]))
+        return ([Route(path, getattr(self, name), methods=[method]) for name, (method, path) in ordered]
+                + [Route(self.output_path, self.output, methods=["GET"])])
 
     @classmethod
     def serving(cls, fake: Self | None = None, *, port: int = 0,
@@ -258,7 +266,7 @@ class FakeBackend:
             return Response("not found", status_code=404)
         return Response(self.video, media_type="video/mp4")
 
-    @entered("hook", auth=False)
+    @entered("hook", "POST /hooks/{name:path}", auth=False)
     async def hook(self, request: Any, rec: Recorded) -> Any:
         """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
         from starlette.responses import Response
@@ -327,12 +335,6 @@ class FakeStorage(FakeBackend):
 
     file_name_key = "filename"  # the key of a file's name in its record
 
-    def _shared_routes(self) -> list[Any]:
-        from starlette.routing import Route
-
-        return [*super()._shared_routes(), Route("/upload/{fid}", self.upload, methods=["PUT"]),
-                Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"])]
-
     def reset(self, **switches: Any) -> Self:
         self.files: dict[str, dict[str, Any]] = {}  # file id -> its record and, once PUT, its data
         return super().reset(**switches)
@@ -341,7 +343,7 @@ class FakeStorage(FakeBackend):
         """File name -> bytes of every completed upload."""
         return {f[self.file_name_key]: f["data"] for f in self.files.values() if f.get("data") is not None}
 
-    @entered("upload", auth=False)
+    @entered("upload", "PUT /upload/{fid}", auth=False)
     async def upload(self, request: Any, rec: Recorded) -> Any:
         """The PUT to a signed upload URL, checked as object storage checks it when the
         ``strict_upload`` switch is on: no Authorization besides the signature, the declared
@@ -361,7 +363,7 @@ class FakeStorage(FakeBackend):
         entry["data"] = rec.body
         return Response(status_code=200)
 
-    @entered("download", auth=False)
+    @entered("download", "GET /files/{fid}/{name:path}", auth=False)
     async def serve_file(self, request: Any, rec: Recorded) -> Any:
         """An uploaded file, served back at its URL."""
         from starlette.responses import Response

@@ -45,7 +45,6 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from talkinghead.testing.loopback import EarlyAnswer, FakeStorage, Recorded, entered, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
@@ -130,7 +129,7 @@ class FakeFal(FakeStorage):
 
     # -- storage (§7 flow B: a CDN token, then POST /files/upload) ------------------------------
 
-    @entered("token")
+    @entered("token", "POST /storage/auth/token")
     async def token(self, request: Request, rec: Recorded) -> Response:
         if request.query_params.get("storage_type") != "fal-cdn-v3" or not self.switches.cdn_tokens:
             return self._error(403, {"detail": "CDN token not available for this storage type"})
@@ -140,7 +139,7 @@ class FakeFal(FakeStorage):
         return JSONResponse({"token": token, "token_type": "Bearer", "base_url": _base(request),
                              "expires_at": expires})
 
-    @entered("cdn_upload", auth=False)
+    @entered("cdn_upload", "POST /files/upload", auth=False)
     async def cdn_upload(self, request: Request, rec: Recorded) -> Response:
         if (rec.token or "") not in self.cdn_tokens:
             return self._error(401, {"detail": "Invalid or expired CDN token"})
@@ -152,7 +151,7 @@ class FakeFal(FakeStorage):
 
     # -- storage (§7 flow A) ---------------------------------------------------------------
 
-    @entered("initiate")
+    @entered("initiate", "POST /storage/upload/initiate")
     async def initiate(self, request: Request, rec: Recorded) -> Response:
         body = rec.json if isinstance(rec.json, dict) else {}
         name, ctype = body.get("file_name"), body.get("content_type")
@@ -175,7 +174,7 @@ class FakeFal(FakeStorage):
 
     # -- the queue (§5) ------------------------------------------------------------------
 
-    @entered("submit")
+    @entered("submit", "POST /{endpoint:path}")
     async def submit(self, request: Request, rec: Recorded) -> Response:
         s = self.switches
         if s.locked:
@@ -205,7 +204,7 @@ class FakeFal(FakeStorage):
                 self._spawn(self._deliver_webhook(req, base))
         return JSONResponse(answer, status_code=s.submit_status)
 
-    @entered("status")
+    @entered("status", "GET /{owner}/{app}/requests/{rid}/status")
     async def status(self, request: Request, rec: Recorded) -> Response:
         req = self._lookup(request)
         status = req.status()
@@ -229,7 +228,7 @@ class FakeFal(FakeStorage):
             return ("Request cancelled by client", "client_cancelled", 499)
         return req.completed_error
 
-    @entered("result")
+    @entered("result", "GET /{owner}/{app}/requests/{rid}")
     async def result(self, request: Request, rec: Recorded) -> Response:
         req = self._lookup(request)
         if req.status() != COMPLETED:
@@ -252,7 +251,7 @@ class FakeFal(FakeStorage):
             output["duration"] = self.switches.output_duration
         return 200, output
 
-    @entered("cancel")
+    @entered("cancel", "PUT /{owner}/{app}/requests/{rid}/cancel")
     async def cancel(self, request: Request, rec: Recorded) -> Response:
         req = self._lookup(request, JSONResponse({"status": "NOT_FOUND"}, status_code=404))
         if req.status() == COMPLETED:
@@ -263,7 +262,7 @@ class FakeFal(FakeStorage):
     def _has_output(self, job_id: str) -> bool:
         return job_id in self.queue
 
-    @entered("jwks", auth=False)
+    @entered("jwks", "GET /.well-known/jwks.json", auth=False)
     async def jwks_endpoint(self, request: Request, rec: Recorded) -> Response:
         return JSONResponse(self.jwks)
 
@@ -313,18 +312,6 @@ class FakeFal(FakeStorage):
             raw = raw.replace(b'"status": "OK"', b'"status": "ERROR"').replace(b"output.mp4", b"evil.mp4")
         delivery: dict[str, Any] = {"url": req.webhook, "request_id": req.id, "headers": headers, "body": raw}
         await self._deliver(url, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
-
-    def _routes(self) -> list[Route]:
-        return [
-            Route("/.well-known/jwks.json", self.jwks_endpoint, methods=["GET"]),
-            Route("/storage/auth/token", self.token, methods=["POST"]),
-            Route("/files/upload", self.cdn_upload, methods=["POST"]),
-            Route("/storage/upload/initiate", self.initiate, methods=["POST"]),
-            Route("/{owner}/{app}/requests/{rid}/status", self.status, methods=["GET"]),
-            Route("/{owner}/{app}/requests/{rid}/cancel", self.cancel, methods=["PUT"]),
-            Route("/{owner}/{app}/requests/{rid}", self.result, methods=["GET"]),
-            Route("/{endpoint:path}", self.submit, methods=["POST"]),
-        ]
 
 
 serve = FakeFal.serving

@@ -37,7 +37,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from talkinghead.testing.loopback import EarlyAnswer, FakeStorage, Recorded, entered, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
@@ -152,7 +151,7 @@ class FakeInferenceSh(FakeStorage):
 
     # -- endpoints -----------------------------------------------------------------------
 
-    @entered("files")
+    @entered("files", "POST /files")
     async def create_files(self, request: Request, rec: Recorded) -> Response:
         records = (rec.json or {}).get("files") if isinstance(rec.json, dict) else None
         if not isinstance(records, list) or not records:
@@ -171,7 +170,7 @@ class FakeInferenceSh(FakeStorage):
                         "size": item.get("size"), "path": "", "created_at": now_iso()})
         return self._ok(out)
 
-    @entered("create")
+    @entered("create", "POST /apps/run")
     async def run(self, request: Request, rec: Recorded) -> Response:
         if self.switches.create_delay:
             await asyncio.sleep(self.switches.create_delay)
@@ -203,12 +202,12 @@ class FakeInferenceSh(FakeStorage):
             await asyncio.sleep(s.answer_delay)  # made (and billed); the answer comes too late
         return self._ok(answer)
 
-    @entered("get")
+    @entered("get", "GET /tasks/{tid}")
     async def get_task(self, request: Request, rec: Recorded) -> Response:
         task = self._task(request)
         return self._ok(self._task_dto(task, base=_base(request)))
 
-    @entered("list")
+    @entered("list", "POST /tasks/list")
     async def list_tasks(self, request: Request, rec: Recorded) -> Response:
         """``POST /tasks/list`` (the JS SDK's ``tasks.list``): a ``CursorListResponse`` of the
         fake's tasks, newest first, ``limit`` per page, the cursor an offset."""
@@ -225,12 +224,12 @@ class FakeInferenceSh(FakeStorage):
                          "next_cursor": str(start + limit) if more else "", "has_next": more,
                          "has_previous": start > 0, "items_per_page": limit})
 
-    @entered("status")
+    @entered("status", "GET /tasks/{tid}/status")
     async def task_status(self, request: Request, rec: Recorded) -> Response:
         task = self._task(request)
         return self._ok({"id": task.id, "status": task.status(), "updated_at": now_iso()})
 
-    @entered("cancel")
+    @entered("cancel", "POST /tasks/{tid}/cancel")
     async def cancel(self, request: Request, rec: Recorded) -> Response:
         task = self._task(request)
         if task.status() in TERMINAL:
@@ -241,7 +240,7 @@ class FakeInferenceSh(FakeStorage):
     def _has_output(self, job_id: str) -> bool:
         return job_id in self.tasks
 
-    @entered("stream")
+    @entered("stream", "GET /tasks/{tid}/stream")
     async def stream(self, request: Request, rec: Recorded) -> Response:
         task = self._task(request)
         index = self._stream_connections.get(task.id, 0)
@@ -307,17 +306,6 @@ class FakeInferenceSh(FakeStorage):
 
     def _build_app(self) -> TransportFaults:
         return TransportFaults(super()._build_app(), lambda: self.switches.stall_seconds)
-
-    def _routes(self) -> list[Route]:
-        return [
-            Route("/files", self.create_files, methods=["POST"]),
-            Route("/apps/run", self.run, methods=["POST"]),
-            Route("/tasks/list", self.list_tasks, methods=["POST"]),
-            Route("/tasks/{tid}", self.get_task, methods=["GET"]),
-            Route("/tasks/{tid}/status", self.task_status, methods=["GET"]),
-            Route("/tasks/{tid}/stream", self.stream, methods=["GET"]),
-            Route("/tasks/{tid}/cancel", self.cancel, methods=["POST"]),
-        ]
 
 
 class _StreamDrop(Exception):

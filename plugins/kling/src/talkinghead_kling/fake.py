@@ -45,7 +45,6 @@ from typing import Any
 import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from talkinghead.testing.loopback import FakeBackend, Recorded, entered, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
@@ -178,7 +177,7 @@ class FakeKling(FakeBackend):
 
     # -- endpoints -----------------------------------------------------------------------
 
-    @entered("create")
+    @entered("create", f"POST {AVATAR}")
     async def create(self, request: Request, rec: Recorded) -> Response:
         s = self.switches
         if s.create_stall:
@@ -236,7 +235,7 @@ class FakeKling(FakeBackend):
             return self._code(1201, f"external_task_id {external} already exists")
         return None
 
-    @entered("query")
+    @entered("query", f"GET {AVATAR}/{{tid}}")
     async def query(self, request: Request, rec: Recorded) -> Response:
         key = request.path_params["tid"]
         task = self.tasks.get(key)
@@ -246,7 +245,7 @@ class FakeKling(FakeBackend):
             return self._code(1203, "task not found")
         return self._ok(self._task_dto(task, _base(request)))
 
-    @entered("list")
+    @entered("list", f"GET {AVATAR}")
     async def list_tasks(self, request: Request, rec: Recorded) -> Response:
         try:
             page = int(request.query_params.get("pageNum", 1))
@@ -259,7 +258,7 @@ class FakeKling(FakeBackend):
         chunk = newest[(page - 1) * size: page * size]
         return self._ok([self._task_dto(t, _base(request)) for t in chunk])
 
-    @entered("tts")
+    @entered("tts", f"POST {TTS}")
     async def tts(self, request: Request, rec: Recorded) -> Response:
         body = rec.json if isinstance(rec.json, dict) else {}
         text, voice, language = body.get("text"), body.get("voice_id"), body.get("voice_language", "zh")
@@ -286,7 +285,7 @@ class FakeKling(FakeBackend):
         task = self.tasks.get(job_id)
         return task is not None and task.status() == "succeed"
 
-    @entered("audio", auth=False)
+    @entered("audio", "GET /cdn/tts/{aid}.mp3", auth=False)
     async def audio(self, request: Request, rec: Recorded) -> Response:
         if request.path_params["aid"] not in self.audios:
             return Response("not found", status_code=404)
@@ -317,15 +316,6 @@ class FakeKling(FakeBackend):
     async def _post_callback(self, url: str, task: FakeTask, payload: dict[str, Any]) -> None:
         delivery: dict[str, Any] = {"url": url, "task_id": task.task_id, "payload": payload}
         await self._deliver(url, delivery, json=payload)
-
-    def _routes(self) -> list[Route]:
-        return [
-            Route(AVATAR, self.create, methods=["POST"]),
-            Route(AVATAR, self.list_tasks, methods=["GET"]),
-            Route(AVATAR + "/{tid}", self.query, methods=["GET"]),
-            Route(TTS, self.tts, methods=["POST"]),
-            Route("/cdn/tts/{aid}.mp3", self.audio, methods=["GET"]),
-        ]
 
 
 def _media_problem(field: str, value: str) -> str | None:
