@@ -329,9 +329,10 @@ class FakeBackend:
 
 class FakeStorage(FakeBackend):
     """A fake backend with object storage: signed upload URLs on itself (``PUT
-    /upload/{fid}``, the ``upload`` endpoint) and the files served back (``GET``, the
-    ``download`` endpoint). A subclass creates the records in ``files`` (with ``data`` None,
-    ``content_type`` and, where declared, ``size``) and routes the two handlers."""
+    /upload/{fid}``, the ``upload`` endpoint) and the files served back (``GET
+    /files/{fid}/{name}``, the ``download`` endpoint). A subclass creates the records in
+    ``files`` (``data`` None until the PUT, ``content_type`` and, where declared, ``size``)
+    and names the key of a file's name in them."""
 
     file_name_key = "filename"  # the key of a file's name in its record
 
