@@ -176,7 +176,7 @@ class FakeFal(FakeStorage):
 
     @entered("submit", "POST /{endpoint:path}")
     async def submit(self, request: Request, rec: Recorded) -> Response:
-        s = self.switches
+        s, queue = self.switches, self.queue  # a reset during the delay leaves the next test's queue alone
         if s.locked:
             return self._error(403, {"detail": LOCKED})
         if s.submit_delay:
@@ -193,7 +193,7 @@ class FakeFal(FakeStorage):
         webhook = request.query_params.get("fal_webhook")
         req = FakeRequest(str(uuid.uuid4()), endpoint, body, webhook, s.completed_error, s.result_error,
                           statuses=s.statuses, step_latency=s.step_latency)
-        self.queue[req.id] = req
+        queue[req.id] = req
         base = _base(request)
         answer: dict[str, Any] = {"status": IN_QUEUE, "request_id": req.id}
         if s.submit_urls:

@@ -172,8 +172,9 @@ class FakeInferenceSh(FakeStorage):
 
     @entered("create", "POST /apps/run")
     async def run(self, request: Request, rec: Recorded) -> Response:
-        if self.switches.create_delay:
-            await asyncio.sleep(self.switches.create_delay)
+        s, tasks = self.switches, self.tasks  # a reset during the delay leaves the next test's tasks alone
+        if s.create_delay:
+            await asyncio.sleep(s.create_delay)
         body = rec.json if isinstance(rec.json, dict) else {}
         if not body.get("app"):
             return self._problem(422, "app field is required")
@@ -184,7 +185,6 @@ class FakeInferenceSh(FakeStorage):
             inputs = {}
         if (invalid := fake_apps.check(str(body["app"]), inputs)) is not None:
             return self._problem(422, invalid)  # the app's input schema refuses it: no task
-        s = self.switches
         own = s.per_task(inputs) if s.per_task is not None else {}
         error = own.get("task_error", s.task_error)
         if s.reject:
@@ -194,7 +194,7 @@ class FakeInferenceSh(FakeStorage):
             statuses = statuses if error is None else (*statuses[:-1], 11)
         task = FakeTask(self._next_id("task"), body["app"], inputs, body.get("webhook"), error,
                         statuses=statuses, step_latency=own.get("step_latency", s.step_latency))
-        self.tasks[task.id] = task
+        tasks[task.id] = task
         if task.webhook and s.send_webhooks and not s.reject:
             self._spawn(self._deliver_webhook(task, _base(request)))
         answer = self._task_dto(task, statuses[0], base=_base(request))

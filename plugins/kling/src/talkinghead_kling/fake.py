@@ -179,7 +179,7 @@ class FakeKling(FakeBackend):
 
     @entered("create", f"POST {AVATAR}")
     async def create(self, request: Request, rec: Recorded) -> Response:
-        s = self.switches
+        s, tasks = self.switches, self.tasks  # a reset during the stall leaves the next test's tasks alone
         if s.create_stall:
             await asyncio.sleep(s.create_stall)
         body = rec.json if isinstance(rec.json, dict) else None
@@ -194,7 +194,7 @@ class FakeKling(FakeBackend):
         statuses = s.statuses if s.task_error is None else (*s.statuses[:-1], "failed")
         task = FakeTask(self._next_id(), body.get("external_task_id") or None, body, s.task_error,
                         statuses=statuses, step_latency=s.step_latency)
-        self.tasks[task.task_id] = task
+        tasks[task.task_id] = task
         base = _base(request)
         if body.get("callback_url") and s.send_webhooks:
             self._spawn(self._deliver_callbacks(task, str(body["callback_url"]), base))
