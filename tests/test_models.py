@@ -72,3 +72,27 @@ def test_digest_of_an_unchanged_request_is_what_earlier_versions_gave():
     base = AvatarRequest(image="a", audio="b").digest()
     for kw in ({"seed": 1}, {"resolution": "720p"}, {"text": "hi", "audio": None, "language": "French"}):
         assert AvatarRequest(**{"image": "a", "audio": "b", **kw}).digest() != base
+
+
+def _inputs(sent_audio, **request):
+    from talkinghead.models import ModelInputs, Route
+
+    route = Route(provider="p", model="m", price_per_second={"std": 0.1, "pro": 0.2})
+    return ModelInputs(AvatarRequest(image="f.jpg", **request), route, "https://x/f.jpg", sent_audio)
+
+
+def test_model_inputs_speech_sends_the_audio_or_the_text_with_what_is_given():
+    assert _inputs("https://x/a.wav", audio="a.mp3", voice="v").speech("script", "audio_url", voice="voice_id") \
+        == {"audio_url": "https://x/a.wav"}
+    spoken = _inputs(None, text="hello", voice="Kore", language="German")
+    assert spoken.speech("script", "audio", voice="voice_id", language="lang") \
+        == {"script": "hello", "voice_id": "Kore", "lang": "German"}
+    assert spoken.speech("script", "audio") == {"script": "hello"}  # the model takes no voice
+    assert _inputs(None, text="hello").speech("script", "audio", voice="voice_id") == {"script": "hello"}
+
+
+def test_model_inputs_given_names_the_set_fields_as_the_model_does():
+    both = _inputs("https://x/a.wav", audio="a.mp3", prompt="smile", seed=7)
+    assert both.given(prompt="video_prompt", seed="seed") == {"video_prompt": "smile", "seed": 7}
+    assert both.given(prompt=None) == {}
+    assert _inputs("https://x/a.wav", audio="a.mp3").given(prompt="prompt", seed="seed") == {}

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -226,6 +227,34 @@ class Route(BaseModel):
         if self.round_up:
             seconds = math.ceil(seconds - 1e-9)
         return max(seconds, self.min_billed_seconds)
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a cloud provider has ready for one run of a model, for the function that maps it
+    to the model's input fields: the request, its route, and the media as the backend will
+    fetch them (URLs or uploaded files' URIs)."""
+
+    request: AvatarRequest
+    route: Route
+    image: str
+    audio: str | None  # None when the route speaks the request's text itself
+    image_size: tuple[int, int] | None = None  # (width, height), when known
+
+    def speech(self, text: str, audio: str, *, voice: str | None = None,
+               language: str | None = None) -> dict[str, Any]:
+        """The fields that carry what is said, under the model's names for them: the request's
+        text (with its voice and language, when given) for a route that speaks it, else the
+        audio."""
+        if self.audio is not None:
+            return {audio: self.audio}
+        return {text: self.request.text, **self.given(**{"voice": voice, "language": language})}
+
+    def given(self, **fields: str | None) -> dict[str, Any]:
+        """The request's optional fields that are set (``prompt``, ``seed``...), each under the
+        model's name for it (``prompt="video_prompt"``); a field named None is not sent."""
+        return {name: getattr(self.request, field) for field, name in fields.items()
+                if name is not None and getattr(self.request, field) is not None}
 
 
 class Quote(BaseModel):

@@ -15,3 +15,28 @@ def parse_json(content: str | bytes | None) -> Any:
         return json.loads(content)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def seconds(value: Any) -> float | None:
+    """A duration a backend sent (a number, or a numeric string like ``"9.433"``) as float
+    seconds; ``None`` for anything else (booleans, objects, text, NaN) or a negative one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def text(value: Any) -> str | None:
+    """A string field's value, stripped; ``None`` when it is blank or not a string."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def whole_answer(payload: Any, body_text: str = "", *, limit: int = 500) -> str:
+    """What an error answer said when no field of it is the message: its JSON, else the text of
+    its body, cut to ``limit`` characters."""
+    if payload is not None:
+        return json.dumps(payload)[:limit]
+    return (body_text or "").strip()[:limit] or "no error message"

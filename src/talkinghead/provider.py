@@ -19,6 +19,8 @@ from .errors import AuthenticationError, InputError
 from .models import Job, JobUpdate, Quote, Route
 
 if TYPE_CHECKING:
+    import httpx
+
     from .media import PreparedRequest
 
 # Set by the job lifecycle around ``submit``: journals the "create about to be sent" mark.
@@ -220,4 +222,28 @@ class Provider:
         """Release connections. Called by the client on close."""
 
 
-__all__ = ["Provider"]
+class HttpProvider(Provider):
+    """A provider speaking to its backend's API over HTTP (``talkinghead.http``): it marks its
+    create as sent (``create_sending``) right before the create request, and holds its httpx
+    clients in the attributes ``clients`` names: each None until the provider opens it on
+    first use, all closed by ``aclose``."""
+
+    marks_create = True
+    clients: ClassVar[tuple[str, ...]] = ("_api",)
+    _api: httpx.AsyncClient | None  # the API's authenticated client
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        for name in self.clients:
+            setattr(self, name, None)
+
+    async def aclose(self) -> None:
+        opened = [getattr(self, name) for name in self.clients]
+        for name in self.clients:
+            setattr(self, name, None)
+        for client in opened:
+            if client is not None:
+                await client.aclose()
+
+
+__all__ = ["HttpProvider", "Provider"]

@@ -1,19 +1,21 @@
 """Loopback servers for tests, benchmarks and plugin fakes: real uvicorn, real sockets,
-127.0.0.1 only. ``serve_asgi`` runs any ASGI app in a thread; ``FakeBackend`` and
-``serve_fake`` are what the cloud plugins' fake backends share.
+127.0.0.1 only. ``serve_asgi`` runs any ASGI app in a thread; the rest is what the cloud
+plugins' fake backends share: ``FakeBackend`` (with ``FakeStorage`` for signed-URL uploads),
+the ``entered`` decorator of their handlers, ``SteppedTask`` for their jobs, ``serve_fake``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Self
 
 
 @contextlib.contextmanager
@@ -93,16 +95,83 @@ class Recorded:
         return auth[7:] if auth.startswith("Bearer ") else None
 
 
+@dataclass(kw_only=True)
+class SteppedTask:
+    """A fake's job whose status follows the wall clock, so that every read (a GET, a stream,
+    a webhook) agrees: one step along ``statuses`` per ``step_latency`` seconds from
+    ``created`` (at its end at once when 0). Once cancelled (``cancelled_at``) it is
+    ``CANCELLING`` for a step, then ``CANCELLED``: a subclass names the backend's two."""
+
+    CANCELLING: ClassVar[Any] = None
+    CANCELLED: ClassVar[Any] = None
+
+    statuses: tuple[Any, ...]  # the path; the last one is where it ends
+    step_latency: float
+    created: float = field(default_factory=time.monotonic)
+    cancelled_at: float | None = None
+
+    def status(self, now: float | None = None) -> Any:
+        now = time.monotonic() if now is None else now
+        if self.cancelled_at is not None:
+            return self.CANCELLED if now - self.cancelled_at >= self.step_latency else self.CANCELLING
+        if self.step_latency <= 0:
+            return self.statuses[-1]
+        return self.statuses[min(int((now - self.created) / self.step_latency), len(self.statuses) - 1)]
+
+    @property
+    def ends_at(self) -> float:
+        """When the last status is reached, had nobody cancelled it."""
+        return self.created + self.step_latency * (len(self.statuses) - 1)
+
+
+class EarlyAnswer(Exception):
+    """Raised by a fake's handler (or what it calls) to answer with ``response`` at once: a
+    lookup that finds nothing answers the backend's 404 this way."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(getattr(response, "status_code", None))
+        self.response = response
+
+
+Handler = Callable[[Any, Any, Recorded], Awaitable[Any]]
+
+
+def entered(endpoint: str, route: str | None = None, *,
+            auth: bool = True) -> Callable[[Handler], Callable[[Any, Any], Awaitable[Any]]]:
+    """Turns a fake's handler ``(self, request, rec)`` into its Starlette endpoint, served at
+    ``route`` (``"METHOD /path"``; None: the fake routes it itself): the request is recorded
+    as ``endpoint``, refused by the fake's ``_auth`` (when ``auth``) or by a failure queued
+    for ``endpoint`` before the handler runs, and an ``EarlyAnswer`` raised inside is
+    answered."""
+    def decorate(handler: Handler) -> Callable[[Any, Any], Awaitable[Any]]:
+        @functools.wraps(handler)
+        async def endpoint_of(fake: FakeBackend, request: Any) -> Any:
+            rec = await fake._record(request, endpoint)
+            early = (fake._auth(rec) if auth else None) or fake._injected(request, endpoint)
+            if early is not None:
+                return early
+            try:
+                return await handler(fake, request, rec)
+            except EarlyAnswer as answer:
+                return answer.response
+        endpoint_of.route = route  # type: ignore[attr-defined]  # read by FakeBackend._routes
+        return endpoint_of
+    return decorate
+
+
 class FakeBackend:
     """Plumbing shared by the fakes of backends (Starlette apps a plugin ships for its tests
-    and benchmarks): switches checked by name, a record of every request, background tasks,
-    the result video, and callbacks POSTed to loopback addresses only. A subclass sets
-    ``switches_type`` (a dataclass) and ``endpoints``, builds its app in ``_build_app`` and
-    extends ``reset`` with its own state."""
+    and benchmarks): switches checked by name, a record of every request, failures injected
+    per endpoint, background tasks, the result video, and callbacks POSTed to loopback
+    addresses only. A subclass sets ``switches_type`` (a dataclass) and ``endpoints``, serves
+    its API with handlers decorated with ``entered`` (each naming its route), answers a queued
+    failure in ``_failure``, checks credentials in ``_auth``, says in ``_has_output`` which
+    jobs have a video, and extends ``reset`` with its own state."""
 
     name = "fake"
     switches_type: type
     endpoints: tuple[str, ...] = ()
+    output_path = "/outputs/{job}.mp4"  # where the result video is served
     # set by the subclass's __init__
     switches: Any  # an instance of switches_type
     webhook_deliveries: list[dict[str, Any]]
@@ -118,7 +187,25 @@ class FakeBackend:
         self.app = self._build_app()
 
     def _build_app(self) -> Any:
-        raise NotImplementedError
+        from starlette.applications import Starlette
+
+        return Starlette(routes=self._routes())
+
+    def _routes(self) -> list[Any]:
+        """The routes of the handlers that name one (``entered``), then the output video's
+        (at ``output_path``). Paths that start with a parameter come after the others, a
+        catch-all last, so that neither swallows a path another route serves."""
+        from starlette.routing import Route
+
+        routes: dict[str, tuple[str, str]] = {}  # handler name -> (method, path), in class order
+        for klass in reversed(type(self).__mro__):
+            for name, attr in vars(klass).items():
+                if getattr(attr, "route", None):
+                    method, path = attr.route.split(" ", 1)
+                    routes[name] = (method, path)
+        ordered = sorted(routes.items(), key=lambda item: (item[1][1].startswith("/{"), ":path}" in item[1][1]))
+        return ([Route(path, getattr(self, name), methods=[method]) for name, (method, path) in ordered]
+                + [Route(self.output_path, self.output, methods=["GET"])])
 
     @classmethod
     def serving(cls, fake: Self | None = None, *, port: int = 0,
@@ -152,6 +239,39 @@ class FakeBackend:
                 value = tuple(value)
             setattr(self.switches, name, value)
         return self
+
+    def _auth(self, rec: Recorded) -> Any:
+        """The answer refusing ``rec``'s credentials, or None to let it through."""
+        return None
+
+    def _injected(self, request: Any, endpoint: str) -> Any:
+        """The answer to the next failure the ``failures`` switch queued for ``endpoint``, if any."""
+        queue = self.switches.failures.get(endpoint)
+        return self._failure(request, queue.pop(0)) if queue else None
+
+    def _failure(self, request: Any, entry: Any) -> Any:
+        """The answer to one queued failure (None: behave, e.g. for a 200)."""
+        raise NotImplementedError
+
+    def _has_output(self, job_id: str) -> bool:
+        """Whether the job ``job_id`` has a result video to serve."""
+        raise NotImplementedError
+
+    @entered("output", auth=False)
+    async def output(self, request: Any, rec: Recorded) -> Any:
+        """The result video, at the URL a finished job's answer gives (route ``{job}`` in it)."""
+        from starlette.responses import Response
+
+        if not self._has_output(request.path_params["job"]):
+            return Response("not found", status_code=404)
+        return Response(self.video, media_type="video/mp4")
+
+    @entered("hook", "POST /hooks/{name:path}", auth=False)
+    async def hook(self, request: Any, rec: Recorded) -> Any:
+        """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
+        from starlette.responses import Response
+
+        return Response(status_code=204)
 
     def _retry_after(self, status: int) -> dict[str, str]:
         """The Retry-After header the ``retry_after`` switch asks for, on a 429 or 503."""
@@ -205,6 +325,54 @@ class FakeBackend:
         hidden = ("api_key", "access_key", "secret_key")
         shown = {k: v for k, v in asdict(self.switches).items() if k not in hidden}
         return f"<{type(self).__name__} {self.url or '(not serving)'} {shown}>"
+
+
+class FakeStorage(FakeBackend):
+    """A fake backend with object storage: signed upload URLs on itself (``PUT
+    /upload/{fid}``, the ``upload`` endpoint) and the files served back (``GET
+    /files/{fid}/{name}``, the ``download`` endpoint). A subclass creates the records in
+    ``files`` (``data`` None until the PUT, ``content_type`` and, where declared, ``size``)
+    and names the key of a file's name in them."""
+
+    file_name_key = "filename"  # the key of a file's name in its record
+
+    def reset(self, **switches: Any) -> Self:
+        self.files: dict[str, dict[str, Any]] = {}  # file id -> its record and, once PUT, its data
+        return super().reset(**switches)
+
+    def uploaded(self) -> dict[str, bytes]:
+        """File name -> bytes of every completed upload."""
+        return {f[self.file_name_key]: f["data"] for f in self.files.values() if f.get("data") is not None}
+
+    @entered("upload", "PUT /upload/{fid}", auth=False)
+    async def upload(self, request: Any, rec: Recorded) -> Any:
+        """The PUT to a signed upload URL, checked as object storage checks it when the
+        ``strict_upload`` switch is on: no Authorization besides the signature, the declared
+        size and content type."""
+        from starlette.responses import Response
+
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None:
+            return Response("no such upload", status_code=404)
+        if self.switches.strict_upload:
+            if rec.header("authorization"):
+                return Response("<Error>only one auth mechanism allowed</Error>", status_code=400)
+            if entry.get("size") is not None and len(rec.body) != entry["size"]:
+                return Response(f"<Error>size {len(rec.body)} != declared {entry['size']}</Error>", status_code=400)
+            if entry["content_type"] and rec.header("content-type") != entry["content_type"]:
+                return Response("<Error>content type differs from the signed one</Error>", status_code=403)
+        entry["data"] = rec.body
+        return Response(status_code=200)
+
+    @entered("download", "GET /files/{fid}/{name:path}", auth=False)
+    async def serve_file(self, request: Any, rec: Recorded) -> Any:
+        """An uploaded file, served back at its URL."""
+        from starlette.responses import Response
+
+        entry = self.files.get(request.path_params["fid"])
+        if entry is None or entry["data"] is None:
+            return Response("not found", status_code=404)
+        return Response(entry["data"], media_type=entry["content_type"] or "application/octet-stream")
 
 
 @contextlib.contextmanager

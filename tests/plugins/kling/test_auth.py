@@ -30,17 +30,36 @@ def test_token_claims_and_header_follow_the_doc():
                    options={"verify_exp": False, "verify_nbf": False})
 
 
-def test_short_secret_keys_sign_without_a_warning():
-    # PyJWT warns about HMAC keys under 32 bytes (InsecureKeyLengthWarning); Kling issues the
-    # keys, not the user, so signing must stay quiet and still produce a valid token.
+def test_tokens_are_the_bytes_pyjwt_makes():
+    # A key of 32 bytes or more: PyJWT signs it without a warning, so the two can be compared.
+    for now in (1_760_000_000, 1_900_000_123):
+        ours, exp = make_token(TEST_AK, TEST_SK, now=now, lifetime=600, nbf_slack=7)
+        theirs = jwt.encode({"iss": TEST_AK, "exp": exp, "nbf": now - 7}, TEST_SK, algorithm="HS256",
+                            headers={"alg": "HS256", "typ": "JWT"})
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("secret", ["short", "x" * 31, TEST_SK])
+def test_signing_neither_warns_nor_touches_the_warnings_filters(monkeypatch, secret):
+    # Kling chooses the key's length (PyJWT warns under 32 bytes). A library must not silence
+    # that by changing the process-wide warnings filters (catch_warnings is not thread-safe):
+    # every way of touching them fails the test, and any warning is caught and fails it too.
+    def touched(*args, **kwargs):
+        raise AssertionError("make_token touched the process-wide warnings filters")
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        token, _ = make_token("ak", "short", now=1_760_000_000)
+        filters = list(warnings.filters)
+        with monkeypatch.context() as patch:
+            for name in ("catch_warnings", "simplefilter", "filterwarnings", "resetwarnings"):
+                patch.setattr(warnings, name, touched)
+            token, _ = make_token("ak", secret, now=1_760_000_000)
+        assert warnings.filters == filters
     assert [str(w.message) for w in caught] == []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyJWT's decode gives the same advice: not under test
-        claims = jwt.decode(token, "short", algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False})
-    assert claims["iss"] == "ak"
+        warnings.simplefilter("ignore")  # PyJWT's decode gives its advice about short keys: not under test
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False})
+    assert claims == {"iss": "ak", "exp": 1_760_001_800, "nbf": 1_759_999_995}
 
 
 class Clock:

@@ -43,12 +43,10 @@ from typing import Any
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, fake_arguments, run_fake
+from talkinghead.testing.loopback import EarlyAnswer, FakeStorage, Recorded, entered, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
 
 from . import fake_apps, webhooks
@@ -58,12 +56,13 @@ from .protocol import COMPLETED, IN_PROGRESS, IN_QUEUE
 __all__ = ["ENDPOINTS", "FakeFal", "FakeRequest", "Recorded", "Switches", "serve"]
 
 
-class FakeFal(FakeBackend):
+class FakeFal(FakeStorage):
     """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
 
     name = "fal"
     switches_type = Switches
     endpoints = ENDPOINTS
+    file_name_key = "file_name"
 
     def __init__(self, *, video: bytes | None = None, **switches: Any) -> None:
         super().__init__(video=video, **switches)
@@ -76,7 +75,6 @@ class FakeFal(FakeBackend):
         """Forget every request and file, and go back to the default switches (so one running
         server can serve many tests). The signing key is kept."""
         self.queue: dict[str, FakeRequest] = {}
-        self.files: dict[str, dict[str, Any]] = {}
         self.cdn_tokens: set[str] = set()
         return super().reset(**switches)
 
@@ -99,10 +97,6 @@ class FakeFal(FakeBackend):
     def submits(self) -> list[Recorded]:
         return self.requests_to("submit")
 
-    def uploaded(self) -> dict[str, bytes]:
-        """File name -> bytes of every completed upload."""
-        return {f["file_name"]: f["data"] for f in self.files.values() if f.get("data") is not None}
-
     # -- plumbing ------------------------------------------------------------------------
 
     def _error(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -110,13 +104,8 @@ class FakeFal(FakeBackend):
         return JSONResponse(body if body is not None else ERRORS.get(status, {"detail": "error"}),
                             status_code=status, headers=headers)
 
-    def _injected(self, endpoint: str) -> Response | None:
-        queue = self.switches.failures.get(endpoint)
-        if queue:
-            status = queue.pop(0)
-            if status >= 300:
-                return self._error(status)
-        return None
+    def _failure(self, request: Request, status: int) -> Response | None:
+        return self._error(status) if status >= 300 else None
 
     def _auth(self, rec: Recorded) -> Response | None:
         auth = rec.header("authorization") or ""
@@ -126,25 +115,22 @@ class FakeFal(FakeBackend):
             return self._error(401)
         return None
 
-    async def _enter(self, request: Request, endpoint: str, *, auth: bool = True) -> tuple[Recorded, Response | None]:
-        rec = await self._record(request, endpoint)
-        return rec, (self._auth(rec) if auth else None) or self._injected(endpoint)
-
     def _urls(self, req: FakeRequest, base: str) -> dict[str, str]:
         root = f"{base}/{req.app}/requests/{req.id}"
         return {"response_url": root, "status_url": f"{root}/status", "cancel_url": f"{root}/cancel"}
 
-    def _lookup(self, request: Request) -> FakeRequest | None:
+    def _lookup(self, request: Request, missing: Response | None = None) -> FakeRequest:
+        """The request at this app path, else a 404 answer (``missing``, or fal's usual one)."""
         req = self.queue.get(request.path_params["rid"])
         app = f"{request.path_params['owner']}/{request.path_params['app']}"
-        return req if req is not None and req.app == app else None
+        if req is None or req.app != app:
+            raise EarlyAnswer(missing if missing is not None else self._error(404, {"detail": "Request not found"}))
+        return req
 
     # -- storage (§7 flow B: a CDN token, then POST /files/upload) ------------------------------
 
-    async def token(self, request: Request) -> Response:
-        rec, early = await self._enter(request, "token")
-        if early is not None:
-            return early
+    @entered("token", "POST /storage/auth/token")
+    async def token(self, request: Request, rec: Recorded) -> Response:
         if request.query_params.get("storage_type") != "fal-cdn-v3" or not self.switches.cdn_tokens:
             return self._error(403, {"detail": "CDN token not available for this storage type"})
         token = "cdn-" + uuid.uuid4().hex
@@ -153,10 +139,8 @@ class FakeFal(FakeBackend):
         return JSONResponse({"token": token, "token_type": "Bearer", "base_url": _base(request),
                              "expires_at": expires})
 
-    async def cdn_upload(self, request: Request) -> Response:
-        rec, early = await self._enter(request, "cdn_upload", auth=False)
-        if early is not None:
-            return early
+    @entered("cdn_upload", "POST /files/upload", auth=False)
+    async def cdn_upload(self, request: Request, rec: Recorded) -> Response:
         if (rec.token or "") not in self.cdn_tokens:
             return self._error(401, {"detail": "Invalid or expired CDN token"})
         name = rec.header("x-fal-file-name") or "upload.bin"
@@ -167,10 +151,8 @@ class FakeFal(FakeBackend):
 
     # -- storage (§7 flow A) ---------------------------------------------------------------
 
-    async def initiate(self, request: Request) -> Response:
-        rec, early = await self._enter(request, "initiate")
-        if early is not None:
-            return early
+    @entered("initiate", "POST /storage/upload/initiate")
+    async def initiate(self, request: Request, rec: Recorded) -> Response:
         body = rec.json if isinstance(rec.json, dict) else {}
         name, ctype = body.get("file_name"), body.get("content_type")
         storage = request.query_params.get("storage_type")
@@ -190,37 +172,11 @@ class FakeFal(FakeBackend):
             "file_url": f"{base}/files/{fid}/{quote(name)}",
         })
 
-    async def upload(self, request: Request) -> Response:
-        rec, early = await self._enter(request, "upload", auth=False)
-        if early is not None:
-            return early
-        entry = self.files.get(request.path_params["fid"])
-        if entry is None:
-            return Response("no such upload", status_code=404)
-        if self.switches.strict_upload:
-            if rec.header("authorization"):
-                return Response("<Error>only one auth mechanism allowed</Error>", status_code=400)
-            if rec.header("content-type") != entry["content_type"]:
-                return Response("<Error>content type differs from the signed one</Error>", status_code=403)
-        entry["data"] = rec.body
-        return Response(status_code=200)
-
-    async def serve_file(self, request: Request) -> Response:
-        _, early = await self._enter(request, "cdn", auth=False)
-        if early is not None:
-            return early
-        entry = self.files.get(request.path_params["fid"])
-        if entry is None or entry["data"] is None:
-            return Response("not found", status_code=404)
-        return Response(entry["data"], media_type=entry["content_type"])
-
     # -- the queue (§5) ------------------------------------------------------------------
 
-    async def submit(self, request: Request) -> Response:
-        rec, early = await self._enter(request, "submit")
-        if early is not None:
-            return early
-        s = self.switches
+    @entered("submit", "POST /{endpoint:path}")
+    async def submit(self, request: Request, rec: Recorded) -> Response:
+        s, queue = self.switches, self.queue  # a reset during the delay leaves the next test's queue alone
         if s.locked:
             return self._error(403, {"detail": LOCKED})
         if s.submit_delay:
@@ -235,9 +191,9 @@ class FakeFal(FakeBackend):
         if invalid:  # the endpoint's input schema refuses it: nothing is queued
             return self._error(422, {"detail": invalid})
         webhook = request.query_params.get("fal_webhook")
-        req = FakeRequest(str(uuid.uuid4()), endpoint, body, webhook, s.statuses, s.step_latency,
-                          s.completed_error, s.result_error)
-        self.queue[req.id] = req
+        req = FakeRequest(str(uuid.uuid4()), endpoint, body, webhook, s.completed_error, s.result_error,
+                          statuses=s.statuses, step_latency=s.step_latency)
+        queue[req.id] = req
         base = _base(request)
         answer: dict[str, Any] = {"status": IN_QUEUE, "request_id": req.id}
         if s.submit_urls:
@@ -248,13 +204,9 @@ class FakeFal(FakeBackend):
                 self._spawn(self._deliver_webhook(req, base))
         return JSONResponse(answer, status_code=s.submit_status)
 
-    async def status(self, request: Request) -> Response:
-        _, early = await self._enter(request, "status")
-        if early is not None:
-            return early
+    @entered("status", "GET /{owner}/{app}/requests/{rid}/status")
+    async def status(self, request: Request, rec: Recorded) -> Response:
         req = self._lookup(request)
-        if req is None:
-            return self._error(404, {"detail": "Request not found"})
         status = req.status()
         body: dict[str, Any] = {"status": status, "request_id": req.id, **self._urls(req, _base(request))}
         logs = request.query_params.get("logs") in ("1", "true")
@@ -276,13 +228,9 @@ class FakeFal(FakeBackend):
             return ("Request cancelled by client", "client_cancelled", 499)
         return req.completed_error
 
-    async def result(self, request: Request) -> Response:
-        _, early = await self._enter(request, "result")
-        if early is not None:
-            return early
+    @entered("result", "GET /{owner}/{app}/requests/{rid}")
+    async def result(self, request: Request, rec: Recorded) -> Response:
         req = self._lookup(request)
-        if req is None:
-            return self._error(404, {"detail": "Request not found"})
         if req.status() != COMPLETED:
             return self._error(400, {"detail": "Request is still in progress"})
         code, body = self._outcome(req, _base(request))
@@ -303,38 +251,20 @@ class FakeFal(FakeBackend):
             output["duration"] = self.switches.output_duration
         return 200, output
 
-    async def cancel(self, request: Request) -> Response:
-        _, early = await self._enter(request, "cancel")
-        if early is not None:
-            return early
-        req = self._lookup(request)
-        if req is None:
-            return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
+    @entered("cancel", "PUT /{owner}/{app}/requests/{rid}/cancel")
+    async def cancel(self, request: Request, rec: Recorded) -> Response:
+        req = self._lookup(request, JSONResponse({"status": "NOT_FOUND"}, status_code=404))
         if req.status() == COMPLETED:
             return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
         req.cancelled_at = time.monotonic()
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
-    async def output(self, request: Request) -> Response:
-        _, early = await self._enter(request, "output", auth=False)
-        if early is not None:
-            return early
-        if request.path_params["rid"] not in self.queue:
-            return Response("not found", status_code=404)
-        return Response(self.video, media_type="video/mp4")
+    def _has_output(self, job_id: str) -> bool:
+        return job_id in self.queue
 
-    async def jwks_endpoint(self, request: Request) -> Response:
-        _, early = await self._enter(request, "jwks", auth=False)
-        if early is not None:
-            return early
+    @entered("jwks", "GET /.well-known/jwks.json", auth=False)
+    async def jwks_endpoint(self, request: Request, rec: Recorded) -> Response:
         return JSONResponse(self.jwks)
-
-    async def hook(self, request: Request) -> Response:
-        """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
-        _, early = await self._enter(request, "hook", auth=False)
-        if early is not None:
-            return early
-        return Response(status_code=204)
 
     # -- webhooks (§6) ---------------------------------------------------------------------
 
@@ -382,22 +312,6 @@ class FakeFal(FakeBackend):
             raw = raw.replace(b'"status": "OK"', b'"status": "ERROR"').replace(b"output.mp4", b"evil.mp4")
         delivery: dict[str, Any] = {"url": req.webhook, "request_id": req.id, "headers": headers, "body": raw}
         await self._deliver(url, delivery, content=raw, headers={**headers, "Content-Type": "application/json"})
-
-    def _build_app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/.well-known/jwks.json", self.jwks_endpoint, methods=["GET"]),
-            Route("/storage/auth/token", self.token, methods=["POST"]),
-            Route("/files/upload", self.cdn_upload, methods=["POST"]),
-            Route("/storage/upload/initiate", self.initiate, methods=["POST"]),
-            Route("/upload/{fid}", self.upload, methods=["PUT"]),
-            Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"]),
-            Route("/outputs/{rid}.mp4", self.output, methods=["GET"]),
-            Route("/hooks/{name:path}", self.hook, methods=["POST"]),
-            Route("/{owner}/{app}/requests/{rid}/status", self.status, methods=["GET"]),
-            Route("/{owner}/{app}/requests/{rid}/cancel", self.cancel, methods=["PUT"]),
-            Route("/{owner}/{app}/requests/{rid}", self.result, methods=["GET"]),
-            Route("/{endpoint:path}", self.submit, methods=["POST"]),
-        ])
 
 
 serve = FakeFal.serving

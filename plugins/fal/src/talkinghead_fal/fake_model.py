@@ -3,13 +3,14 @@ queue requests it runs. Plain dataclasses, no server dependencies."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from talkinghead.testing.loopback import SteppedTask
+
 from .protocol import COMPLETED, IN_PROGRESS, IN_QUEUE
 
-ENDPOINTS = ("token", "cdn_upload", "initiate", "upload", "cdn", "submit", "status", "result", "cancel", "output",
+ENDPOINTS = ("token", "cdn_upload", "initiate", "upload", "download", "submit", "status", "result", "cancel", "output",
              "jwks", "hook")
 STATUSES = (IN_QUEUE, IN_PROGRESS, COMPLETED)
 
@@ -64,31 +65,22 @@ class Switches:
 
 
 @dataclass
-class FakeRequest:
-    """One queue request and how it ends."""
+class FakeRequest(SteppedTask):
+    """One queue request and how it ends (a cancelled one runs on a step, then completes)."""
+
+    CANCELLING = IN_PROGRESS
+    CANCELLED = COMPLETED
 
     id: str
     endpoint: str
     input: dict[str, Any]
     webhook: str | None
-    statuses: tuple[str, ...]
-    step_latency: float
     completed_error: tuple[str, str, int] | None
     result_error: tuple[int, Any] | None
-    created: float = field(default_factory=time.monotonic)
-    cancelled_at: float | None = None
 
     @property
     def app(self) -> str:
         return "/".join(self.endpoint.split("/")[:2])
-
-    def status(self, now: float | None = None) -> str:
-        now = time.monotonic() if now is None else now
-        if self.cancelled_at is not None:
-            return COMPLETED if now - self.cancelled_at >= self.step_latency else IN_PROGRESS
-        if self.step_latency <= 0:
-            return self.statuses[-1]
-        return self.statuses[min(int((now - self.created) / self.step_latency), len(self.statuses) - 1)]
 
     @property
     def cancelled(self) -> bool:
@@ -98,4 +90,4 @@ class FakeRequest:
     def ends_at(self) -> float:
         if self.cancelled_at is not None:
             return self.cancelled_at + self.step_latency
-        return self.created + self.step_latency * (len(self.statuses) - 1)
+        return super().ends_at

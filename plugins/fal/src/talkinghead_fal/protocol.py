@@ -9,13 +9,15 @@ not success until the result has been read, §5.2).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from talkinghead.models import JobStatus, JobUpdate
 from talkinghead.payload import parse_json as parse_json  # re-exported: the provider reads answers with it
+from talkinghead.payload import seconds as _seconds
+from talkinghead.payload import text as _str
+from talkinghead.payload import whole_answer
 
 # §4: hosts. The JWKS host is uncertain (§6, §11): configurable.
 QUEUE_URL = "https://queue.fal.run"
@@ -188,16 +190,7 @@ def output_url(output: Any) -> str | None:
 
 def output_seconds(output: Any) -> float | None:
     """``duration`` of the output in seconds (§3): what fal bills by."""
-    if not isinstance(output, dict):
-        return None
-    value = output.get("duration")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
+    return _seconds(output.get("duration")) if isinstance(output, dict) else None
 
 
 def result_update(output: Any, request_id: str) -> JobUpdate | None:
@@ -250,13 +243,7 @@ def error_info(payload: Any, text: str = "", header_type: str | None = None
         elif isinstance(detail, str):
             message = _str(detail)
         message = message or _str(payload.get("error")) or _str(payload.get("message"))
-        if not message:
-            message = json.dumps(payload)[:500]
-    elif payload is not None:
-        message = json.dumps(payload)[:500]
-    else:
-        message = (text or "").strip()[:500] or "no error message"
-    return message, error_type, field
+    return message or whole_answer(payload, text), error_type, field
 
 
 def is_billing_problem(status_code: int | None, message: str | None, error_type: str | None = None) -> bool:
@@ -352,8 +339,3 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
 def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
 
-
-def _str(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None

@@ -44,7 +44,7 @@ from talkinghead.errors import (
 )
 from talkinghead.lazy_http import http, httpx  # loaded on the first request (start-up)
 from talkinghead.models import Job, JobStatus, JobUpdate, Route
-from talkinghead.provider import Provider
+from talkinghead.provider import HttpProvider
 
 from . import protocol, routes, webhooks
 from .routes import Model  # by name: inside the class, ``routes`` is the method
@@ -75,7 +75,7 @@ DEFAULTS: dict[str, float] = {
 }
 
 
-class FalProvider(Provider):
+class FalProvider(HttpProvider):
     """Kling AI Avatar on fal. Config: ``api_key`` (or ``FAL_KEY``); hosts ``base_url``
     (``FAL_BASE_URL``: one server for queue, REST and JWKS), or each of ``queue_url``
     (``FAL_QUEUE_URL``), ``rest_url`` (``FAL_REST_URL``), ``jwks_url`` (``FAL_JWKS_URL``);
@@ -87,13 +87,12 @@ class FalProvider(Provider):
     config_keys = {ENV_KEY: "api_key"}
     signs_webhooks = True  # §6: Ed25519 over request id, user id, timestamp and body hash
     bills_failed_jobs = True  # a 422 after the model ran "may be charged" (fal docs, errors)
-    marks_create = True
     defaults = DEFAULTS
+    clients = ("_api", "_plain")
+    _plain: httpx.AsyncClient | None  # no Authorization: signed upload URLs and the public JWKS
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        self._api: httpx.AsyncClient | None = None
-        self._plain: httpx.AsyncClient | None = None
         self._jwks: webhooks.JWKSCache | None = None
         self._cdn_token: tuple[str, float] | None = None  # "<type> <token>", expiry (epoch s)
 
@@ -427,12 +426,6 @@ class FalProvider(Provider):
         if not webhooks.public_keys(payload):
             raise ServerError(f"fal's webhook key set at {host} holds no Ed25519 key", provider=self.name)
         return payload
-
-    async def aclose(self) -> None:
-        clients, self._api, self._plain = (self._api, self._plain), None, None
-        for client in clients:
-            if client is not None:
-                await client.aclose()
 
 
 def _task_id(job: Job) -> str:

@@ -20,19 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from talkinghead.models import MB, AvatarRequest, Limits, Route
+from talkinghead.models import ModelInputs as Inputs
 
 from . import protocol
 
 KLING_SOURCE = ("fal model pages: fal-ai/kling-video/ai-avatar/v2/standard 0.0562 and /v2/pro 0.115 USD per "
                 "second of output video")
-
-
-@dataclass(frozen=True)
-class Inputs:
-    request: AvatarRequest
-    route: Route
-    image_url: str
-    audio_url: str | None  # None when the endpoint speaks the request's text itself
 
 
 @dataclass(frozen=True)
@@ -43,52 +36,26 @@ class Model:
 
 
 def _kling(i: Inputs) -> dict[str, Any]:
-    return protocol.submit_body(image_url=i.image_url, audio_url=i.audio_url or "", prompt=i.request.prompt)
+    return protocol.submit_body(image_url=i.image, audio_url=i.audio or "", prompt=i.request.prompt)
 
 
-def _omnihuman(i: Inputs) -> dict[str, Any]:
-    r = i.request
-    out: dict[str, Any] = {"image_url": i.image_url, "audio_url": i.audio_url}
-    if r.prompt is not None:
-        out["prompt"] = r.prompt
-    out["resolution"] = i.route.resolution_for(r)  # the tier picks it: std 720p, pro 1080p
-    return out
+def _image_audio_prompt(i: Inputs) -> dict[str, Any]:
+    """OmniHuman and Aurora: the tier picks the resolution (e.g. OmniHuman std 720p, pro 1080p)."""
+    return {"image_url": i.image, "audio_url": i.audio, **i.given(prompt="prompt"),
+            "resolution": i.route.resolution_for(i.request)}
 
 
 def _fabric(i: Inputs) -> dict[str, Any]:
-    r = i.request
-    out: dict[str, Any] = {"image_url": i.image_url}
-    if i.audio_url is None:
-        out["text"] = r.text
-        if r.voice is not None:
-            out["voice_description"] = r.voice  # free text; the base voice comes from the photo
-    else:
-        out["audio_url"] = i.audio_url
-    out["resolution"] = i.route.resolution_for(r)  # required by the endpoint: always sent
-    return out
-
-
-def _aurora(i: Inputs) -> dict[str, Any]:
-    r = i.request
-    out: dict[str, Any] = {"image_url": i.image_url, "audio_url": i.audio_url}
-    if r.prompt is not None:
-        out["prompt"] = r.prompt
-    out["resolution"] = i.route.resolution_for(r)
-    return out
+    # The voice is a free description (the base voice comes from the photo); the resolution
+    # is required by the endpoint: always sent.
+    return {"image_url": i.image, **i.speech("text", "audio_url", voice="voice_description"),
+            "resolution": i.route.resolution_for(i.request)}
 
 
 def _heygen(i: Inputs) -> dict[str, Any]:
-    r = i.request
-    out: dict[str, Any] = {"image_url": i.image_url}
-    if i.audio_url is None:
-        out["prompt"] = r.text  # this endpoint's prompt is the text it speaks
-        if r.voice is not None:
-            out["voice"] = r.voice
-    else:
-        out["audio_url"] = i.audio_url
-    out["resolution"] = i.route.resolution_for(r)
-    out["aspect_ratio"] = r.aspect_ratio  # "auto" keeps the photo's shape
-    return out
+    # This endpoint's prompt is the text it speaks; "auto" keeps the photo's shape.
+    return {"image_url": i.image, **i.speech("prompt", "audio_url", voice="voice"),
+            "resolution": i.route.resolution_for(i.request), "aspect_ratio": i.request.aspect_ratio}
 
 
 @functools.lru_cache(maxsize=32)  # frozen declarations: built once per setting, not per request
@@ -112,7 +79,7 @@ def models(provider: str, audio_max_seconds: float) -> dict[str, Model]:
                          "resolution, turbo or not)", price_date="2026-09-29",
             limits=Limits(**image, image_max_bytes=5 * MB, audio_max_seconds=60.0,
                           audio_max_seconds_by_resolution={"1080p": 30.0})),
-            lambda r, _: "fal-ai/bytedance/omnihuman/v1.5", _omnihuman),
+            lambda r, _: "fal-ai/bytedance/omnihuman/v1.5", _image_audio_prompt),
         "fabric-1.0": Model(route(
             model="fabric-1.0", endpoint="veed/fabric-1.0 (+ /text)", prompt=False, native_text=True,
             voice_any=True, voice_note="a free description of the voice (e.g. 'warm low female'); the base "
@@ -130,7 +97,7 @@ def models(provider: str, audio_max_seconds: float) -> dict[str, Model]:
             billed="seconds of output video, rounded up to whole seconds",
             price_source="https://fal.ai/models/fal-ai/creatify/aurora/llms.txt", price_date="2026-09-29",
             limits=Limits(**image, audio_formats=("mp3", "wav"), audio_max_seconds=60.0)),
-            lambda r, _: "fal-ai/creatify/aurora", _aurora),
+            lambda r, _: "fal-ai/creatify/aurora", _image_audio_prompt),
         "heygen-photo": Model(route(
             model="heygen-photo", endpoint="fal-ai/heygen/avatar4/image-to-video", prompt=False,
             native_text=True, voice_any=True, voice_note="a HeyGen voice name, e.g. 'Melissa'",

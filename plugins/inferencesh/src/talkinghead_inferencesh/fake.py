@@ -35,12 +35,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, fake_arguments, run_fake
+from talkinghead.testing.loopback import EarlyAnswer, FakeStorage, Recorded, entered, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
 
 from . import fake_apps
@@ -51,7 +49,7 @@ __all__ = ["ENDPOINTS", "RESET", "STALL", "TRUNCATE", "FakeInferenceSh", "FakeTa
            "serve"]
 
 
-class FakeInferenceSh(FakeBackend):
+class FakeInferenceSh(FakeStorage):
     """The fake's state, switches and Starlette app. ``url`` is set by ``serve()``."""
 
     name = "inferencesh"
@@ -64,17 +62,12 @@ class FakeInferenceSh(FakeBackend):
         """Forget every request, task and file, and go back to the default switches (so one
         running server can serve many tests)."""
         self.tasks: dict[str, FakeTask] = {}
-        self.files: dict[str, dict[str, Any]] = {}
         self._stream_connections: dict[str, int] = {}
         return super().reset(**switches)
 
     @property
     def creates(self) -> list[Recorded]:
         return self.requests_to("create")
-
-    def uploaded(self) -> dict[str, bytes]:
-        """Filename -> bytes of every completed upload."""
-        return {f["filename"]: f["data"] for f in self.files.values() if f.get("data") is not None}
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -104,14 +97,11 @@ class FakeInferenceSh(FakeBackend):
         return Response(json.dumps(body), status_code=status, headers=headers,
                         media_type="application/problem+json")
 
-    def _injected(self, request: Request, endpoint: str) -> Response | None:
-        queue = self.switches.failures.get(endpoint)
-        if queue:
-            status = queue.pop(0)
-            if status in TRANSPORT_FAULTS:
-                mark(request.scope, status)  # handled as usual; the answer is damaged on the way out
-            elif status >= 300:
-                return self._problem(status)
+    def _failure(self, request: Request, status: int) -> Response | None:
+        if status in TRANSPORT_FAULTS:
+            mark(request.scope, status)  # handled as usual; the answer is damaged on the way out
+        elif status >= 300:
+            return self._problem(status)
         return None
 
     def _auth(self, rec: Recorded) -> Response | None:
@@ -122,9 +112,12 @@ class FakeInferenceSh(FakeBackend):
             return self._problem(401, f"Invalid API key {auth[7:]!r}" if self.switches.echo_key else None)
         return None
 
-    async def _enter(self, request: Request, endpoint: str, *, auth: bool = True) -> Response | None:
-        rec = await self._record(request, endpoint)
-        return (self._auth(rec) if auth else None) or self._injected(request, endpoint)
+    def _task(self, request: Request) -> FakeTask:
+        """The task the path names, else the API's 404."""
+        task = self.tasks.get(request.path_params["tid"])
+        if task is None:
+            raise EarlyAnswer(self._problem(404))
+        return task
 
     def _task_dto(self, task: FakeTask, status: int | None = None, *, base: str) -> dict[str, Any]:
         status = task.status() if status is None else status
@@ -158,10 +151,8 @@ class FakeInferenceSh(FakeBackend):
 
     # -- endpoints -----------------------------------------------------------------------
 
-    async def create_files(self, request: Request) -> Response:
-        if (early := await self._enter(request, "files")) is not None:
-            return early
-        rec = self.requests[-1]
+    @entered("files", "POST /files")
+    async def create_files(self, request: Request, rec: Recorded) -> Response:
         records = (rec.json or {}).get("files") if isinstance(rec.json, dict) else None
         if not isinstance(records, list) or not records:
             return self._problem(400, "files: a non-empty list is required")
@@ -179,36 +170,11 @@ class FakeInferenceSh(FakeBackend):
                         "size": item.get("size"), "path": "", "created_at": now_iso()})
         return self._ok(out)
 
-    async def upload(self, request: Request) -> Response:
-        if (early := await self._enter(request, "upload", auth=False)) is not None:
-            return early
-        rec = self.requests[-1]
-        entry = self.files.get(request.path_params["fid"])
-        if entry is None:
-            return Response("no such upload", status_code=404)
-        if self.switches.strict_upload:
-            if rec.header("authorization"):
-                return Response("<Error>only one auth mechanism allowed</Error>", status_code=400)
-            if entry["size"] is not None and len(rec.body) != entry["size"]:
-                return Response(f"size {len(rec.body)} != declared {entry['size']}", status_code=400)
-            if entry["content_type"] and rec.header("content-type") != entry["content_type"]:
-                return Response("content type differs from the file record", status_code=403)
-        entry["data"] = rec.body
-        return Response(status_code=200)
-
-    async def serve_file(self, request: Request) -> Response:
-        await self._record(request, "download")
-        entry = self.files.get(request.path_params["fid"])
-        if entry is None or entry["data"] is None:
-            return Response("not found", status_code=404)
-        return Response(entry["data"], media_type=entry["content_type"] or "application/octet-stream")
-
-    async def run(self, request: Request) -> Response:
-        if (early := await self._enter(request, "create")) is not None:
-            return early
-        rec = self.requests[-1]
-        if self.switches.create_delay:
-            await asyncio.sleep(self.switches.create_delay)
+    @entered("create", "POST /apps/run")
+    async def run(self, request: Request, rec: Recorded) -> Response:
+        s, tasks = self.switches, self.tasks  # a reset during the delay leaves the next test's tasks alone
+        if s.create_delay:
+            await asyncio.sleep(s.create_delay)
         body = rec.json if isinstance(rec.json, dict) else {}
         if not body.get("app"):
             return self._problem(422, "app field is required")
@@ -219,7 +185,6 @@ class FakeInferenceSh(FakeBackend):
             inputs = {}
         if (invalid := fake_apps.check(str(body["app"]), inputs)) is not None:
             return self._problem(422, invalid)  # the app's input schema refuses it: no task
-        s = self.switches
         own = s.per_task(inputs) if s.per_task is not None else {}
         error = own.get("task_error", s.task_error)
         if s.reject:
@@ -227,9 +192,9 @@ class FakeInferenceSh(FakeBackend):
         else:
             statuses = tuple(own.get("statuses", s.statuses))
             statuses = statuses if error is None else (*statuses[:-1], 11)
-        task = FakeTask(self._next_id("task"), body["app"], inputs, body.get("webhook"), statuses,
-                        own.get("step_latency", s.step_latency), error)
-        self.tasks[task.id] = task
+        task = FakeTask(self._next_id("task"), body["app"], inputs, body.get("webhook"), error,
+                        statuses=statuses, step_latency=own.get("step_latency", s.step_latency))
+        tasks[task.id] = task
         if task.webhook and s.send_webhooks and not s.reject:
             self._spawn(self._deliver_webhook(task, _base(request)))
         answer = self._task_dto(task, statuses[0], base=_base(request))
@@ -237,20 +202,16 @@ class FakeInferenceSh(FakeBackend):
             await asyncio.sleep(s.answer_delay)  # made (and billed); the answer comes too late
         return self._ok(answer)
 
-    async def get_task(self, request: Request) -> Response:
-        if (early := await self._enter(request, "get")) is not None:
-            return early
-        task = self.tasks.get(request.path_params["tid"])
-        if task is None:
-            return self._problem(404)
+    @entered("get", "GET /tasks/{tid}")
+    async def get_task(self, request: Request, rec: Recorded) -> Response:
+        task = self._task(request)
         return self._ok(self._task_dto(task, base=_base(request)))
 
-    async def list_tasks(self, request: Request) -> Response:
+    @entered("list", "POST /tasks/list")
+    async def list_tasks(self, request: Request, rec: Recorded) -> Response:
         """``POST /tasks/list`` (the JS SDK's ``tasks.list``): a ``CursorListResponse`` of the
         fake's tasks, newest first, ``limit`` per page, the cursor an offset."""
-        if (early := await self._enter(request, "list")) is not None:
-            return early
-        body = self.requests[-1].json if isinstance(self.requests[-1].json, dict) else {}
+        body = rec.json if isinstance(rec.json, dict) else {}
         try:
             limit = max(1, min(100, int(body.get("limit") or 20)))
             start = int(body.get("cursor") or 0)
@@ -263,44 +224,25 @@ class FakeInferenceSh(FakeBackend):
                          "next_cursor": str(start + limit) if more else "", "has_next": more,
                          "has_previous": start > 0, "items_per_page": limit})
 
-    async def task_status(self, request: Request) -> Response:
-        if (early := await self._enter(request, "status")) is not None:
-            return early
-        task = self.tasks.get(request.path_params["tid"])
-        if task is None:
-            return self._problem(404)
+    @entered("status", "GET /tasks/{tid}/status")
+    async def task_status(self, request: Request, rec: Recorded) -> Response:
+        task = self._task(request)
         return self._ok({"id": task.id, "status": task.status(), "updated_at": now_iso()})
 
-    async def cancel(self, request: Request) -> Response:
-        if (early := await self._enter(request, "cancel")) is not None:
-            return early
-        task = self.tasks.get(request.path_params["tid"])
-        if task is None:
-            return self._problem(404)
+    @entered("cancel", "POST /tasks/{tid}/cancel")
+    async def cancel(self, request: Request, rec: Recorded) -> Response:
+        task = self._task(request)
         if task.status() in TERMINAL:
             return self._problem(409)
         task.cancelled_at = time.monotonic()
         return self._ok({"id": task.id, "status": 8, "cancelled": True})
 
-    async def output(self, request: Request) -> Response:
-        if (early := await self._enter(request, "output", auth=False)) is not None:
-            return early
-        if request.path_params["tid"] not in self.tasks:
-            return Response("not found", status_code=404)
-        return Response(self.video, media_type="video/mp4")
+    def _has_output(self, job_id: str) -> bool:
+        return job_id in self.tasks
 
-    async def hook(self, request: Request) -> Response:
-        """A webhook receiver for tests: records the POST (``requests_to("hook")``)."""
-        if (early := await self._enter(request, "hook", auth=False)) is not None:
-            return early
-        return Response(status_code=204)
-
-    async def stream(self, request: Request) -> Response:
-        if (early := await self._enter(request, "stream")) is not None:
-            return early
-        task = self.tasks.get(request.path_params["tid"])
-        if task is None:
-            return self._problem(404)
+    @entered("stream", "GET /tasks/{tid}/stream")
+    async def stream(self, request: Request, rec: Recorded) -> Response:
+        task = self._task(request)
         index = self._stream_connections.get(task.id, 0)
         self._stream_connections[task.id] = index + 1
         return StreamingResponse(self._lines(task, index, _base(request)),
@@ -363,22 +305,7 @@ class FakeInferenceSh(FakeBackend):
         await self._deliver(url, delivery, json=payload)
 
     def _build_app(self) -> TransportFaults:
-        return TransportFaults(self._routes(), lambda: self.switches.stall_seconds)
-
-    def _routes(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/files", self.create_files, methods=["POST"]),
-            Route("/upload/{fid}", self.upload, methods=["PUT"]),
-            Route("/files/{fid}/{name:path}", self.serve_file, methods=["GET"]),
-            Route("/apps/run", self.run, methods=["POST"]),
-            Route("/tasks/list", self.list_tasks, methods=["POST"]),
-            Route("/tasks/{tid}", self.get_task, methods=["GET"]),
-            Route("/tasks/{tid}/status", self.task_status, methods=["GET"]),
-            Route("/tasks/{tid}/stream", self.stream, methods=["GET"]),
-            Route("/tasks/{tid}/cancel", self.cancel, methods=["POST"]),
-            Route("/outputs/{tid}.mp4", self.output, methods=["GET"]),
-            Route("/hooks/{name:path}", self.hook, methods=["POST"]),
-        ])
+        return TransportFaults(super()._build_app(), lambda: self.switches.stall_seconds)
 
 
 class _StreamDrop(Exception):

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .routes import PVIDEO_LANGUAGES, PVIDEO_VOICES  # the app's enums: the route declares the same lists
+
 # field -> (type, required, allowed values or None). "file" is a URI string.
 Schema = dict[str, tuple[str, bool, tuple[Any, ...] | None]]
-
-_PVIDEO_VOICES = tuple(
-    [f"{n} (Female)" for n in ("Zephyr", "Kore", "Leda", "Aoede", "Callirrhoe", "Autonoe", "Despina", "Erinome",
-                               "Laomedeia", "Achernar", "Gacrux", "Pulcherrima", "Vindemiatrix", "Sulafat")]
-    + [f"{n} (Male)" for n in ("Puck", "Charon", "Fenrir", "Orus", "Enceladus", "Iapetus", "Umbriel", "Algenib",
-                               "Algieba", "Schedar", "Achird", "Zubenelgenubi", "Sadachbia", "Sadaltager",
-                               "Alnilam", "Rasalgethi")])
 
 SCHEMAS: dict[str, Schema] = {
     "klingai/avatar": {
@@ -40,9 +35,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "pruna/p-video-avatar": {
         "image": ("file", True, None), "voice_script": ("string", False, None), "audio": ("file", False, None),
-        "voice": ("string", False, _PVIDEO_VOICES),
-        "voice_language": ("string", False, ("English (US)", "English (UK)", "Spanish", "French", "German",
-                                             "Italian", "Portuguese (Brazil)", "Japanese", "Korean", "Hindi")),
+        "voice": ("string", False, PVIDEO_VOICES), "voice_language": ("string", False, PVIDEO_LANGUAGES),
         "resolution": ("string", False, ("720p", "1080p")), "video_prompt": ("string", False, None),
         "voice_prompt": ("string", False, None), "seed": ("int", False, None),
         "disable_safety_filter": ("bool", False, None), "disable_prompt_upsampling": ("bool", False, None),

@@ -3,11 +3,12 @@ records and the tasks it runs. Plain dataclasses, no server dependencies."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from talkinghead.testing.loopback import SteppedTask
 
 TERMINAL = frozenset({10, 11, 12, 13})
 ENDPOINTS = ("files", "upload", "create", "get", "list", "status", "stream", "cancel", "output", "download",
@@ -63,25 +64,18 @@ class Switches:
 
 
 @dataclass
-class FakeTask:
+class FakeTask(SteppedTask):
+    """One task run by an app; a cancelled one is cancelling (8) for a step, then cancelled (12)."""
+
+    CANCELLING = 8
+    CANCELLED = 12
+
     id: str
     app: str
     input: dict[str, Any]
     webhook: str | None
-    statuses: tuple[int, ...]
-    step_latency: float
     error: str | None
-    created: float = field(default_factory=time.monotonic)
-    cancelled_at: float | None = None
     created_at: str = field(default_factory=lambda: now_iso())
-
-    def status(self, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
-        if self.cancelled_at is not None:
-            return 12 if now - self.cancelled_at >= self.step_latency else 8
-        if self.step_latency <= 0:
-            return self.statuses[-1]
-        return self.statuses[min(int((now - self.created) / self.step_latency), len(self.statuses) - 1)]
 
     def next_change(self, now: float) -> float:
         """Seconds until the status may change (for sleeping in the stream)."""
@@ -89,10 +83,6 @@ class FakeTask:
             return 3600.0
         elapsed = now - (self.cancelled_at if self.cancelled_at is not None else self.created)
         return self.step_latency - (elapsed % self.step_latency)
-
-    @property
-    def ends_at(self) -> float:
-        return self.created + self.step_latency * (len(self.statuses) - 1)
 
 
 def now_iso() -> str:

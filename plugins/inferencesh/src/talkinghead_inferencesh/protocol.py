@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 
 from talkinghead.models import JobStatus, JobUpdate
 from talkinghead.payload import parse_json as parse_json  # re-exported: the provider reads answers with it
+from talkinghead.payload import seconds as _seconds
+from talkinghead.payload import text as _str
+from talkinghead.payload import whole_answer
 
 # §4.1, the current numbering (Python SDK 0.36.0). 9 is *uploading*, 10 is *completed*.
 STATUS_NAMES: tuple[str, ...] = (
@@ -110,13 +113,7 @@ def error_message(payload: Any, text: str = "") -> tuple[str, str | None]:
             listed = "; ".join(p for p in parts if p)
             if listed:
                 message = f"{message}: {listed}" if message else listed
-        if not message:
-            message = json.dumps(payload)[:500]
-    elif payload is not None:
-        message = json.dumps(payload)[:500]
-    else:
-        message = (text or "").strip()[:500] or "no error message"
-    return message, code
+    return message or whole_answer(payload, text), code
 
 
 def is_billing_problem(status_code: int | None, code: str | None, message: str | None) -> bool:
@@ -203,16 +200,9 @@ def _file_url(value: Any) -> str | None:
 def output_seconds(output: Any) -> float | None:
     """``output.output_meta.outputs[0].seconds``: the duration the app bills (§11)."""
     try:
-        seconds = output["output_meta"]["outputs"][0]["seconds"]
+        return _seconds(output["output_meta"]["outputs"][0]["seconds"])
     except (KeyError, IndexError, TypeError):
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float, str)):
-        return None
-    try:
-        value = float(seconds)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
 
 
 def task_id_of(task: Any) -> str | None:
@@ -428,8 +418,3 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
             text = text.replace(secret, "***")
     return text
 
-
-def _str(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None

@@ -30,7 +30,7 @@ from talkinghead.errors import (
 )
 from talkinghead.lazy_http import http, httpx  # loaded on the first request (start-up)
 from talkinghead.models import Job, JobStatus, JobUpdate, Route
-from talkinghead.provider import Provider
+from talkinghead.provider import HttpProvider
 
 from . import protocol, routes
 from .routes import App  # by name: inside the class, ``routes`` is the method
@@ -65,7 +65,7 @@ _STREAM_HEADERS = {"Accept": "application/x-ndjson", "Cache-Control": "no-cache"
                    "Accept-Encoding": "identity"}
 
 
-class InferenceShProvider(Provider):
+class InferenceShProvider(HttpProvider):
     """Kling Avatar on inference.sh. Config: ``api_key`` (or ``INFERENCE_API_KEY``),
     ``base_url`` (or ``INFERENCE_BASE_URL``), ``app`` (``klingai/avatar``, may be pinned
     ``@version``), and the tunables in ``DEFAULTS``."""
@@ -74,14 +74,13 @@ class InferenceShProvider(Provider):
     env_vars = (ENV_KEY,)
     config_keys = {ENV_KEY: "api_key"}
     signs_webhooks = False  # §9: no signature anywhere; the core re-reads the task instead
-    marks_create = True
     defaults = DEFAULTS
+    clients = ("_api", "_uploads", "_streams")
+    _uploads: httpx.AsyncClient | None  # no Authorization: presigned PUTs to object storage
+    _streams: httpx.AsyncClient | None  # task streams, on a pool of their own
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        self._api: httpx.AsyncClient | None = None
-        self._uploads: httpx.AsyncClient | None = None
-        self._streams: httpx.AsyncClient | None = None
         self._open_streams = 0
 
     # -- declaration ---------------------------------------------------------------------
@@ -414,13 +413,6 @@ class InferenceShProvider(Provider):
         if not isinstance(task, dict) or not protocol.task_id_of(task):
             raise InputError("webhook", "the body is not an inference.sh task payload (no task id)")
         return protocol.task_update(task)
-
-    async def aclose(self) -> None:
-        clients = (self._api, self._uploads, self._streams)
-        self._api = self._uploads = self._streams = None
-        for client in clients:
-            if client is not None:
-                await client.aclose()
 
 
 class _Connection:

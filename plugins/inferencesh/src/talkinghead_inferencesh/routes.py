@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from talkinghead.models import MB, AvatarRequest, Limits, Route
+from talkinghead.models import MB, Limits, Route
+from talkinghead.models import ModelInputs as Inputs
 
 KLING_LIMITS = Limits(image_min_side=300, image_aspect_range=(1 / 2.5, 2.5))
 
@@ -39,17 +40,6 @@ PVIDEO_LANGUAGES = ("English (US)", "English (UK)", "Spanish", "French", "German
                     "Portuguese (Brazil)", "Japanese", "Korean", "Hindi")
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What the provider has ready for one run: uploaded file URIs and the request."""
-
-    request: AvatarRequest
-    route: Route
-    image: str
-    audio: str | None  # None when the route speaks the request's text itself
-    image_size: tuple[int, int] | None = None
-
-
 Builder = Callable[[Inputs], dict[str, Any]]
 
 
@@ -61,10 +51,7 @@ class App:
 
 
 def _kling(i: Inputs) -> dict[str, Any]:
-    out: dict[str, Any] = {"image": i.image, "audio": i.audio}
-    if i.request.prompt is not None:
-        out["prompt"] = i.request.prompt
-    out["mode"] = i.request.mode
+    out: dict[str, Any] = {"image": i.image, "audio": i.audio, **i.given(prompt="prompt"), "mode": i.request.mode}
     if i.request.aspect_ratio != "auto":
         # Honoured only because the photo already has this shape (the app ignores the field).
         out["aspect_ratio"] = i.request.aspect_ratio
@@ -80,17 +67,10 @@ def _fabric(i: Inputs) -> dict[str, Any]:
 
 
 def _heygen(i: Inputs) -> dict[str, Any]:
-    r = i.request
-    out: dict[str, Any] = {"image": i.image}
-    if i.audio is None:
-        out["script"], out["voice_id"] = r.text, r.voice
-    else:
-        out["audio_url"] = i.audio  # a plain string field: the uploaded file's URL
-    out["resolution"] = i.route.resolution_for(r)
-    out["aspect_ratio"] = heygen_aspect(r.aspect_ratio, i.image_size)
-    if r.prompt is not None:
-        out["motion_prompt"] = r.prompt
-    return out
+    # audio_url is a plain string field: the uploaded file's URL
+    return {"image": i.image, **i.speech("script", "audio_url", voice="voice_id"),
+            "resolution": i.route.resolution_for(i.request),
+            "aspect_ratio": heygen_aspect(i.request.aspect_ratio, i.image_size), **i.given(prompt="motion_prompt")}
 
 
 def heygen_aspect(asked: str, size: tuple[int, int] | None) -> str:
@@ -101,22 +81,8 @@ def heygen_aspect(asked: str, size: tuple[int, int] | None) -> str:
 
 
 def _pvideo(i: Inputs) -> dict[str, Any]:
-    r = i.request
-    out: dict[str, Any] = {"image": i.image}
-    if i.audio is None:
-        out["voice_script"] = r.text
-        if r.voice is not None:
-            out["voice"] = r.voice
-        if r.language is not None:
-            out["voice_language"] = r.language
-    else:
-        out["audio"] = i.audio
-    out["resolution"] = i.route.resolution_for(r)
-    if r.prompt is not None:
-        out["video_prompt"] = r.prompt
-    if r.seed is not None:
-        out["seed"] = r.seed
-    return out
+    return {"image": i.image, **i.speech("voice_script", "audio", voice="voice", language="voice_language"),
+            "resolution": i.route.resolution_for(i.request), **i.given(prompt="video_prompt", seed="seed")}
 
 
 @functools.lru_cache(maxsize=32)  # frozen declarations: built once per setting, not per request

@@ -8,6 +8,10 @@ the same way). The pair:
 
 Protocol notes §2.1 [V-doc]: header ``{"alg": "HS256", "typ": "JWT"}``, payload ``iss`` =
 access key, ``exp`` = now + 1800, ``nbf`` = now - 5, sent as ``Authorization: Bearer <jwt>``.
+The token is signed here with the standard library (HS256, RFC 7515 compact form: the same
+bytes PyJWT makes), not with PyJWT: PyJWT warns about HMAC keys under 32 bytes, Kling chooses
+the key's length, and silencing that warning would mean changing the process's warnings
+filters, which a library must not touch.
 
 ``KlingAuth`` is an ``httpx.Auth``: every request gets the cached token, renewed a margin
 before it expires. When Kling still answers 401 with 1004 (expired) or 1003 (not yet valid:
@@ -18,14 +22,16 @@ create call is safe to resend. Neither the keys nor a token ever appear in its `
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import threading
 import time
-import warnings
 from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
-import jwt
 
 from . import protocol
 
@@ -33,8 +39,7 @@ LIFETIME = 1800.0       # seconds a token is valid (the doc's example; 30 min or
 RENEW_BEFORE = 60.0     # make a new one this long before ``exp``
 NBF_SLACK = 5.0         # ``nbf`` = now - this (the doc's 5 s)
 WIDE_NBF_SLACK = 300.0  # after a 1003 (clock skew): backdate ``nbf`` this far instead
-_HEADERS = {"alg": "HS256", "typ": "JWT"}
-_SHORT_KEY = getattr(getattr(jwt, "warnings", None), "InsecureKeyLengthWarning", None)
+_HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
 def make_token(access_key: str, secret_key: str, *, now: float | None = None, lifetime: float = LIFETIME,
@@ -43,13 +48,18 @@ def make_token(access_key: str, secret_key: str, *, now: float | None = None, li
     issued = int(time.time() if now is None else now)
     exp = issued + int(lifetime)
     payload = {"iss": access_key, "exp": exp, "nbf": issued - int(nbf_slack)}
-    with warnings.catch_warnings():
-        # Kling chooses the secret key's length, not us: PyJWT's advice about short HMAC
-        # keys would only be noise on every renewal.
-        if _SHORT_KEY is not None:
-            warnings.simplefilter("ignore", _SHORT_KEY)
-        token = jwt.encode(payload, secret_key, algorithm="HS256", headers=_HEADERS)
-    return token, exp
+    signing_input = f"{_segment(_HEADER, sort_keys=True)}.{_segment(payload)}".encode()
+    signature = hmac.new(secret_key.encode(), signing_input, hashlib.sha256).digest()
+    return f"{signing_input.decode()}.{_b64url(signature)}", exp
+
+
+def _segment(part: dict[str, Any], *, sort_keys: bool = False) -> str:
+    """One JSON part of a compact JWS, as PyJWT writes it (no spaces; the header sorted)."""
+    return _b64url(json.dumps(part, separators=(",", ":"), sort_keys=sort_keys).encode())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class KlingAuth(httpx.Auth):

@@ -43,12 +43,10 @@ import uuid
 from typing import Any
 
 import jwt
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from talkinghead.testing.loopback import FakeBackend, Recorded, fake_arguments, run_fake
+from talkinghead.testing.loopback import FakeBackend, Recorded, entered, fake_arguments, run_fake
 from talkinghead.testing.loopback import request_base as _base
 
 from .fake_model import CODES, DEFAULT_CODES, ENDPOINTS, TERMINAL, FakeTask, Switches, now_ms
@@ -68,6 +66,7 @@ class FakeKling(FakeBackend):
     name = "kling"
     switches_type = Switches
     endpoints = ENDPOINTS
+    output_path = "/cdn/avatar/{job}-output.mp4"
 
     # -- for tests -----------------------------------------------------------------------
 
@@ -107,7 +106,7 @@ class FakeKling(FakeBackend):
         status, default = CODES.get(code, (400, "error"))
         return self._fail(status, code, message or default)
 
-    def _verify(self, rec: Recorded) -> JSONResponse | None:
+    def _auth(self, rec: Recorded) -> JSONResponse | None:
         """Kling's auth rules: the single API key as the bearer token (§2.2), or a JWT (§2.1):
         HS256 with the secret, ``iss`` = access key, inside ``nbf``..``exp``. 1001 empty, 1002
         invalid, 1003 not yet valid, 1004 expired."""
@@ -142,11 +141,7 @@ class FakeKling(FakeBackend):
         rec.claims = claims
         return None
 
-    def _injected(self, endpoint: str) -> JSONResponse | None:
-        queue = self.switches.failures.get(endpoint)
-        if not queue:
-            return None
-        entry = queue.pop(0)
+    def _failure(self, request: Request, entry: Any) -> JSONResponse | None:
         if isinstance(entry, int):
             if entry < 300:
                 return None
@@ -158,10 +153,6 @@ class FakeKling(FakeBackend):
         if status < 300 and code == 0:
             return None
         return self._fail(status, code, rest[0] if rest else CODES.get(code, (status, "error"))[1])
-
-    async def _enter(self, request: Request, endpoint: str, *, auth: bool = True) -> JSONResponse | None:
-        rec = await self._record(request, endpoint)
-        return (self._verify(rec) if auth else None) or self._injected(endpoint)
 
     def _task_dto(self, task: FakeTask, base: str, status: str | None = None) -> dict[str, Any]:
         status = status or task.status()
@@ -186,11 +177,9 @@ class FakeKling(FakeBackend):
 
     # -- endpoints -----------------------------------------------------------------------
 
-    async def create(self, request: Request) -> Response:
-        if (early := await self._enter(request, "create")) is not None:
-            return early
-        rec = self.requests[-1]
-        s = self.switches
+    @entered("create", f"POST {AVATAR}")
+    async def create(self, request: Request, rec: Recorded) -> Response:
+        s, tasks = self.switches, self.tasks  # a reset during the stall leaves the next test's tasks alone
         if s.create_stall:
             await asyncio.sleep(s.create_stall)
         body = rec.json if isinstance(rec.json, dict) else None
@@ -203,9 +192,9 @@ class FakeKling(FakeBackend):
             if running >= s.concurrency:
                 return self._code(1303)
         statuses = s.statuses if s.task_error is None else (*s.statuses[:-1], "failed")
-        task = FakeTask(self._next_id(), body.get("external_task_id") or None, body, statuses, s.step_latency,
-                        s.task_error)
-        self.tasks[task.task_id] = task
+        task = FakeTask(self._next_id(), body.get("external_task_id") or None, body, s.task_error,
+                        statuses=statuses, step_latency=s.step_latency)
+        tasks[task.task_id] = task
         base = _base(request)
         if body.get("callback_url") and s.send_webhooks:
             self._spawn(self._deliver_callbacks(task, str(body["callback_url"]), base))
@@ -246,9 +235,8 @@ class FakeKling(FakeBackend):
             return self._code(1201, f"external_task_id {external} already exists")
         return None
 
-    async def query(self, request: Request) -> Response:
-        if (early := await self._enter(request, "query")) is not None:
-            return early
+    @entered("query", f"GET {AVATAR}/{{tid}}")
+    async def query(self, request: Request, rec: Recorded) -> Response:
         key = request.path_params["tid"]
         task = self.tasks.get(key)
         if task is None and self.switches.external_lookup:
@@ -257,9 +245,8 @@ class FakeKling(FakeBackend):
             return self._code(1203, "task not found")
         return self._ok(self._task_dto(task, _base(request)))
 
-    async def list_tasks(self, request: Request) -> Response:
-        if (early := await self._enter(request, "list")) is not None:
-            return early
+    @entered("list", f"GET {AVATAR}")
+    async def list_tasks(self, request: Request, rec: Recorded) -> Response:
         try:
             page = int(request.query_params.get("pageNum", 1))
             size = int(request.query_params.get("pageSize", 30))
@@ -271,10 +258,9 @@ class FakeKling(FakeBackend):
         chunk = newest[(page - 1) * size: page * size]
         return self._ok([self._task_dto(t, _base(request)) for t in chunk])
 
-    async def tts(self, request: Request) -> Response:
-        if (early := await self._enter(request, "tts")) is not None:
-            return early
-        body = self.requests[-1].json if isinstance(self.requests[-1].json, dict) else {}
+    @entered("tts", f"POST {TTS}")
+    async def tts(self, request: Request, rec: Recorded) -> Response:
+        body = rec.json if isinstance(rec.json, dict) else {}
         text, voice, language = body.get("text"), body.get("voice_id"), body.get("voice_language", "zh")
         if not isinstance(text, str) or not text.strip():
             return self._code(1201, "text is required")
@@ -295,26 +281,15 @@ class FakeKling(FakeBackend):
                          "task_result": {"audios": [audio]}, "final_unit_deduction": "0.5",
                          "created_at": ms, "updated_at": ms})
 
-    async def output(self, request: Request) -> Response:
-        if (early := await self._enter(request, "output", auth=False)) is not None:
-            return early
-        task = self.tasks.get(request.path_params["tid"])
-        if task is None or task.status() != "succeed":
-            return Response("not found", status_code=404)
-        return Response(self.video, media_type="video/mp4")
+    def _has_output(self, job_id: str) -> bool:
+        task = self.tasks.get(job_id)
+        return task is not None and task.status() == "succeed"
 
-    async def audio(self, request: Request) -> Response:
-        if (early := await self._enter(request, "audio", auth=False)) is not None:
-            return early
+    @entered("audio", "GET /cdn/tts/{aid}.mp3", auth=False)
+    async def audio(self, request: Request, rec: Recorded) -> Response:
         if request.path_params["aid"] not in self.audios:
             return Response("not found", status_code=404)
         return Response(b"ID3\x03\x00\x00\x00\x00\x00\x00", media_type="audio/mpeg")
-
-    async def hook(self, request: Request) -> Response:
-        """A callback receiver for tests: records the POST (``requests_to("hook")``)."""
-        if (early := await self._enter(request, "hook", auth=False)) is not None:
-            return early
-        return Response(status_code=204)
 
     # -- callbacks (§8) ------------------------------------------------------------------
 
@@ -341,17 +316,6 @@ class FakeKling(FakeBackend):
     async def _post_callback(self, url: str, task: FakeTask, payload: dict[str, Any]) -> None:
         delivery: dict[str, Any] = {"url": url, "task_id": task.task_id, "payload": payload}
         await self._deliver(url, delivery, json=payload)
-
-    def _build_app(self) -> Starlette:
-        return Starlette(routes=[
-            Route(AVATAR, self.create, methods=["POST"]),
-            Route(AVATAR, self.list_tasks, methods=["GET"]),
-            Route(AVATAR + "/{tid}", self.query, methods=["GET"]),
-            Route(TTS, self.tts, methods=["POST"]),
-            Route("/cdn/avatar/{tid}-output.mp4", self.output, methods=["GET"]),
-            Route("/cdn/tts/{aid}.mp3", self.audio, methods=["GET"]),
-            Route("/hooks/{name:path}", self.hook, methods=["POST"]),
-        ])
 
 
 def _media_problem(field: str, value: str) -> str | None:

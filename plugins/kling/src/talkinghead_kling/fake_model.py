@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from talkinghead.testing.loopback import SteppedTask
+
 ENDPOINTS = ("create", "query", "list", "tts", "output", "audio", "hook")
 STATUSES = ("submitted", "processing", "succeed")
 TERMINAL = frozenset({"succeed", "failed"})
@@ -65,26 +67,14 @@ class Switches:
 
 
 @dataclass
-class FakeTask:
+class FakeTask(SteppedTask):
+    """One avatar task (Kling has no cancel: it always runs to its end)."""
+
     task_id: str
     external_task_id: str | None
     body: dict[str, Any]
-    statuses: tuple[str, ...]
-    step_latency: float
     error: str | None
     created_ms: int = field(default_factory=lambda: now_ms())
-    created: float = field(default_factory=time.monotonic)
-
-    def status(self, now: float | None = None) -> str:
-        now = time.monotonic() if now is None else now
-        if self.step_latency <= 0:
-            return self.statuses[-1]
-        index = min(int((now - self.created) / self.step_latency), len(self.statuses) - 1)
-        return self.statuses[index]
-
-    @property
-    def ends_at(self) -> float:
-        return self.created + self.step_latency * (len(self.statuses) - 1)
 
 
 def now_ms() -> int:

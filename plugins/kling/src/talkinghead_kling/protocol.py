@@ -8,7 +8,6 @@ with where it was verified ([V-doc], [V-real], [3P], [INF]).
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,9 @@ from talkinghead.errors import (
 )
 from talkinghead.models import JobStatus, JobUpdate
 from talkinghead.payload import parse_json as parse_json  # re-exported: the provider reads answers with it
+from talkinghead.payload import seconds as seconds  # re-exported: Kling sends durations as strings
+from talkinghead.payload import text as _text
+from talkinghead.payload import whole_answer
 
 if TYPE_CHECKING:
     from talkinghead.media import MediaFile
@@ -119,11 +121,8 @@ def is_success(status_code: int, payload: Any) -> bool:
 
 def message_of(payload: Any, text: str = "") -> str:
     if isinstance(payload, dict):
-        message = payload.get("message")
-        if isinstance(message, str) and message.strip():
-            return message.strip()
-        return json.dumps(payload)[:300]
-    return (text or "").strip()[:300] or "no error message"
+        return _text(payload.get("message")) or whole_answer(payload, limit=300)
+    return whole_answer(None, text, limit=300)
 
 
 def request_id_of(payload: Any) -> str | None:
@@ -246,17 +245,6 @@ def first_video(task: Mapping[str, Any]) -> dict[str, Any] | None:
     if isinstance(videos, list) and videos and isinstance(videos[0], dict):
         return videos[0]
     return None
-
-
-def seconds(value: Any) -> float | None:
-    """A duration as Kling sends it (a string like ``"9.433"``), as float seconds."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
 
 
 def is_fetch_failure(message: str | None) -> bool:

@@ -38,7 +38,7 @@ from talkinghead.errors import (
 )
 from talkinghead.lazy_http import http, httpx  # loaded on the first request (start-up)
 from talkinghead.models import Job, JobUpdate, Limits, Quote, Route
-from talkinghead.provider import Provider
+from talkinghead.provider import HttpProvider
 
 from . import protocol
 from .protocol import AVATAR_PATH, CREDENTIALS, ENV_ACCESS_KEY, ENV_API_KEY, ENV_SECRET_KEY, ENV_VARS, TTS_PATH
@@ -81,7 +81,7 @@ DEFAULTS: dict[str, float] = {
 }
 
 
-class KlingProvider(Provider):
+class KlingProvider(HttpProvider):
     """Kling Avatar on Kling's API. Config (``[providers.kling]``): ``api_key`` (or
     ``KLING_API_KEY``; preferred when set), else ``access_key`` / ``secret_key`` (or
     ``KLING_ACCESS_KEY`` / ``KLING_SECRET_KEY``), ``custom_voices`` (voice ids of your own to
@@ -94,12 +94,10 @@ class KlingProvider(Provider):
     env_vars = ENV_VARS  # the single key, or the pair: see ``configured``
     config_keys = {ENV_API_KEY: "api_key", ENV_ACCESS_KEY: "access_key", ENV_SECRET_KEY: "secret_key"}
     signs_webhooks = False  # §8: no signature documented; the core re-reads the task instead
-    marks_create = True
     defaults = DEFAULTS
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        self._api: httpx.AsyncClient | None = None
         self._auth: KlingAuth | KlingKeyAuth | None = None
         self.poll_interval = (self.setting("poll_first"), self.setting("poll_factor"), self.setting("poll_max"))
 
@@ -181,7 +179,7 @@ class KlingProvider(Provider):
     def _authenticator(self) -> KlingAuth | KlingKeyAuth:
         """The single API key when set (sent as-is), else a JWT from the pair."""
         if self._auth is None:
-            from .auth import KlingAuth, KlingKeyAuth  # PyJWT loads on first use, not at registration
+            from .auth import KlingAuth, KlingKeyAuth  # httpx loads on first use, not at registration
 
             key = self.secret(ENV_API_KEY)
             if key:
@@ -407,11 +405,6 @@ class KlingProvider(Provider):
         """Kling's callback (§8: the bare task object, sent on each status change) as an
         update. Unsigned: the core confirms it with ``poll`` before trusting it."""
         return self._update(protocol.parse_callback(body))
-
-    async def aclose(self) -> None:
-        client, self._api = self._api, None
-        if client is not None:
-            await client.aclose()
 
 
 def _fetch_error(prepared: PreparedRequest, error: RequestRefused) -> RequestRefused:

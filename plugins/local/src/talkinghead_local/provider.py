@@ -26,11 +26,8 @@ from __future__ import annotations
 # `estimate`) never loads it.
 import hashlib
 import secrets
-import shutil
-import tempfile
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import ConfigError, InputError
 from talkinghead.models import Job, JobStatus, JobUpdate, Route, frame_ratio
+from talkinghead.output_dir import OutputDir
 from talkinghead.provider import Provider
 
 if TYPE_CHECKING:
@@ -92,8 +90,7 @@ class LocalProvider(Provider):
         self.seed = int(self.config.get("seed", 0))
         self.workers = max(1, int(self.config.get("workers", 1)))
         out = self.config.get("output_dir")
-        self._output_dir = Path(out).expanduser() if out else None
-        self._own_output_dir: weakref.finalize | None = None
+        self._outputs = OutputDir(Path(out).expanduser() if out else None, "talkinghead-local-")
         self.tasks: dict[str, LocalTask] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._faces: OrderedDict[tuple, Face] = OrderedDict()
@@ -214,20 +211,13 @@ class LocalProvider(Provider):
             for task in self.tasks.values():
                 if task.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                     task.status = JobStatus.CANCELLED
-        if self._own_output_dir is not None:  # our temp folder; a configured one is the user's
-            finalizer, self._own_output_dir, self._output_dir = self._own_output_dir, None, None
-            await asyncio.to_thread(finalizer)
+        await self._outputs.remove()  # our temp folder; a configured one is the user's
 
     # -- rendering -----------------------------------------------------------------------
 
     @property
     def output_dir(self) -> Path:
-        if self._output_dir is None:
-            self._output_dir = Path(tempfile.mkdtemp(prefix="talkinghead-local-"))
-            # Removed by aclose (results are copied out on download), else when we go.
-            self._own_output_dir = weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
-        self._output_dir.mkdir(parents=True, exist_ok=True)
-        return self._output_dir
+        return self._outputs.path
 
     def _run(self, task: LocalTask, face: Face) -> None:
         """The render, in a worker thread; its outcome is left on ``task`` for ``poll`` and,

@@ -39,10 +39,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from talkinghead.errors import ConfigError, InputError
 from talkinghead.models import RESOLUTIONS, Job, JobStatus, JobUpdate, Quote, Route, frame_ratio
+from talkinghead.output_dir import OutputDir
 from talkinghead.provider import Provider
 
 from .failures import FailSpec, injected_error
@@ -97,9 +95,8 @@ class MockProvider(Provider):
         self.store = TaskStore(Path(state_dir).expanduser().absolute() if state_dir else None)
         self._deliveries: set[asyncio.Future] = set()  # webhook callbacks on their way
         output_dir = self.config.get("output_dir")
-        self._output_dir = (Path(output_dir) if output_dir
-                            else self.state_dir / "outputs" if self.state_dir else None)
-        self._own_output_dir: weakref.finalize | None = None  # set when we made a temp folder
+        self._outputs = OutputDir(Path(output_dir) if output_dir
+                                  else self.state_dir / "outputs" if self.state_dir else None, "talkinghead-mock-")
         self.calls: list[MockCall] = []
         self._attempts = 0                     # submit calls, failed ones included
         self._injected = {"submit": 0, "run": 0}
@@ -316,14 +313,7 @@ class MockProvider(Provider):
 
     @property
     def output_dir(self) -> Path:
-        if self._output_dir is None:
-            self._output_dir = Path(tempfile.mkdtemp(prefix="talkinghead-mock-"))
-            # The client copies results out when it downloads them, so a temp dir of our own
-            # goes with the provider: removed by ``aclose``, or at the latest when the
-            # provider (or the process) goes, rather than piling up in /tmp.
-            self._own_output_dir = weakref.finalize(self, shutil.rmtree, self._output_dir, ignore_errors=True)
-        self._output_dir.mkdir(parents=True, exist_ok=True)
-        return self._output_dir
+        return self._outputs.path
 
     def render(self, prepared: PreparedRequest, out: Path) -> float:
         """Write the result MP4: the photo framed to the aspect ratio over the audio (or
@@ -401,9 +391,7 @@ class MockProvider(Provider):
         import asyncio
         if self._deliveries:
             await asyncio.gather(*self._deliveries, return_exceptions=True)
-        if self._own_output_dir is not None:
-            finalizer, self._own_output_dir, self._output_dir = self._own_output_dir, None, None
-            await asyncio.to_thread(finalizer)  # runs the rmtree once; the GC fallback is spent
+        await self._outputs.remove()
 
     def _inject(self, stage: str) -> bool:
         """Whether to inject one more failure at ``stage``, counting it if so."""
