@@ -3,7 +3,6 @@ test double): the folder set in its config, else a temporary folder of its own."
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 import weakref
@@ -33,5 +32,7 @@ class OutputDir:
     async def remove(self) -> None:
         """Remove the temporary folder, if one was made (a later ``path`` makes a new one)."""
         if self._own is not None:
+            import asyncio  # here, not at the top: start-up loads no event loop (test_lazy_imports)
+
             finalizer, self._own, self._path = self._own, None, None
             await asyncio.to_thread(finalizer)  # runs the rmtree once; the fallback is spent
