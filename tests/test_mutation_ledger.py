@@ -79,7 +79,8 @@ def test_a_settlement_is_kept_to_the_micro_dollar(make_ledger):
 
 def test_a_unique_prefix_finds_a_job_and_an_ambiguous_or_short_one_finds_none(make_ledger):
     ledger = make_ledger()
-    ids = ["jaaaaaa1xx", "jaaaaaa2yy", "jzzzz9qq", "jb_c%d1", "jbXcYd2", "jq\\rst1", "jqrst2"]
+    ids = ["jaaaaaa1xx", "jaaaaaa2yy", "jzzzz9qq", "jb_c%d1", "jb_cQd2", "jbXc%d3", "jq\\rst1", "jqrst2",
+           "jlong01", "jlong01x"]
     for i in ids:
         ledger.open(job(0.01, id=i))
 
@@ -93,6 +94,7 @@ def test_a_unique_prefix_finds_a_job_and_an_ambiguous_or_short_one_finds_none(ma
     assert found("jzzzz9") == "jzzzz9qq"
     assert found("jzzzz") is None         # under six characters: whole ids only
     assert found("jb_c%d") == "jb_c%d1"   # _ and % are characters here, not wildcards
+    assert found("jlong01") == "jlong01"  # a whole id wins over the longer ids it starts
     assert found("jq\\rst") == "jq\\rst1"  # and so is a backslash
     assert found("jnothere") is None
 
@@ -154,13 +156,16 @@ def test_spending_by_provider(make_ledger):
 def test_workers_name_only_the_jobs_a_worker_held(make_ledger):
     mine, plain = make_ledger(), make_ledger()
     mine.worker = "host:1"
-    held, free = job(0.01), job(0.01)
-    mine.open(held)
+    held, free = [job(0.01) for _ in range(3)], job(0.01)
+    for j in held:
+        mine.open(j)
     plain.open(free)
-    plain.record(held)  # written by a client that is no worker: the worker stays named
-    others = [f"j{i:08d}" for i in range(1200)]  # asked in parts: SQLite bounds a statement's variables
-    asked = others[:600] + [held.id, free.id] + others[600:]
-    assert plain.workers(asked) == {held.id: "host:1"}
+    plain.record(held[0])  # written by a client that is no worker: the worker stays named
+    # Asked in parts of 500 (SQLite bounds a statement's variables): the first, the 501st and
+    # the last id are each in a different part.
+    asked = [f"j{i:08d}" for i in range(1200)]
+    asked[0], asked[500], asked[600], asked[-1] = held[0].id, held[1].id, free.id, held[2].id
+    assert plain.workers(asked) == {j.id: "host:1" for j in held}
 
 
 # -- route health ----------------------------------------------------------------------------------
@@ -181,7 +186,7 @@ def test_failures_count_within_the_window_only(make_ledger, monkeypatch):
 def test_failures_counted_from_many_threads_are_all_counted(tmp_path):
     """Each failure is read and written in one write transaction: none is lost to a race."""
     ledger = SQLiteLedger(tmp_path / "th.db")
-    threads, each = 6, 5
+    threads, each = 8, 20  # enough to race: with a deferred BEGIN some are lost or "locked"
     start = threading.Barrier(threads)
     errors: list[Exception] = []
 

@@ -90,6 +90,11 @@ def test_a_route_that_cannot_speak_text_never_hides_the_ones_after_it(written):
     assert mute.why == "takes audio only and no text-to-speech engine is installed"
 
 
+def test_text_goes_to_a_route_that_cannot_speak_it_when_speech_can_be_made(written):
+    found = routing.candidates([pair("mute", native_text=False)], written, can_synthesize=True)
+    assert [c.route.provider for c in found] == ["mute"]
+
+
 def test_audio_needs_no_text_to_speech(spoken):
     found, excluded = routing.rank([pair("mute", native_text=False)], spoken, can_synthesize=False)
     assert [c.route.provider for c in found] == ["mute"] and excluded == []
