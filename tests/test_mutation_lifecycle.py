@@ -58,7 +58,7 @@ async def test_the_create_mark_is_journaled_before_the_create_goes_out(face, spe
 
 # -- submit's outcomes ------------------------------------------------------------------------------
 
-async def test_an_answer_lost_after_the_webhook_told_the_task_is_no_unknown_job(face, speech, ledger):
+async def test_an_answer_lost_after_the_webhook_told_the_task_is_no_unknown_job(face, speech, ledger, caplog):
     class Hooked(MOCK):
         async def submit(self, job, prepared):
             self.create_sending(job)
@@ -67,18 +67,22 @@ async def test_an_answer_lost_after_the_webhook_told_the_task_is_no_unknown_job(
             ledger.record(told)
             raise SubmitOutcomeUnknown("the answer was lost", provider=self.name)
 
+    caplog.set_level(logging.INFO, logger="talkinghead")
     client = AsyncClient(providers=[Hooked()], ledger=ledger)
     job = await client.submit(AvatarRequest(image=face, audio=speech), provider="mock")
     assert (job.task_id, job.status) == ("t-hook", JobStatus.QUEUED)
     assert ledger.get(job.id).status is JobStatus.QUEUED
+    submitted = [e for e in events(caplog) if e["event"] == "job.submitted"]
+    assert [(e["task_id"], e["status"], e["via"]) for e in submitted] == [("t-hook", "queued", "webhook")]
 
 
-async def test_an_unknown_or_failed_create_journals_why(face, speech, ledger):
+async def test_an_unknown_or_failed_create_journals_and_logs_why(face, speech, ledger, caplog):
     class Lost(MOCK):
         async def submit(self, job, prepared):
             self.create_sending(job)
             raise SubmitOutcomeUnknown("connection reset after the body was sent", provider=self.name)
 
+    caplog.set_level(logging.INFO, logger="talkinghead")
     request = AvatarRequest(image=face, audio=speech)
     with pytest.raises(SubmitOutcomeUnknown):
         await AsyncClient(providers=[Lost()], ledger=ledger).submit(request, provider="mock")
@@ -90,17 +94,23 @@ async def test_an_unknown_or_failed_create_journals_why(face, speech, ledger):
             request, provider="mock")
     failed = ledger.jobs(status="failed")[0]
     assert failed.settled_usd == 0.0 and failed.error and "mock" in failed.error
+    logged = {e["event"]: e for e in events(caplog)}
+    assert logged["job.unknown"]["error"] == unknown.error
+    assert (logged["job.failed"]["error"], logged["job.failed"]["stage"]) == (failed.error, "submit")
 
 
-async def test_a_job_that_ends_at_submit_is_settled(face, speech, ledger):
+async def test_a_job_that_ends_at_submit_is_settled(face, speech, ledger, caplog):
     class Instant(MOCK):
         async def submit(self, job, prepared):
             self.create_sending(job)
             return JobUpdate(status=JobStatus.COMPLETED, task_id="t-now", output_url="file:///v.mp4", duration_s=2.0)
 
+    caplog.set_level(logging.INFO, logger="talkinghead")
     client = AsyncClient(providers=[Instant({"price_std": 0.01})], ledger=ledger)
     job = await client.submit(AvatarRequest(image=face, audio=speech), provider="mock")
     assert ledger.get(job.id).settled_usd == pytest.approx(0.02)  # 2 s of output at 0.01 USD/s
+    submitted = [e for e in events(caplog) if e["event"] == "job.submitted"]
+    assert [(e["task_id"], e["status"]) for e in submitted] == [("t-now", "completed")]
 
 
 # -- settling is logged; a charge over the quote is never silent ------------------------------------
