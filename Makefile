@@ -70,7 +70,7 @@ coverage: install-test postgres-server
 	$(BIN)/coverage report
 
 # Mutation testing of the money paths ([tool.mutmut] in pyproject.toml says which files and
-# tests): slow (about 40 minutes on 2 cores), so not part of `make test`. It prints killed/total
+# tests): slow (30 to 40 minutes on 2 cores), so not part of `make test`. It prints killed/total
 # per module; read the survivors with `$(BIN)/mutmut results` and `$(BIN)/mutmut show NAME`.
 MUTANTS ?= 'talkinghead.routing.*' 'talkinghead.ledger.*' 'talkinghead.lifecycle.*create__*' \
 	'talkinghead.lifecycle.*settle__*' 'talkinghead.lifecycle.x_over_quote__*' 'talkinghead.lifecycle.x_next_step__*'
