@@ -61,6 +61,27 @@ def test_a_fresh_file_is_not_remembered(tmp_path, speech, count_decodes):
     assert len(count_decodes) == 2
 
 
+def test_a_request_whose_files_were_probed_is_prepared_on_the_loop(monkeypatch, tmp_path, speech, face,
+                                                                    count_decodes):
+    """``remembered`` says yes only once both files are in the cache, for the kind of probe
+    asked (a headers-only probe does not answer a full one), and no after a file changes."""
+    from talkinghead.models import AvatarRequest
+
+    monkeypatch.setattr(media, "_SETTLED_NS", 0)
+    image, audio = tmp_path / "f.jpg", tmp_path / "a.mp3"
+    shutil.copy(face, image)
+    shutil.copy(speech, audio)
+    request = AvatarRequest(image=str(image), audio=str(audio))
+    assert not media.remembered(request)
+    media.prepare(request, decode=False)
+    assert media.remembered(request, decode=False) and not media.remembered(request)
+    media.prepare(request)
+    assert media.remembered(request) and media.remembered(request, decode=False)
+    with open(audio, "ab") as f:
+        f.write(b"\0" * 10)
+    assert not media.remembered(request)
+
+
 def test_failures_are_never_remembered(monkeypatch, tmp_path, count_decodes):
     monkeypatch.setattr(media, "_SETTLED_NS", 0)
     bad = tmp_path / "bad.mp3"

@@ -137,6 +137,8 @@ class AsyncClient:
         only, for a quote (``media.prepare``)."""
         import asyncio
 
+        if (request.text is None or not synthesize) and media.remembered(request, decode=decode):
+            return self._prepare_now(request, synthesize, decode)  # files probed before: no I/O
         return await asyncio.to_thread(self._prepare_now, request, synthesize, decode)
 
     def _prepare_now(self, request: AvatarRequest, synthesize: bool, decode: bool) -> media.PreparedRequest:
@@ -185,11 +187,14 @@ class AsyncClient:
                       ) -> tuple[media.PreparedRequest, list[routing.Candidate], list[routing.Excluded]]:
         """Prepare ``request`` (``decode``: in full, or headers only for a quote) and rank the
         routes matching ``provider`` and ``model`` (``routing.rank``). The media are probed
-        off the event loop: that reads and decodes files."""
+        off the event loop (that reads and decodes files), unless every file was probed before."""
         import asyncio
 
         pairs, model = self._pairs(provider, model)
-        prepared = await asyncio.to_thread(self._prepare_for, request, pairs, decode)
+        if request.text is None and media.remembered(request, decode=decode):
+            prepared = self._prepare_for(request, pairs, decode)  # files probed before: no I/O
+        else:
+            prepared = await asyncio.to_thread(self._prepare_for, request, pairs, decode)
         if check_face:
             await asyncio.to_thread(_check_face, prepared.image)
         return prepared, *self._rank(pairs, prepared, provider, model, max_cost_usd, **constraints)

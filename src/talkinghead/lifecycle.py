@@ -294,10 +294,10 @@ class Lifecycle:
         kept = self.results / f"{job.id}.mp4"
         if not kept.is_file():
             await self._download(job, kept)
-        await asyncio.to_thread(_check_video, kept)  # also one a killed process left behind
-        try:
-            await asyncio.to_thread(_move, kept, target)
-        except OSError as exc:
+        # Checked (also one a killed process left behind), then moved: one worker-thread hop.
+        not_moved = await asyncio.to_thread(_check_then_move, kept, target)
+        if not_moved is not None:
+            exc = not_moved
             job.output_path = str(kept.resolve())
             self.ledger.record(job)
             self._bound(job).error("job.kept", path=job.output_path, error=str(exc))
@@ -478,6 +478,17 @@ def _replayable(prepared: PreparedRequest) -> dict[str, Any] | None:
         if media is not None and media.kind == "path" and media.path is not None:
             data[field] = str(Path(media.path).resolve())
     return data
+
+
+def _check_then_move(kept: Path, target: Path) -> OSError | None:
+    """Check the kept video, then move it to ``target``: the move's error is returned (the
+    video stays kept), a bad video's is raised."""
+    _check_video(kept)
+    try:
+        _move(kept, target)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _move(src: Path, dest: Path) -> None:
