@@ -1,12 +1,11 @@
 """The shortcuts taken for speed (see docs/performance.md) keep the behaviour they replace:
-remembered media probes, the pool gate in front of httpcore, the httpcore sniffio
-workaround, the redaction fast path, single-statement journal writes."""
+remembered media probes, the pool gate in front of httpcore, the redaction fast path,
+single-statement journal writes."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import sys
 
 import httpx
 import pytest
@@ -141,18 +140,6 @@ def test_a_transport_given_by_the_caller_is_not_gated():
 
 def test_one_tls_context_is_shared():
     assert http.ssl_context() is http.ssl_context()
-
-
-async def test_httpcore_still_runs_on_asyncio_without_sniffio(monkeypatch):
-    """sniffio is a dependency (httpcore retries a failing import of it on every lock), but
-    httpcore must still find asyncio if an install lacks it: made absent here, for real."""
-    from httpcore._synchronization import current_async_library
-
-    assert current_async_library() == "asyncio"
-    monkeypatch.setitem(sys.modules, "sniffio", None)  # "import sniffio" now raises ImportError
-    with pytest.raises(ImportError):
-        import sniffio  # noqa: F401
-    assert current_async_library() == "asyncio"
 
 
 # -- redaction and the journal -----------------------------------------------------------------

@@ -94,16 +94,15 @@ class AsyncClient:
         return log.get_logger("talkinghead.client")  # made on first use
 
     def preload(self) -> None:
-        """Load now what the first job would load on its way: the HTTP stack, PyAV (media
-        checks) and each provider's own modules. Done when the client is made (``preload=False``
-        skips it, as the CLI does for commands that make no job), so the first job costs about
-        what later ones do; ``import talkinghead`` itself stays light."""
+        """Load now what the first job would load on its way: the HTTP stack and its transport,
+        and PyAV (media checks); providers' own modules load when they register. Done when
+        the client is made (``preload=False`` skips it, as the CLI does for commands that make
+        no job), so the first job costs about what later ones do; ``import talkinghead``
+        itself stays light."""
         from . import http, probe
 
         http.preload()
         probe.preload()
-        for provider in self.providers.values():
-            provider.preload()
 
     # -- what is available ---------------------------------------------------------------
 

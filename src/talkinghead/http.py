@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib.util
 import os
 import random
 import secrets
 import shutil
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -47,19 +45,6 @@ if TYPE_CHECKING:
     from .media import MediaFile
     from .models import JobUpdate
 
-
-def _skip_missing_sniffio() -> None:
-    """httpcore 1.0 runs ``import sniffio`` every time it sets up a lock, event or semaphore,
-    several times per request, and falls back to asyncio when that fails. anyio >= 4.11 no
-    longer installs sniffio, and Python does not remember a failed import: each one searches
-    the whole ``sys.path`` again, a quarter of a plain httpx client's CPU per request in our
-    benchmark (encode/httpcore#1103). When sniffio is not installed, mark it absent in
-    ``sys.modules`` so those imports fail at once: httpcore behaves exactly as before."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]  # None: import fails fast (documented)
-
-
-_skip_missing_sniffio()
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)

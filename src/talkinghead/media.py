@@ -404,36 +404,37 @@ def remembered(request: AvatarRequest, *, decode: bool = True) -> bool:
     """Whether ``prepare(request)`` would only find its files' probes here: nothing to read
     or decode, a few ``stat`` calls, cheap enough for an event loop (the client then skips
     the worker-thread hop, about a quarter of a millisecond per job)."""
-    kinds = ("", ) if decode else ("", " headers")
-    for kind, value in (("image", request.image), ("audio", request.audio)):
-        if value is None:
-            continue
-        found = _probe_key(kind, value, kind)
-        if found is None:
-            return False
+    return all(_cached(kind, value, kind, decode)[0] is not None
+               for kind, value in (("image", request.image), ("audio", request.audio)) if value is not None)
+
+
+def _cached(kind: str, value: str | Path, field: str, decode: bool
+            ) -> tuple[MediaFile | None, tuple[tuple, os.stat_result] | None]:
+    """The remembered probe of ``value`` (or None) and the file's key (None: not a file that
+    can be remembered). A decoded probe answers a headers-only one too, not the reverse."""
+    kinds = (kind,) if decode else (kind, f"{kind} headers")
+    found = _probe_key(kinds[-1], value, field)
+    if found is not None:
         with _probes_lock:
-            if not any((kind + suffix, *found[0][1:]) in _PROBES for suffix in kinds):
-                return False
-    return True
+            for candidate in kinds:
+                media = _PROBES.get((candidate, *found[0][1:]))
+                if media is not None:
+                    _PROBES.move_to_end((candidate, *found[0][1:]))
+                    return media, found
+    return None, found
 
 
 def _remembered(kind: str, value: str | Path, field: str,
                 probe: Callable[[str | Path, str, bool], MediaFile], decode: bool) -> MediaFile:
-    # A decoded probe answers a headers-only one too; a headers-only one is kept apart.
-    kinds = (kind,) if decode else (kind, f"{kind} headers")
-    found = _probe_key(kinds[-1], value, field)
+    media, found = _cached(kind, value, field, decode)
+    if media is not None:
+        return media
     if found is None:
         return probe(value, field, decode)
     key, before = found
-    with _probes_lock:
-        for candidate in kinds:
-            media = _PROBES.get((candidate, *key[1:]))
-            if media is not None:
-                _PROBES.move_to_end((candidate, *key[1:]))
-                return media
     media = probe(value, field, decode)
     settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) >= _SETTLED_NS
-    after = _probe_key(kinds[-1], value, field)
+    after = _probe_key(key[0], value, field)
     if settled and after is not None and after[0] == key:
         with _probes_lock:
             _PROBES[key] = media

@@ -214,10 +214,6 @@ class Provider:
         on a body that is not this backend's."""
         raise NotImplementedError
 
-    def preload(self) -> None:
-        """Import what this provider's first job needs (heavy modules registration left
-        lazy). Called when a client is made with ``preload=True``; the default loads nothing."""
-
     async def aclose(self) -> None:
         """Release connections. Called by the client on close."""
 
