@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from talkinghead.payload import parse_json, seconds, text, whole_answer
 
@@ -18,8 +20,22 @@ def test_seconds_reads_numbers_and_numeric_strings_only(sent, read):
     assert seconds(sent) == read
 
 
-def test_seconds_passes_infinity_through_as_the_backends_number():
-    assert seconds("inf") == math.inf
+@pytest.mark.parametrize("sent", ["inf", "-inf", "1e400", math.inf, "nan", math.nan])
+def test_seconds_refuses_a_duration_that_is_not_finite(sent):
+    assert seconds(sent) is None  # settling it would cost infinity, or raise in math.ceil
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                               max_size=3),
+                     max_leaves=8)
+
+
+@given(_JSON)
+def test_seconds_of_anything_is_none_or_a_finite_duration(value):
+    """Invariant: whatever a backend sends, what settles a job is None or a finite float >= 0."""
+    read = seconds(value)
+    assert read is None or (isinstance(read, float) and 0 <= read < math.inf)
 
 
 @pytest.mark.parametrize(("body", "parsed"), [

@@ -30,8 +30,11 @@ def test_enqueue_is_idempotent_and_a_worker_runs_each_line_once(fleet):
     assert done.returncode == 0, done.stderr
     assert fleet.queue_counts() == {"succeeded": 8}
     ledger = connect(fleet.url)
-    assert fleet.audit(ledger) == {"jobs": 8, "completed": 8, "second_creates": 0, "requests_run_twice": 0,
-                                   "lost_videos": 0, "creates": 8}
+    try:
+        assert fleet.audit(ledger) == {"jobs": 8, "completed": 8, "second_creates": 0, "requests_run_twice": 0,
+                                       "lost_videos": 0, "creates": 8}
+    finally:
+        ledger.close_connections()  # no pool threads left behind, whatever happened
     listed = fleet.run("jobs", "list", "--json")
     workers = {json.loads(line)["worker"] for line in listed.stdout.splitlines()}
     assert workers == {done.stderr.split("worker ", 1)[1].split()[0]}  # the host:pid the worker announced
@@ -39,7 +42,6 @@ def test_enqueue_is_idempotent_and_a_worker_runs_each_line_once(fleet):
     # Done lines are not queued again; the queue holds nothing new.
     third = fleet.enqueue(jobs)
     assert "queued 0  already queued 0  done 8" in third.stderr and fleet.queue_counts() == {"succeeded": 8}
-    ledger.close_connections()
 
 
 def test_queue_input_errors_exit_2_before_anything_is_queued(fleet, tmp_path):
@@ -118,18 +120,24 @@ def test_a_worker_wrongly_thought_dead_never_runs_a_line_twice(fleet):
     jobs = fleet.jobs_file(10)
     assert fleet.enqueue(jobs).returncode == 0
     workers = [fleet.worker(concurrency=4, stalled_after=1) for _ in range(2)]
+    ledger = connect(fleet.url)
     try:
-        ledger = connect(fleet.url)
-        wait_for(ledger.jobs, 120)
-        paused = next(w for w in workers if any(f":{w.pid}" in v for v in ledger.workers(
-            [j.id for j in ledger.jobs()]).values()))
+        def holding_worker():
+            held = ledger.workers([j.id for j in ledger.jobs()]).values()
+            return next((w for w in workers if any(f":{w.pid}" in v for v in held)), None)
+
+        paused = wait_for(holding_worker, 120)
+        assert paused is not None, "no worker ever held a job"
         paused.send_signal(signal.SIGSTOP)
-        time.sleep(4)  # > stalled_after: the other worker re-queues the paused one's tasks
+        # Well past --stalled-after (1 s; the reaper looks every 0.5 s): the other worker
+        # re-queues the paused one's tasks. (A re-queued task counts as run twice only once it
+        # has run again, so there is nothing to wait on while the worker is paused.)
+        time.sleep(6)
         paused.send_signal(signal.SIGCONT)
         assert fleet.wait_queue_drained(timeout=240, workers=workers) == {"succeeded": 10}
         audit = fleet.audit(ledger)
         assert (audit["jobs"], audit["completed"], audit["creates"], audit["requests_run_twice"]) == (10, 10, 10, 0)
         assert fleet.requeued() >= 1  # the paused worker's tasks did run a second time
-        ledger.close_connections()
     finally:
+        ledger.close_connections()
         stop(workers)

@@ -19,8 +19,6 @@ import aiohttp.client_exceptions
 import httpx
 import pytest
 import yarl
-from hypothesis import given
-from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from talkinghead import http
@@ -61,10 +59,10 @@ def _connect_phase(cls: type[BaseException]) -> bool:
     return issubclass(cls, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
 
 
-@given(st.sampled_from(_aiohttp_error_classes()))
+@pytest.mark.parametrize("cls", _aiohttp_error_classes(), ids=lambda cls: cls.__name__)
 def test_only_connect_phase_errors_may_be_resent(cls):
-    """Invariant: an aiohttp error maps to an httpx error that allows resending a create iff
-    aiohttp raises it before any byte of the request was written."""
+    """Invariant, over every error class aiohttp defines: an aiohttp error maps to an httpx
+    error that allows resending a create iff aiohttp raises it before any byte was written."""
     mapped = map_error(_instance(cls), REQUEST)
     if issubclass(cls, aiohttp.ClientError | OSError):  # the transport's errors: all mapped
         assert isinstance(mapped, httpx.TransportError), cls
@@ -112,27 +110,33 @@ class RawServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
-            data = b""
-            conn.settimeout(2)
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            chunked = b"transfer-encoding: chunked" in head.lower()
-            while (not body.endswith(b"0\r\n\r\n")) if chunked else len(body) < length:
-                body += conn.recv(65536)
-            self.requests.append(head + b"\r\n\r\n" + body)
-            if self.mode == "close":
+            try:
+                self._answer(conn)
+            except OSError:  # the client went away mid-request: count what arrived, go on
                 conn.close()
-            elif self.mode == "silent":
-                self._held.append(conn)
-            else:
-                conn.sendall(self.response)
-                conn.close()
+
+    def _answer(self, conn: socket.socket) -> None:
+        data = b""
+        conn.settimeout(5)
+        while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        chunked = b"transfer-encoding: chunked" in head.lower()
+        while (not body.endswith(b"0\r\n\r\n")) if chunked else len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        self.requests.append(head + b"\r\n\r\n" + body)
+        if self.mode == "close":
+            conn.close()
+        elif self.mode == "silent":
+            self._held.append(conn)
+        else:
+            conn.sendall(self.response)
+            conn.close()
 
 
 @pytest.mark.parametrize("mode", ["close", "silent"])
@@ -147,14 +151,19 @@ async def test_a_create_that_may_have_arrived_is_sent_once(mode):
 
 
 async def test_a_read_is_retried_after_the_same_faults():
+    attempts = []
     with RawServer("close") as server:
         async with http.async_client("t", timeout=httpx.Timeout(0.5, connect=2.0)) as client:
+            client.event_hooks["request"] = [lambda request: _count(attempts, request)]
             with pytest.raises(ServerError, match="RemoteProtocolError"):
                 await http.send(client, "GET", f"http://127.0.0.1:{server.port}/status",
                                 provider="t", attempts=3, backoff=0.01)
-    # 3 attempts of ours; aiohttp itself resends an idempotent request (GET, PUT, DELETE: never
-    # the POST every create is) once when its connection drops, so the server saw each twice.
-    assert len(server.requests) == 6
+    assert len(attempts) == 3  # our retry policy's attempts, each of which reached the server
+    assert len(server.requests) >= 3  # (aiohttp may resend an idempotent GET once on its own)
+
+
+async def _count(attempts: list, request: httpx.Request) -> None:
+    attempts.append(request.url.path)
 
 
 async def test_a_refused_connection_is_a_connect_error():

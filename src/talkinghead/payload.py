@@ -4,6 +4,7 @@ loaded: a plugin's protocol module is imported when the plugin registers)."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -19,14 +20,15 @@ def parse_json(content: str | bytes | None) -> Any:
 
 def seconds(value: Any) -> float | None:
     """A duration a backend sent (a number, or a numeric string like ``"9.433"``) as float
-    seconds; ``None`` for anything else (booleans, objects, text, NaN) or a negative one."""
+    seconds; ``None`` for anything else (booleans, objects, text) or a negative or non-finite
+    one (an infinite duration would settle an infinite cost)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
         number = float(value)
     except ValueError:
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number < math.inf else None
 
 
 def text(value: Any) -> str | None:

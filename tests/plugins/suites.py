@@ -29,6 +29,7 @@ from talkinghead.errors import (
     SubmitOutcomeUnknown,
 )
 from talkinghead.models import JobStatus
+from talkinghead.provider import CREATE_MARK
 from tests.plugins.shared import (
     ROOT,
     assert_unauthorized,
@@ -92,9 +93,23 @@ def fake_server_tests(job_for: Callable[..., Any], prepared: Callable[..., Any],
                 await make_provider(fake.url).submit(job_for(), prepared())
             assert fake.requests_to("upload") == []
 
+    async def test_the_create_is_marked_once_right_before_it_is_sent(fake: Any, provider: Any) -> None:
+        """The rule ``jobs resume`` relies on not to pay twice: the provider journals "the
+        create may now exist" once, after every other request (the uploads) and before the
+        create; nothing but the create follows the mark."""
+        marks: list[tuple[int, int]] = []  # (creates sent, all requests) at each mark
+        token = CREATE_MARK.set(lambda job: marks.append((creates(fake), len(fake.requests))))
+        try:
+            await provider.submit(job_for(), prepared())  # local files: uploaded first
+        finally:
+            CREATE_MARK.reset(token)
+        assert len(marks) == 1 and marks[0][0] == 0
+        assert creates(fake) == 1 and len(fake.requests) == marks[0][1] + 1
+
     tests: list[Callable[..., Any]] = [
         test_connect_error_is_retried_then_reported, test_aclose_is_idempotent_and_clients_come_back,
-        test_unknown_task_is_a_provider_error, test_the_network_guard_covers_every_client]
+        test_unknown_task_is_a_provider_error, test_the_network_guard_covers_every_client,
+        test_the_create_is_marked_once_right_before_it_is_sent]
     if unconfigured:
         provider_type, env_var = unconfigured
 
