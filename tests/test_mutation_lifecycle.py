@@ -150,3 +150,25 @@ def test_over_quote_is_what_was_settled_beyond_the_reservation():
 
 def test_an_unknown_job_with_a_task_is_followed():
     assert next_step(Job(provider="p", model="m", status=JobStatus.UNKNOWN, task_id="t")) is Step.FOLLOW
+
+
+# -- a lost create looked up ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("taken", [True, False])
+async def test_a_looked_up_task_another_job_holds_is_never_adopted(face, speech, ledger, taken):
+    """A lookup by inputs can answer with a task another journaled job already owns (same files,
+    same window); adopting it would hand that job's paid video to this one. Such an answer is
+    refused and the job stays unknown; a task nobody holds is adopted."""
+    client = AsyncClient(providers=[MOCK()], ledger=ledger)
+    other = await client.submit(AvatarRequest(image=face, audio=speech), provider="mock")
+    lost = Job(provider="mock", model=other.model, request_digest=other.request_digest, reserved_usd=0.01)
+    lost.create_sent_at = lost.created_at
+    ledger.open(lost)
+    answer = JobUpdate(status=JobStatus.RUNNING, task_id=other.task_id if taken else "task-nobody-holds")
+
+    async def find_task(job):
+        return answer
+
+    client.provider("mock").find_task = find_task
+    found = await client.lifecycle.look_up(client.provider("mock"), ledger.get(lost.id))
+    assert found is (None if taken else answer)

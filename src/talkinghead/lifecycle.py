@@ -388,7 +388,7 @@ class Lifecycle:
             self.settle(job)
             raise JobFailed(f"job {job.id}: {job.error}", job_id=job.id, provider=job.provider)
         elif step is Step.LOOK_UP:
-            found = await provider.find_task(job)
+            found = await self.look_up(provider, job)
             if found is None:
                 job.status = JobStatus.UNKNOWN
                 job.error = ("the create request was sent and its answer never journaled; it cannot be "
@@ -404,6 +404,18 @@ class Lifecycle:
             raise SubmitOutcomeUnknown(f"job {job.id} is {job.status.value} and is never resubmitted "
                                        f"automatically: talkinghead jobs resolve {job.id}", provider=job.provider)
         return await self.finish(job, output=output or job.destination, timeout=timeout, on_update=on_update)
+
+    async def look_up(self, provider: Provider, job: Job) -> JobUpdate | None:
+        """The task a lost create of ``job`` made (``Provider.find_task``), or None. A task the
+        journal already holds for another job is never adopted: a backend matched by inputs
+        (same files, same window) could otherwise hand one job's paid video to another."""
+        found = await provider.find_task(job)
+        if found is not None and found.task_id:
+            owner = self.ledger.find(job.provider, found.task_id)
+            if owner is not None and owner.id != job.id:
+                self._bound(job).warning("job.lookup_taken", task_id=found.task_id, owner=owner.id)
+                return None
+        return found
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -180,12 +180,12 @@ async def _settle_orphans(client: Any, digest: str) -> None:
     for job in client.ledger.by_digest(digest):
         if job.task_id or job.status not in (JobStatus.CREATED, JobStatus.UNKNOWN):
             continue
-        if getattr(job, "create_sent_at", None) is None and job.status is JobStatus.CREATED:
+        if job.create_sent_at is None and job.status is JobStatus.CREATED:
             continue  # the create was never sent: the journal's resume creates it, once
         provider = client.provider(job.provider)
         if not getattr(provider, "lookup_is_authoritative", False):
             continue
-        found = await provider.find_task(job)
+        found = await client.lifecycle.look_up(provider, job)
         if found is not None:
             job.status = JobStatus.QUEUED  # an unknown job found is known again
             job.error = None
