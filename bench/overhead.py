@@ -213,6 +213,14 @@ def th_async_httpcore_job(url: str, out: Path, download: bool):
     return th_async_job(url, out, download)
 
 
+def th_sync_uvloop_job(url: str, out: Path, download: bool):
+    """Client on its own uvloop loop (TALKINGHEAD_EVENT_LOOP=uvloop, the app's opt-in)."""
+    import os
+
+    os.environ["TALKINGHEAD_EVENT_LOOP"] = "uvloop"
+    return th_sync_job(url, out, download)
+
+
 def th_async_uvloop_job(url: str, out: Path, download: bool):
     """AsyncClient on a uvloop event loop: the loop is the app's choice (docs/performance.md)."""
     import uvloop
@@ -228,6 +236,7 @@ CONTENDERS = {  # name: (label, factory, download)
     "th-sync": ("talkinghead Client submit + wait", th_sync_job, False),
     "th-async-httpcore": ("talkinghead AsyncClient submit + wait, httpcore transport", th_async_httpcore_job, False),
     "th-async-uvloop": ("talkinghead AsyncClient submit + wait, uvloop", th_async_uvloop_job, False),
+    "th-sync-uvloop": ("talkinghead Client submit + wait, uvloop", th_sync_uvloop_job, False),
     "floor-dl": ("sync httpx by hand + download", floor_job, True),
     "th-async-run": ("talkinghead AsyncClient.run (+ download, checked)", th_async_job, True),
     "th-sync-run": ("talkinghead Client.run (+ download, checked)", th_sync_job, True),
@@ -425,6 +434,7 @@ def measure(jobs: int = 50, rounds: int = 5, warmup: int = 2, concurrent_jobs: i
               "th-async/sdk": ratio("th-async", "sdk"), "th-sync/sdk": ratio("th-sync", "sdk"),
               "th-async-uvloop/floor": ratio("th-async-uvloop", "floor"),
               "th-async-uvloop/sdk": ratio("th-async-uvloop", "sdk"),
+              "th-sync-uvloop/sdk": ratio("th-sync-uvloop", "sdk"),
               "th-async-httpcore/th-async": ratio("th-async-httpcore", "th-async"),
               "th-async-run/anchor": _spread([x / (y + d) for x, y, d in
                                               zip(per_job["th-async-run"], per_job["th-async"], dl, strict=True)]),
@@ -472,6 +482,7 @@ def goals(data: dict) -> list[tuple[str, dict, float, str]]:
         ("AsyncClient on uvloop submit + wait / sync-httpx floor", r["th-async-uvloop/floor"], TARGET_FLOOR,
          "floor"),
         ("AsyncClient on uvloop submit + wait / SDK", r["th-async-uvloop/sdk"], TARGET_SDK, "SDK"),
+        ("Client on uvloop submit + wait / SDK", r["th-sync-uvloop/sdk"], TARGET_SDK, "SDK"),
         ("AsyncClient.run / (submit + wait + download)", r["th-async-run/anchor"], TARGET_RUN,
          "own submit + wait + floor's download"),
         ("Client.run / (submit + wait + download)", r["th-sync-run/anchor"], TARGET_RUN,

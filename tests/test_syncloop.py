@@ -13,6 +13,59 @@ from talkinghead.plugins import get_provider_classes
 from talkinghead.syncloop import LoopRunner
 
 
+@pytest.fixture(autouse=True, params=[None, "uvloop"], ids=["default", "uvloop"])
+def loop_kind(request, monkeypatch):
+    """Every test here runs on both loops a sync Client can own: the default (asyncio's) and
+    uvloop's, asked for by name."""
+    if request.param is None:
+        monkeypatch.delenv("TALKINGHEAD_EVENT_LOOP", raising=False)
+        return "asyncio"
+    monkeypatch.setenv("TALKINGHEAD_EVENT_LOOP", request.param)
+    return request.param
+
+
+def test_the_loop_is_asyncio_unless_uvloop_is_asked_for(loop_kind):
+    runner = LoopRunner()
+    try:
+        assert type(runner.loop).__module__.split(".")[0] == loop_kind
+    finally:
+        runner.close()
+
+
+def test_a_call_from_the_main_thread_leaves_the_signal_wakeup_fd_alone(loop_kind):
+    """The app's signal wakeup fd is the app's: a default Client call must not move it, even
+    for the call's duration (uvloop's loop does: that is why it is opt-in)."""
+    import signal
+    import socket
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal.set_wakeup_fd works in the main thread only")
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    previous = signal.set_wakeup_fd(a.fileno())
+    runner = LoopRunner()
+    try:
+        async def during() -> int:
+            return _current_wakeup_fd()
+
+        seen = runner.run(during())
+        assert signal.set_wakeup_fd(previous) == a.fileno()  # restored after the call
+        if loop_kind == "asyncio":
+            assert seen == a.fileno()  # and untouched during it
+    finally:
+        runner.close()
+        a.close()
+        b.close()
+
+
+def _current_wakeup_fd() -> int:
+    import signal
+
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    return fd
+
+
 def test_a_call_runs_on_the_calling_thread():
     runner = LoopRunner()
 

@@ -83,11 +83,6 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def redaction_processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    scrubbed: dict[str, Any] = _scrub(event_dict)
-    return scrubbed
-
-
 class Logger:
     """What ``get_logger`` returns: ``bind`` and the level methods of a structlog logger,
     writing to the stdlib logger ``name``. Below that logger's level an event costs one check."""

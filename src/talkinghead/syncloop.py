@@ -27,17 +27,15 @@ T = TypeVar("T")
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
-    """The loop a sync ``Client`` owns: uvloop's when it is installed (a tenth or so less CPU
-    per job, ``docs/performance.md``), else asyncio's. The loop is the client's own and is
-    never set as the thread's or the process's loop, so choosing its kind changes nothing for
-    the app; ``TALKINGHEAD_EVENT_LOOP=asyncio`` keeps the standard one."""
-    if os.environ.get("TALKINGHEAD_EVENT_LOOP", "").lower() != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.new_event_loop()
+    """The loop a sync ``Client`` owns: asyncio's, or uvloop's with
+    ``TALKINGHEAD_EVENT_LOOP=uvloop`` (uvloop installed: the ``speed`` extra; a few percent
+    less CPU per job, ``docs/performance.md``). Not uvloop by default: a uvloop loop run in the
+    main thread takes over the process's signal wakeup fd while it runs, and the sync client
+    runs its loop in the caller's thread, so that choice is the app's to make."""
+    if os.environ.get("TALKINGHEAD_EVENT_LOOP", "").lower() == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 

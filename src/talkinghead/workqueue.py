@@ -103,7 +103,9 @@ async def enqueue(client: Any, path: Path, *, output_dir: Path, provider: str | 
     # Once, before anything is queued: the batch file is small and read whole.
     path = Path(path).resolve()  # noqa: ASYNC240
     output_dir = Path(output_dir).resolve()  # noqa: ASYNC240
-    lines = [(i, t) for i, t in enumerate(path.read_text().splitlines(), start=1) if t.strip()]
+    from .batch import read_lines  # as `batch` reads it: UTF-8 (BOM or not), unreadable -> InputError
+
+    lines = read_lines(path)
     found = Enqueued()
     app = make_app(url)
     async with app.open_async():
@@ -230,17 +232,3 @@ async def run_worker(client: Any, *, concurrency: int = 4, stalled_after: float 
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
-
-
-def queue_state(url: str) -> dict[str, dict[str, Any]]:
-    """Request digest -> the queue's view of its newest task: status and the worker holding it."""
-    import psycopg
-
-    with psycopg.connect(_require(url), autocommit=True) as conn:
-        if (conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone() or (None,))[0] is None:
-            return {}
-        rows = conn.execute(
-            "SELECT DISTINCT ON (j.lock) j.lock, j.status::text, j.worker_id, j.attempts"
-            " FROM procrastinate_jobs j WHERE j.task_name = %s ORDER BY j.lock, j.id DESC", (TASK,)).fetchall()
-    return {lock: {"status": status, "worker_id": worker, "attempts": attempts}
-            for lock, status, worker, attempts in rows}

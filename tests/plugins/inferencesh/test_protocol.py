@@ -223,13 +223,12 @@ def test_first_file_in_every_shape():
 # -- requests ----------------------------------------------------------------------------
 
 def test_run_body_shape():
-    body = p.run_body("klingai/avatar@abc1", image="https://i/face.png", audio="https://a/v.mp3",
-                      prompt=None, mode="pro", aspect_ratio="9:16", webhook=None)
+    body = p.run_body_for("klingai/avatar@abc1", {"image": "https://i/face.png", "audio": "https://a/v.mp3",
+                                                  "prompt": None, "mode": "pro"}, webhook=None)
     assert body == {"app": "klingai/avatar@abc1",
-                    "input": {"image": "https://i/face.png", "audio": "https://a/v.mp3", "mode": "pro",
-                              "aspect_ratio": "9:16"}}
-    with_all = p.run_body("a/b", image="i", audio="a", prompt="smile", mode="std", aspect_ratio="1:1",
-                          webhook="https://hooks.example.com/x")
+                    "input": {"image": "https://i/face.png", "audio": "https://a/v.mp3", "mode": "pro"}}
+    with_all = p.run_body_for("a/b", {"image": "i", "audio": "a", "prompt": "smile", "mode": "std"},
+                              webhook="https://hooks.example.com/x")
     assert with_all["input"]["prompt"] == "smile" and with_all["webhook"] == "https://hooks.example.com/x"
     assert "stream" not in with_all and "wait" not in with_all  # never sent (§3)
 

@@ -328,21 +328,6 @@ _CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "mp3": "audio/mpeg",
                   "m4a": "audio/mp4", "aac": "audio/aac"}
 
 
-def run_body(app: str, *, image: str, audio: str, prompt: str | None, mode: str,
-             aspect_ratio: str, webhook: str | None) -> dict[str, Any]:
-    """The ``POST /apps/run`` body (§3): ``app``, ``input`` and, only when given, ``webhook``.
-    ``prompt`` is left out rather than sent as null when there is none."""
-    inputs: dict[str, Any] = {"image": image, "audio": audio}
-    if prompt is not None:
-        inputs["prompt"] = prompt
-    inputs["mode"] = mode
-    inputs["aspect_ratio"] = aspect_ratio  # accepted, currently ignored by the app (§11)
-    body: dict[str, Any] = {"app": app, "input": inputs}
-    if webhook:
-        body["webhook"] = webhook
-    return body
-
-
 def run_body_for(app: str, inputs: dict[str, Any], *, webhook: str | None) -> dict[str, Any]:
     """The ``POST /apps/run`` body for any app: its input fields as mapped by ``routes.py``,
     and ``webhook`` only when given. Fields without a value are left out, never sent as null."""

@@ -42,9 +42,6 @@ ENV_KEY = "INFERENCE_API_KEY"
 ENV_BASE_URL = "INFERENCE_BASE_URL"
 DEFAULT_BASE_URL = "https://api.inference.sh"
 DEFAULT_APP = "klingai/avatar"
-PRICE_SOURCE = ("inference.sh app klingai/avatar, its own field description: std 0.056 and pro "
-                "0.112 USD per second of output video (protocol notes §11)")
-PRICE_DATE = "2026-08-07"  # the app's last change read (inference-sh/grid, api/klingai/video/avatar)
 
 # Tunables (config keys) and their defaults, in seconds unless noted.
 DEFAULTS: dict[str, float] = {
