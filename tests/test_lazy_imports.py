@@ -95,3 +95,15 @@ def test_listing_and_quoting_load_no_heavy_module_nor_an_event_loop(args, tmp_pa
     lines = out.stdout.strip().splitlines()
     assert any("local/" in line for line in lines[:-1]), out.stdout  # the command did its work
     assert json.loads(lines[-1]) == []
+
+
+def test_a_lazy_submodule_is_reachable_from_its_package_as_an_import_makes_it():
+    """``import talkinghead.http`` after a plugin bound it lazily must give a module that its
+    package holds, or ``talkinghead.http.x`` raises AttributeError (fresh process: nothing of
+    the HTTP stack loaded before)."""
+    code = ("import talkinghead.lazy_http, talkinghead.http, sys\n"
+            "assert talkinghead.http is sys.modules['talkinghead.http']\n"
+            "print(talkinghead.http.call_timeout(5).read)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == 5.0

@@ -32,4 +32,7 @@ def module(name: str) -> ModuleType:
         lazy = importlib.util.module_from_spec(spec)
         sys.modules[name] = lazy
         loader.exec_module(lazy)
+        parent, _, child = name.rpartition(".")
+        if parent:  # as an import would: ``talkinghead.http`` is then an attribute of ``talkinghead``
+            setattr(sys.modules[parent], child, lazy)
         return lazy
