@@ -192,7 +192,9 @@ def generate(image: str, audio: str | None, text: str | None, provider: str | No
                                "url": result.url}))
     else:
         click.echo(str(result.path))
-    if result.quote_usd is not None and result.cost_usd > result.quote_usd + 1e-4:  # quotes: 4 decimals
+    from .lifecycle import OVER_QUOTE_TOLERANCE  # the journal's rule for "over its quote"
+
+    if result.quote_usd is not None and result.cost_usd > result.quote_usd + OVER_QUOTE_TOLERANCE:
         click.echo(f"warning: {result.job_id} settled at ${result.cost_usd:.4f}, above its quote of "
                    f"${result.quote_usd:.4f} (billed {result.duration_s} s); later jobs' budgets count it",
                    err=True)
